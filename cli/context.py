@@ -1,0 +1,59 @@
+"""Shared state for commands: where the data lives and a lazily opened catalog."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import click
+
+from artdb.core.config import Paths, database_url
+from artdb.core.errors import ArtdbError
+
+
+@dataclass
+class AppContext:
+    db_url: str | None = None
+    home: str | None = None
+    _catalog: Any = field(default=None, repr=False)
+
+    @property
+    def paths(self) -> Paths:
+        return Paths.from_home(self.home)
+
+    @property
+    def url(self) -> str:
+        return database_url(self.db_url, self.home)
+
+    def catalog(self):
+        """The opened catalog (migrations applied on first use)."""
+        if self._catalog is None:
+            from artdb.db.session import Catalog
+
+            self._catalog = Catalog.open(self.url)
+        return self._catalog
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn artdb's own errors into a clean message and exit status 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ArtdbError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def emit_json(obj: Any) -> None:
+    """Write one JSON document to stdout (for ``--json``)."""
+    json.dump(obj, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")

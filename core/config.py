@@ -1,0 +1,64 @@
+"""One home for defaults and for locating artdb's data directory and database.
+
+- Data directory: ``ARTDB_HOME`` or the platform's user data dir (``~/.local/share/artdb`` on Linux).
+  It holds the SQLite catalog, the feature store, vector indexes and model checkpoints.
+- Database: ``--db`` / ``ARTDB_DATABASE_URL``; default SQLite file ``<home>/catalog.sqlite``.
+  PostgreSQL via ``postgresql+psycopg://user@host:port/dbname`` (optionally ``?options=-csearch_path=...``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+ENV_HOME = "ARTDB_HOME"
+ENV_DATABASE_URL = "ARTDB_DATABASE_URL"
+
+
+def data_home(home: str | os.PathLike | None = None) -> Path:
+    """The data directory, created if missing."""
+    if home is None:
+        home = os.environ.get(ENV_HOME) or platformdirs.user_data_dir("artdb", appauthor=False)
+    path = Path(home).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(url: str | None = None, home: str | os.PathLike | None = None) -> str:
+    """The catalog's SQLAlchemy URL: explicit, else the environment, else SQLite in the data dir."""
+    if url:
+        return url
+    env = os.environ.get(ENV_DATABASE_URL)
+    if env:
+        return env
+    return f"sqlite:///{data_home(home) / 'catalog.sqlite'}"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each kind of artifact lives inside the data directory."""
+
+    home: Path
+
+    @property
+    def features(self) -> Path:
+        return self.home / "features"
+
+    @property
+    def indexes(self) -> Path:
+        return self.home / "indexes"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @classmethod
+    def from_home(cls, home: str | os.PathLike | None = None) -> "Paths":
+        return cls(data_home(home))
