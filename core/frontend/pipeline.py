@@ -1,0 +1,156 @@
+"""Decode in worker processes, log-mel in batches: ``extract_features`` for ingest and embedding.
+
+Worker processes run :func:`artdb.core.frontend.decode.decode_task` (numpy/soundfile/soxr only)
+and send back ``[k, excerpt_samples]`` float32 audio; the calling process stacks a batch of tracks
+and runs one :class:`~artdb.core.frontend.logmel.LogMel` call on it (CPU or GPU). Results come back
+in input order; a file that fails is yielded as an :class:`AudioError`, never raised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+import torch
+
+from artdb.core.errors import AudioError, ConfigError
+from artdb.core.frontend.config import FrontendConfig
+from artdb.core.frontend.decode import decode_task
+from artdb.core.frontend.logmel import LogMel
+
+# progress(done, total, path): total is None when ``paths`` has no len().
+ProgressCallback = Callable[[int, "int | None", str], None]
+Result = tuple[int, str, "np.ndarray | AudioError"]
+
+
+class FeatureExtractor:
+    """A reusable decode pool plus a log-mel transform; use as a context manager.
+
+    ``workers=0`` decodes in the calling process (no pool; for tests and debugging). The pool uses
+    the ``forkserver`` start method where available: workers fork from a small server that has
+    imported only the decoder, so they start fast and never inherit torch's threads.
+    """
+
+    def __init__(
+        self,
+        config: FrontendConfig,
+        workers: int = 2,
+        device: str | torch.device = "cpu",
+        batch_tracks: int = 16,
+    ):
+        if workers < 0 or batch_tracks < 1:
+            raise ConfigError(f"need workers >= 0 and batch_tracks >= 1, got {workers}, {batch_tracks}")
+        self.config = config
+        self.workers = workers
+        self.batch_tracks = batch_tracks
+        self.transform = LogMel(config, device)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if ctx.get_start_method() == "forkserver":
+                ctx.set_forkserver_preload(["artdb.core.frontend.decode"])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._pool
+
+    def start(self) -> "FeatureExtractor":
+        """Start the worker processes now (otherwise they start on first use)."""
+        if self.workers > 0:
+            pool = self._executor()
+            list(pool.map(_noop, range(self.workers)))
+        return self
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "FeatureExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def decode(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[int, str, tuple]]:
+        """``(index, path, decode_task result)`` in input order, decoding ahead in the pool."""
+        if self.workers == 0:
+            for i, p in enumerate(paths):
+                yield i, str(p), decode_task(str(p), self.config)
+            return
+        pool = self._executor()
+        ahead = 4 * self.workers + self.batch_tracks
+        pending: deque[tuple[int, str, Future]] = deque()
+        for i, p in enumerate(paths):
+            pending.append((i, str(p), pool.submit(decode_task, str(p), self.config)))
+            if len(pending) >= ahead:
+                j, q, fut = pending.popleft()
+                yield j, q, fut.result()
+        while pending:
+            j, q, fut = pending.popleft()
+            yield j, q, fut.result()
+
+    def extract(
+        self, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None
+    ) -> Iterator[Result]:
+        """``(index, path, float16 [k, n_mels, frames] | AudioError)`` for each path, in order."""
+        total = len(paths) if hasattr(paths, "__len__") else None  # type: ignore[arg-type]
+        done = 0
+        batch: list[tuple[int, str, tuple]] = []
+        for item in self.decode(paths):
+            batch.append(item)
+            if len(batch) >= self.batch_tracks:
+                for result in self._finish(batch):
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, result[1])
+                    yield result
+                batch = []
+        for result in self._finish(batch):
+            done += 1
+            if progress is not None:
+                progress(done, total, result[1])
+            yield result
+
+    def _finish(self, batch: list[tuple[int, str, tuple]]) -> list[Result]:
+        ok = [i for i, (_, _, (status, _)) in enumerate(batch) if status == "ok"]
+        feats: np.ndarray | None = None
+        if ok:
+            audio = np.stack([batch[i][2][1] for i in ok])  # [n, k, samples]
+            feats = self.transform(audio).to(torch.float16).cpu().numpy()
+        out: list[Result] = []
+        slot = {b: n for n, b in enumerate(ok)}
+        for b, (index, path, (status, payload)) in enumerate(batch):
+            if status == "ok":
+                assert feats is not None
+                out.append((index, path, feats[slot[b]]))
+            else:
+                out.append((index, path, AudioError(path, payload)))
+        return out
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def extract_features(
+    paths: Iterable[str | os.PathLike],
+    config: FrontendConfig,
+    workers: int = 2,
+    device: str | torch.device = "cpu",
+    progress: ProgressCallback | None = None,
+    batch_tracks: int = 16,
+) -> Iterator[Result]:
+    """Features for each path: ``(index, path, float16 [k, n_mels, frames] | AudioError)``.
+
+    Results come in input order; a file that cannot be used is yielded as an :class:`AudioError`
+    (``.path``, ``.reason``) so the caller can record it and go on. ``progress(done, total, path)``
+    is called after each file. The worker pool lives as long as the iterator.
+    """
+    with FeatureExtractor(config, workers=workers, device=device, batch_tracks=batch_tracks) as fx:
+        yield from fx.extract(paths, progress)
