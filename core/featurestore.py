@@ -1,0 +1,436 @@
+"""Memory-mapped store of fixed-size float16 log-mel excerpts, keyed by int64 track id.
+
+Written during ingest, read by training and embedding without decoding audio again.
+
+On-disk layout of a store directory (generation ``g`` starts at 0 and changes on compaction):
+
+- ``frontend.json`` — the :class:`FrontendConfig` (``to_dict``), its fingerprint, the record shape
+  and dtype. Opening with a different config raises :class:`ModelMismatchError`.
+- ``data.<g>.f16`` — append-only records of ``bytes_per_track`` bytes, one per write.
+- ``index.<g>.i64`` — append-only log of ``(track_id, record)`` int64 pairs; ``record = -1``
+  deletes the id. The last entry of an id wins, so replacing features appends a record and an
+  entry pointing at it.
+- ``commit.json`` — ``{"generation", "records", "entries"}``: how much of the two files is
+  committed. Replaced atomically (write, fsync, rename, fsync dir) only *after* data and index
+  were written and fsynced, so a killed writer leaves at most an uncommitted tail, which readers
+  ignore and the next writer truncates and overwrites. A rerun of the interrupted ingest then
+  completes it.
+
+One writer at a time (an exclusive ``flock`` on ``writer.lock``); any number of reader
+processes (``mode="r"``), each seeing the state committed when it opened or last called
+:meth:`FeatureStore.refresh`.
+
+In memory the id → record map is two sorted int64 arrays (16 bytes per track) plus a small dict
+of recent changes merged into them now and then, so 10M tracks need ~160 MB, not a Python dict.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
+from artdb.core.frontend.config import FrontendConfig, check_compatible
+
+FORMAT_VERSION = 1
+_HEADER = "frontend.json"
+_COMMIT = "commit.json"
+_LOCK = "writer.lock"
+_MERGE_THRESHOLD = 65536  # overlay entries before they are merged into the sorted arrays
+
+
+class FeatureStoreError(ArtdbError):
+    """The feature store is locked by another writer, opened read-only for a write, or damaged."""
+
+
+def store_bytes(n_tracks: int, config: FrontendConfig) -> int:
+    """Disk bytes for ``n_tracks`` tracks: records plus 16 index bytes each (no replacements)."""
+    return n_tracks * (config.bytes_per_track + 16)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class FeatureStore:
+    """Fixed-size float16 features ``[k, n_mels, frames]`` per int64 track id; see module doc."""
+
+    def __init__(self, directory: Path, config: FrontendConfig, mode: str, lock_fd: int | None):
+        self.directory = directory
+        self.config = config
+        self.mode = mode
+        self.shape = config.feature_shape
+        self.record_bytes = config.bytes_per_track
+        self._lock_fd = lock_fd
+        self._data_f = None
+        self._index_f = None
+        self._mm: np.memmap | None = None
+        self._keys = np.empty(0, np.int64)
+        self._slots = np.empty(0, np.int64)
+        self._overlay: dict[int, int] = {}
+        self._count = 0
+        self._load_commit()
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike, config: FrontendConfig | None = None, mode: str = "a"
+    ) -> "FeatureStore":
+        """Open (``mode="a"``: create if missing, single writer) or read (``mode="r"``) a store.
+
+        ``config`` must match the stored one (:class:`ModelMismatchError` otherwise); ``None``
+        adopts the stored config (``mode="r"`` or an existing store only).
+        """
+        if mode not in ("a", "r"):
+            raise ConfigError(f"FeatureStore mode must be 'a' or 'r', got {mode!r}")
+        directory = Path(directory)
+        header = directory / _HEADER
+        if mode == "r" and not header.exists():
+            raise FeatureStoreError(f"{directory}: no feature store here ({_HEADER} missing)")
+        lock_fd = None
+        if mode == "a":
+            directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                raise FeatureStoreError(
+                    f"{directory}: another process is writing this feature store"
+                ) from None
+        try:
+            if header.exists():
+                stored = json.loads(header.read_text(encoding="utf-8"))
+                if stored.get("format") != FORMAT_VERSION:
+                    raise FeatureStoreError(
+                        f"{directory}: feature store format {stored.get('format')} is not "
+                        f"supported (expected {FORMAT_VERSION})"
+                    )
+                stored_config = FrontendConfig.from_dict(stored["frontend"])
+                if config is None:
+                    config = stored_config
+                check_compatible(
+                    stored_config,
+                    config,
+                    what=f"feature store {directory}",
+                    expected_fingerprint=stored["fingerprint"],
+                )
+            else:
+                if config is None:
+                    raise ConfigError(f"{directory}: a new feature store needs a FrontendConfig")
+                _write_json_atomic(
+                    header,
+                    {
+                        "format": FORMAT_VERSION,
+                        "frontend": config.to_dict(),
+                        "fingerprint": config.fingerprint(),
+                        "shape": list(config.feature_shape),
+                        "dtype": "float16",
+                        "bytes_per_track": config.bytes_per_track,
+                    },
+                )
+                _write_json_atomic(directory / _COMMIT, {"generation": 0, "records": 0, "entries": 0})
+            return cls(directory, config, mode, lock_fd)
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+
+    def _paths(self, generation: int) -> tuple[Path, Path]:
+        return (
+            self.directory / f"data.{generation}.f16",
+            self.directory / f"index.{generation}.i64",
+        )
+
+    def _load_commit(self) -> None:
+        for attempt in range(3):
+            try:
+                self._load_commit_once()
+                return
+            except FileNotFoundError:
+                # A reader raced a compaction that replaced the generation: read the commit again.
+                if self.mode == "a" or attempt == 2:
+                    raise
+
+    def _load_commit_once(self) -> None:
+        commit = json.loads((self.directory / _COMMIT).read_text(encoding="utf-8"))
+        self._generation = int(commit["generation"])
+        self._records = int(commit["records"])
+        self._entries = int(commit["entries"])
+        data_path, index_path = self._paths(self._generation)
+        if self.mode == "a":
+            # Writer: drop any uncommitted tail left by a killed writer, keep the files open.
+            sizes = ((data_path, self._records * self.record_bytes), (index_path, self._entries * 16))
+            for path, size in sizes:
+                with open(path, "ab") as f:
+                    if f.tell() < size:
+                        raise FeatureStoreError(
+                            f"{path}: shorter than its committed size ({f.tell()} < {size} bytes)"
+                        )
+                    if f.tell() > size:
+                        f.truncate(size)
+                        f.flush()
+                        os.fsync(f.fileno())
+            self._remove_other_generations()
+            self._data_f = open(data_path, "r+b")
+            self._index_f = open(index_path, "r+b")
+        if self._entries:
+            entries = np.fromfile(index_path, dtype=np.int64, count=2 * self._entries)
+            if entries.size != 2 * self._entries:
+                raise FeatureStoreError(f"{index_path}: shorter than its committed size")
+        else:
+            entries = np.empty(0, np.int64)
+        self._rebuild(entries.reshape(-1, 2))
+        self._map()
+
+    def _remove_other_generations(self) -> None:
+        """Files of a compaction that was interrupted (before or after its commit)."""
+        current = set(self._paths(self._generation))
+        for pattern in ("data.*.f16", "index.*.i64"):
+            for path in self.directory.glob(pattern):
+                if path not in current:
+                    path.unlink(missing_ok=True)
+
+    def _rebuild(self, entries: np.ndarray) -> None:
+        """id → record from the entry log: the last entry of an id wins, −1 deletes."""
+        self._overlay = {}
+        if len(entries) == 0:
+            self._keys = np.empty(0, np.int64)
+            self._slots = np.empty(0, np.int64)
+        else:
+            rev = entries[::-1]
+            keys, first = np.unique(rev[:, 0], return_index=True)
+            slots = rev[first, 1]
+            live = slots >= 0
+            self._keys, self._slots = keys[live], slots[live]
+        self._count = len(self._keys)
+
+    def _map(self) -> None:
+        data_path, _ = self._paths(self._generation)
+        if self._records == 0:
+            self._mm = None
+        else:
+            self._mm = np.memmap(
+                data_path, dtype=np.float16, mode="r", shape=(self._records, *self.shape)
+            )
+
+    def refresh(self) -> None:
+        """Readers: pick up what the writer committed since this store was opened."""
+        if self.mode == "a":
+            return
+        self._load_commit()
+
+    def close(self) -> None:
+        self._mm = None
+        for f in (self._data_f, self._index_f):
+            if f is not None:
+                f.close()
+        self._data_f = self._index_f = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def _slot(self, track_id: int) -> int:
+        slot = self._overlay.get(track_id)
+        if slot is not None:
+            return slot
+        i = int(np.searchsorted(self._keys, track_id))
+        if i < len(self._keys) and self._keys[i] == track_id:
+            return int(self._slots[i])
+        return -1
+
+    def _slots_of(self, ids: np.ndarray) -> np.ndarray:
+        """Record of each id, −1 where absent (vectorised over the sorted arrays)."""
+        slots = np.full(len(ids), -1, dtype=np.int64)
+        if len(self._keys):
+            pos = np.minimum(np.searchsorted(self._keys, ids), len(self._keys) - 1)
+            found = self._keys[pos] == ids
+            slots[found] = self._slots[pos[found]]
+        if self._overlay:
+            for n, i in enumerate(ids.tolist()):
+                s = self._overlay.get(i)
+                if s is not None:
+                    slots[n] = s
+        return slots
+
+    def __contains__(self, track_id: object) -> bool:
+        return isinstance(track_id, (int, np.integer)) and self._slot(int(track_id)) >= 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def ids(self) -> np.ndarray:
+        """Every stored track id, sorted (int64)."""
+        if not self._overlay:
+            return self._keys.copy()
+        self._merge()
+        return self._keys.copy()
+
+    def get(self, track_id: int) -> np.ndarray:
+        """float16 ``[k, n_mels, frames]`` of one track (a copy); KeyError if absent."""
+        slot = self._slot(int(track_id))
+        if slot < 0:
+            raise KeyError(f"track {track_id} has no features in {self.directory}")
+        return np.array(self._mm[slot])
+
+    def get_many(self, ids: Iterable[int]) -> np.ndarray:
+        """float16 ``[n, k, n_mels, frames]`` in the order of ``ids``; KeyError names the absent."""
+        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        if ids.size == 0:
+            return np.empty((0, *self.shape), np.float16)
+        slots = self._slots_of(ids)
+        missing = ids[slots < 0]
+        if missing.size:
+            shown = ", ".join(str(i) for i in missing[:10].tolist())
+            more = f" and {missing.size - 10} more" if missing.size > 10 else ""
+            raise KeyError(f"no features in {self.directory} for track(s) {shown}{more}")
+        order = np.argsort(slots, kind="stable")  # read the file front to back
+        out = np.empty((len(ids), *self.shape), np.float16)
+        out[order] = self._mm[slots[order]]
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _require_writer(self) -> None:
+        if self.mode != "a" or self._data_f is None:
+            raise FeatureStoreError(f"{self.directory}: store is open read-only (mode='r')")
+
+    def put_many(self, ids: Iterable[int], feats: np.ndarray | Iterable[np.ndarray]) -> None:
+        """Store features for ``ids`` (replacing any earlier ones) and commit durably.
+
+        ``feats`` is ``[n, k, n_mels, frames]`` (cast to float16). When this returns, the records
+        survive a crash; if the process dies inside it, none of them is visible and the store stays
+        readable.
+        """
+        self._require_writer()
+        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        feats = np.asarray(feats if isinstance(feats, np.ndarray) else list(feats))
+        if feats.shape != (len(ids), *self.shape):
+            raise ConfigError(
+                f"features of shape {feats.shape} do not fit this store: expected "
+                f"({len(ids)}, {', '.join(map(str, self.shape))}) for {len(ids)} ids"
+            )
+        if len(ids) == 0:
+            return
+        blob = np.ascontiguousarray(feats, dtype=np.float16)
+        slots = np.arange(self._records, self._records + len(ids), dtype=np.int64)
+        self._append(blob, np.stack([ids, slots], axis=1), new_records=len(ids))
+        for i, s in zip(ids.tolist(), slots.tolist()):
+            self._set(i, s)
+        self._map()
+
+    def put(self, track_id: int, feats: np.ndarray) -> None:
+        self.put_many([track_id], np.asarray(feats)[None])
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Remove ``ids`` (absent ones are ignored); returns how many were removed.
+
+        The space is reclaimed by :meth:`compact`.
+        """
+        self._require_writer()
+        present = [int(i) for i in dict.fromkeys(int(i) for i in ids) if self._slot(int(i)) >= 0]
+        if not present:
+            return 0
+        entries = np.stack([np.asarray(present, np.int64), np.full(len(present), -1, np.int64)], axis=1)
+        self._append(None, entries, new_records=0)
+        for i in present:
+            self._set(i, -1)
+        return len(present)
+
+    def _set(self, track_id: int, slot: int) -> None:
+        before = self._slot(track_id)
+        self._overlay[track_id] = slot
+        self._count += (slot >= 0) - (before >= 0)
+        if len(self._overlay) >= _MERGE_THRESHOLD:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._overlay:
+            return
+        ov_keys = np.fromiter(self._overlay.keys(), np.int64, len(self._overlay))
+        ov_slots = np.fromiter(self._overlay.values(), np.int64, len(self._overlay))
+        keep = ~np.isin(self._keys, ov_keys)
+        keys = np.concatenate([self._keys[keep], ov_keys[ov_slots >= 0]])
+        slots = np.concatenate([self._slots[keep], ov_slots[ov_slots >= 0]])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._slots = keys[order], slots[order]
+        self._overlay = {}
+
+    def _append(self, blob: np.ndarray | None, entries: np.ndarray, new_records: int) -> None:
+        """Write data, then index, fsync both, then publish the new counts in commit.json."""
+        if blob is not None:
+            self._data_f.seek(self._records * self.record_bytes)
+            self._data_f.write(memoryview(blob).cast("B"))
+            self._data_f.flush()
+            os.fsync(self._data_f.fileno())
+        self._index_f.seek(self._entries * 16)
+        self._index_f.write(np.ascontiguousarray(entries, dtype=np.int64).tobytes())
+        self._index_f.flush()
+        os.fsync(self._index_f.fileno())
+        records, n_entries = self._records + new_records, self._entries + len(entries)
+        self._write_commit(self._generation, records, n_entries)
+        self._records, self._entries = records, n_entries
+
+    def _write_commit(self, generation: int, records: int, entries: int) -> None:
+        _write_json_atomic(
+            self.directory / _COMMIT,
+            {"generation": generation, "records": records, "entries": entries},
+        )
+
+    def compact(self) -> int:
+        """Rewrite live records into a new generation, dropping replaced and deleted ones.
+
+        Returns the bytes reclaimed. Readers that still have the old generation open keep
+        reading it (the files are unlinked, not overwritten); :meth:`refresh` moves them over.
+        """
+        self._require_writer()
+        self._merge()
+        old_data, old_index = self._paths(self._generation)
+        gen = self._generation + 1
+        new_data, new_index = self._paths(gen)
+        n = len(self._keys)
+        with open(new_data, "wb") as f:
+            for start in range(0, n, 1024):
+                slots = self._slots[start : start + 1024]
+                f.write(memoryview(np.ascontiguousarray(self._mm[slots])).cast("B"))
+            f.flush()
+            os.fsync(f.fileno())
+        entries = np.stack([self._keys, np.arange(n, dtype=np.int64)], axis=1)
+        with open(new_index, "wb") as f:
+            f.write(entries.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        before = (self._records * self.record_bytes) + self._entries * 16
+        self._write_commit(gen, n, n)
+        self._data_f.close()
+        self._index_f.close()
+        self._mm = None
+        for path in (old_data, old_index):
+            path.unlink(missing_ok=True)
+        self._load_commit()
+        return before - (n * self.record_bytes + n * 16)
