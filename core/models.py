@@ -1,0 +1,203 @@
+"""Embedding networks on log-mel excerpts.
+
+``ConvEncoder``: per-excerpt gain removal + per-mel-band BatchNorm on the input, four conv blocks
+(3x3 conv, BN, ReLU, 2x2 max-pool), mean over frequency, mean+max pooling over time, and a linear
+layer to a ``d``-dim embedding that is L2-normalised. Small enough to train on a CPU in minutes.
+
+``ArtistNet`` wraps the encoder and, for the classification (CL) and joint (ML+CL) methods, a linear
+softmax head over the training artists on the (un-normalised) penultimate layer. Only the encoder is
+used at inference time; the head is dropped from the embedding but kept in checkpoints.
+
+The whole architecture is described by a plain ``dict`` (:meth:`ArtistNet.config`) so checkpoints
+can rebuild it with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+INPUT_NORMS = ("gain_bn", "bn", "instance", "none")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`ArtistNet`; plain values only (stored in checkpoints)."""
+
+    n_mels: int
+    embedding_dim: int = 128
+    channels: tuple[int, ...] = (32, 64, 96, 128)
+    input_norm: str = "gain_bn"
+    n_classes: int = 0  # 0: no classification head (pure metric learning)
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.n_mels < 4:
+            raise ConfigError(f"n_mels must be >= 4, got {self.n_mels}")
+        if self.embedding_dim < 2:
+            raise ConfigError(f"embedding_dim must be >= 2, got {self.embedding_dim}")
+        if not self.channels or any(int(c) < 1 for c in self.channels):
+            raise ConfigError(f"channels must be positive ints, got {self.channels}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+        if self.n_classes < 0:
+            raise ConfigError("n_classes must be >= 0")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**{**d, "channels": tuple(d.get("channels", cls.channels))})
+
+
+class InputNorm(nn.Module):
+    """Input normalisation so that production loudness does not dominate.
+
+    - ``gain_bn``: subtract each excerpt's mean log-energy (a gain is an additive constant in the
+      log-mel domain), then BatchNorm per mel band (dataset statistics, learnt affine).
+    - ``bn``: BatchNorm per mel band only.  ``instance``: per excerpt and band, zero mean/unit std
+      over time (also removes a static EQ, and with it the stationary timbre). ``none``.
+    """
+
+    def __init__(self, n_mels: int, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.bn = nn.BatchNorm1d(n_mels) if mode in ("gain_bn", "bn") else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, mels, frames]
+        if self.mode == "gain_bn":
+            x = x - x.mean(dim=(1, 2), keepdim=True)
+        if self.bn is not None:
+            return self.bn(x)
+        if self.mode == "instance":
+            mu = x.mean(dim=2, keepdim=True)
+            sd = x.std(dim=2, keepdim=True).clamp_min(1e-3)
+            return (x - mu) / sd
+        return x
+
+
+class ConvEncoder(nn.Module):
+    """log-mel ``[B, mels, frames]`` -> un-normalised ``[B, d]`` (see :meth:`ArtistNet.embed`)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.input_norm = InputNorm(cfg.n_mels, cfg.input_norm)
+        blocks = []
+        c_in = 1
+        for c in cfg.channels:
+            blocks += [
+                nn.Conv2d(c_in, c, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+            c_in = c
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        self.proj = nn.Linear(2 * c_in, cfg.embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_norm(x.float())
+        h = self.blocks(x.unsqueeze(1))  # [B, C, mels', frames']
+        h = h.mean(dim=2)  # over frequency -> [B, C, T]
+        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)  # mean + max over time
+        return self.proj(self.dropout(pooled))
+
+
+class ArtistNet(nn.Module):
+    """Encoder + optional softmax head. ``forward`` returns ``(embedding, logits or None)``.
+
+    ``embedding`` is L2-normalised. ``logits`` come from the un-normalised penultimate layer.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ConvEncoder(cfg)
+        self.classifier = nn.Linear(cfg.embedding_dim, cfg.n_classes) if cfg.n_classes else None
+
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = self.encoder(x)
+        logits = self.classifier(z) if self.classifier is not None else None
+        return F.normalize(z.float(), dim=1), logits
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of a batch of excerpts ``[B, mels, frames]``."""
+        return F.normalize(self.encoder(x).float(), dim=1)
+
+
+def build_model(cfg: ModelConfig | dict) -> ArtistNet:
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.from_dict(cfg)
+    return ArtistNet(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def embed(
+    model: ArtistNet,
+    features,
+    device: str = "cpu",
+    batch_size: int = 64,
+    tracks: np.ndarray | None = None,
+    excerpts: np.ndarray | None = None,
+) -> np.ndarray:
+    """Track vectors: the mean of each track's excerpt embeddings, re-normalised.
+
+    Args:
+        model: an :class:`ArtistNet` (its encoder is used; the head is ignored).
+        features: ``[n_tracks, k, mels, frames]`` array (numpy, memmap, or anything with numpy
+            fancy indexing), any float dtype.
+        device: torch device for inference.
+        batch_size: excerpts per forward pass.
+        tracks: optional track rows to embed (default all, in order).
+        excerpts: optional ``[len(tracks)]`` excerpt index per track: embed that one excerpt only
+            (used by index mining to keep refreshes cheap). Default: all ``k`` excerpts.
+
+    Returns:
+        ``[len(tracks), d]`` float32, unit rows.
+    """
+    from .aggregate import excerpts_to_tracks
+
+    shape = tuple(features.shape)
+    if len(shape) != 4:
+        raise ConfigError(f"features must be [n_tracks, k, mels, frames], got shape {shape}")
+    rows = np.arange(shape[0]) if tracks is None else np.asarray(tracks, dtype=np.int64)
+    k = 1 if excerpts is not None else shape[1]
+    per = max(1, batch_size // k)
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(rows), model.cfg.embedding_dim), dtype=np.float32)
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(rows), per):
+                r = rows[s : s + per]
+                if excerpts is not None:
+                    x = np.asarray(features[r, np.asarray(excerpts)[s : s + per]])[:, None]
+                else:
+                    x = np.asarray(features[r])
+                t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+                e = model.embed(t.reshape(-1, shape[2], x.shape[-1]))
+                out[s : s + len(r)] = excerpts_to_tracks(e.reshape(len(r), k, -1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return out
