@@ -1,0 +1,228 @@
+"""Atomic save and verified load of an index file plus its JSON sidecar.
+
+Layout: ``<path>`` (a FAISS index file, whatever the backend) and ``<path>.json``, the sidecar::
+
+    {"format": "artdb-vector-index/1", "backend": "faiss", "name": "track", "model": "m-2024",
+     "dim": 256, "metric": "cosine", "count": 123, "factory": "IVF4096,SQ8",
+     "params": {"nprobe": 16}, "recall": 0.97, "checksum": "sha256:…", "file_bytes": 456,
+     "catalog_revision": "…", "created_at": "…", "faiss_version": "1.15.1"}
+
+Save: write each file to a temporary name in the same directory, fsync it, rename it over the
+target (index first, then sidecar), fsync the directory. A crash between the two renames leaves a
+new index with the old sidecar: the checksum then disagrees and ``load`` refuses it as corrupt —
+the caller (``core``) rebuilds from the catalog. ``catalog_revision`` lets ``core`` tell an index
+that lags the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorruptError, IndexMismatchError, VectorIndexError
+
+FORMAT = "artdb-vector-index/1"
+SIDECAR_SUFFIX = ".json"
+_CHUNK = 1 << 22
+
+
+@dataclass
+class IndexInfo:
+    """The sidecar's content: the evidence that travels with an index file."""
+
+    backend: str
+    dim: int
+    count: int
+    factory: str
+    checksum: str
+    file_bytes: int
+    metric: str = "cosine"
+    name: str | None = None
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    recall: float | None = None
+    catalog_revision: str | None = None
+    created_at: str = ""
+    faiss_version: str = ""
+    format: str = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IndexInfo":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def file_checksum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def save_index(index: Any, path: Path) -> Path:
+    """Write ``index`` (a :class:`~artdb.indexer.base.VectorIndex`) and its sidecar atomically."""
+    import faiss
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_index = _tmp_name(path)
+    tmp_side = None
+    try:
+        index._write(tmp_index)
+        _fsync_file(tmp_index)
+        info = IndexInfo(
+            backend=index.backend,
+            dim=index.dim,
+            count=index.ntotal,
+            factory=index.factory,
+            checksum=file_checksum(tmp_index),
+            file_bytes=tmp_index.stat().st_size,
+            metric=index.metric,
+            name=index.name,
+            model=index.model,
+            params=dict(index.params),
+            recall=index.recall,
+            catalog_revision=index.catalog_revision,
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            faiss_version=faiss.__version__,
+        )
+        tmp_side = _tmp_name(path)
+        with open(tmp_side, "w", encoding="utf-8") as f:
+            f.write(info.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_index, path)
+        tmp_index = None
+        os.replace(tmp_side, sidecar_path(path))
+        tmp_side = None
+        _fsync_dir(path.parent)
+    finally:
+        for tmp in (tmp_index, tmp_side):
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+    return path
+
+
+def read_sidecar(path: str | os.PathLike) -> IndexInfo:
+    """The sidecar of the index at ``path``, without opening the index (cheap)."""
+    side = sidecar_path(path)
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path}: sidecar {side.name} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{side}: unreadable sidecar ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise IndexCorruptError(
+            f"{side}: not an artdb index sidecar (format {data.get('format') if isinstance(data, dict) else None!r}, "
+            f"expected {FORMAT!r})"
+        )
+    try:
+        return IndexInfo.from_dict(data)
+    except TypeError as exc:
+        raise IndexCorruptError(f"{side}: incomplete sidecar ({exc})") from exc
+
+
+def load_index(
+    path: Path,
+    *,
+    cls: type | None = None,
+    expect_model: str | None = None,
+    expect_dim: int | None = None,
+    expect_name: str | None = None,
+    verify_checksum: bool = True,
+    **options: Any,
+):
+    """Open and verify; see :meth:`artdb.indexer.base.VectorIndex.load`."""
+    import faiss
+
+    from .faiss_index import FaissIndex
+    from .torch_index import TorchExactIndex
+
+    path = Path(path)
+    if not path.exists():
+        raise IndexCorruptError(f"{path}: index file is missing")
+    info = read_sidecar(path)
+    # expectations first: a wrong model is the more useful message even if the file is also stale
+    for fld, found, expected in (
+        ("model", info.model, expect_model),
+        ("dimension", info.dim, expect_dim),
+        ("name", info.name, expect_name),
+    ):
+        if expected is not None and found != expected:
+            raise IndexMismatchError(path, fld, found, expected)
+    size = path.stat().st_size
+    if size != info.file_bytes:
+        raise IndexCorruptError(
+            f"{path}: file has {size} bytes but the sidecar records {info.file_bytes} (truncated or "
+            "overwritten; rebuild the index)"
+        )
+    if verify_checksum:
+        actual = file_checksum(path)
+        if actual != info.checksum:
+            raise IndexCorruptError(
+                f"{path}: checksum {actual} does not match the sidecar's {info.checksum} "
+                "(corrupt file or interrupted save; rebuild the index)"
+            )
+    try:
+        raw = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{path}: FAISS cannot read it ({str(exc).splitlines()[-1]})") from exc
+    if raw.d != info.dim or raw.ntotal != info.count:
+        raise IndexCorruptError(
+            f"{path}: file holds {raw.ntotal} vectors of dimension {raw.d}, sidecar says "
+            f"{info.count} of dimension {info.dim}"
+        )
+    if cls is None:
+        cls = {"faiss": FaissIndex, "torch": TorchExactIndex}.get(info.backend)
+        if cls is None:
+            raise IndexCorruptError(f"{path}: unknown backend {info.backend!r} in sidecar")
+    try:
+        index = cls._from_faiss(raw, factory=info.factory, **options)
+    except VectorIndexError as exc:
+        raise VectorIndexError(f"{path}: {exc}") from exc
+    index.model = info.model
+    index.name = info.name
+    index.catalog_revision = info.catalog_revision
+    index.recall = info.recall
+    if hasattr(index, "set_search_params") and info.params:
+        index.set_search_params(nprobe=info.params.get("nprobe"), efSearch=info.params.get("efSearch"))
+    index.params.update(info.params)
+    return index
