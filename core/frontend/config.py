@@ -65,6 +65,12 @@ class FrontendConfig:
     db_scale: float = 20.0
 
     def __post_init__(self) -> None:
+        # Numbers arrive from JSON and CLI options as int or float: store each field as its
+        # declared type so that equal values compare, serialise and hash alike.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
         problems = []
         if self.sample_rate <= 0:
             problems.append(f"sample_rate must be positive, got {self.sample_rate}")
@@ -131,17 +137,9 @@ class FrontendConfig:
 
     def fingerprint(self) -> str:
         """A stable hash (hex, 16 chars) of the parameters and the algorithm version."""
-        payload = {"algorithm": ALGORITHM_VERSION, **self._canonical()}
+        payload = {"algorithm": ALGORITHM_VERSION, **self.to_dict()}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-    def _canonical(self) -> dict[str, Any]:
-        # Floats as repr so that 8000 and 8000.0 hash alike; ints stay ints.
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = repr(float(value)) if isinstance(value, float) else value
-        return out
 
 
 def check_compatible(
