@@ -100,11 +100,11 @@ def _harmonics(rng, rolloff, odd_boost) -> np.ndarray:
     return h * np.exp(rng.normal(0, 0.35, N_HARM))
 
 
-def _instrument(rng, role: str, fm_share: float, idx: int) -> dict:
+def _instrument(rng, genre: str, role: str, fm_share: float, idx: int) -> dict:
     kind = "fm" if rng.random() < fm_share else "wave"
     sustained = role == "chords" and rng.random() < 0.6
     inst = {
-        "name": f"{role}-{kind}-{idx}",
+        "name": f"{genre}/{role}-{kind}-{idx}",
         "kind": kind,
         "role": role,
         "harm": _harmonics(rng, rng.uniform(0.6, 2.0), rng.uniform(0.7, 4.0)),
@@ -177,7 +177,7 @@ def _drum_pattern(rng) -> dict:
 def _genre(rng, gi: int) -> dict:
     name, tempo, drums, swing, fm_share, mode_w, density, octave = GENRE_BANK[gi]
     palette = {
-        role: [_instrument(rng, role, fm_share, i) for i in range(n)]
+        role: [_instrument(rng, name, role, fm_share, i) for i in range(n)]
         for role, n in (("lead", 3), ("bass", 2), ("chords", 3))
     }
     return {
