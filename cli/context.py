@@ -45,9 +45,11 @@ def handle_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from artdb.db.session import DatabaseError
+
         try:
             return func(*args, **kwargs)
-        except ArtdbError as exc:
+        except (ArtdbError, DatabaseError) as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper

@@ -1,0 +1,26 @@
+# The README's commands. CI (.ci/run) calls these same targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test test-all demo bench
+
+# Fresh machine -> working install. CPU torch 2.13.0 first, so that no dependency pulls a CUDA build.
+setup:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+
+# The default suite (PostgreSQL tests included; they skip with a reason when no server answers,
+# and fail instead when ARTDB_REQUIRE_POSTGRES=1, as in CI).
+test:
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+
+test-all:
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+demo:
+	$(BIN)/artdb demo
+
+bench:
+	$(BIN)/python bench/ingest_metadata.py

@@ -1,0 +1,52 @@
+"""``artdb index PATH``."""
+
+from __future__ import annotations
+
+import click
+
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.progress import progress_bar
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False),
+              help="CSV or JSONL with a 'path' column (relative to PATH) supplying/overriding tags.")
+@click.option("--workers", default=2, show_default=True, help="Worker processes for analysis.")
+@click.option("--batch-size", default=128, show_default=True, help="Files per DB transaction.")
+@click.option("--prune", is_flag=True, help="Delete tracks under PATH whose files are gone.")
+@click.option("--features/--no-features", default=True, show_default=True,
+              help="Extract log-mel features into the feature store during ingest.")
+@click.option("--executor", type=click.Choice(["process", "inline", "dask"]), default="process",
+              show_default=True, help="Where analysis runs (dask needs the 'dist' extra).")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@pass_app
+@handle_errors
+def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_size: int,
+          prune: bool, features: bool, executor: str, scheduler: str | None, as_json: bool,
+          no_progress: bool) -> None:
+    """Ingest the audio files under PATH into the catalog (idempotent; a rerun resumes).
+
+    Tags (artist, albumartist, album, title, genre, date, ISRC, label, track/disc numbers) are read
+    with mutagen; a manifest overrides them per file. Each bad file is recorded with its reason
+    and listed at the end; it never stops the run.
+    """
+    from artdb.core.ingest import IngestOptions
+    from artdb.core.service import index_catalog
+
+    options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
+                            executor_backend=executor, scheduler_address=scheduler)
+    with progress_bar(not no_progress) as bar:
+        summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
+                                progress=bar)
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    click.echo(f"ingest run #{summary.run_id}: {summary.files} files in {summary.seconds:.1f} s ({counts})")
+    for p, reason in summary.errors:
+        click.echo(f"  error: {p}: {reason}")
+    for p, other in summary.duplicates:
+        click.echo(f"  duplicate: {p}: {other}")

@@ -1,0 +1,146 @@
+"""Writing analysed files into the catalog: pages, albums, genres, labels, tracks, credits.
+
+Get-or-create goes through small per-run caches (a catalog ingest touches the same page and album
+many times) and tolerates a concurrent writer on PostgreSQL: an insert that loses a race on a
+unique key is retried as a lookup inside a savepoint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from artdb.core.ingest.analyze import FileAnalysis
+from artdb.core.names import page_key, split_credits
+from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
+
+T = TypeVar("T")
+NO_ALBUM_TITLE = "[non-album tracks]"
+_YEAR = re.compile(r"(\d{4})")
+
+
+def _get_or_create(session: Session, model: type[T], lookup: dict[str, Any],
+                   create: Callable[[], T]) -> T:
+    obj = session.scalars(select(model).filter_by(**lookup)).first()
+    if obj is not None:
+        return obj
+    try:
+        with session.begin_nested():
+            obj = create()
+            session.add(obj)
+            session.flush()
+        return obj
+    except IntegrityError:  # another writer created it between our lookup and insert
+        obj = session.scalars(select(model).filter_by(**lookup)).first()
+        if obj is None:
+            raise
+        return obj
+
+
+class CatalogWriter:
+    """Turns ``FileAnalysis`` results into rows. One instance per ingest run (holds id caches)."""
+
+    def __init__(self) -> None:
+        self._pages: dict[str, int] = {}
+        self._albums: dict[tuple[int, str], int] = {}
+        self._genres: dict[str, int] = {}
+        self._labels: dict[str, int] = {}
+
+    # -- lookups ---------------------------------------------------------------------------
+    def page_id(self, session: Session, name: str) -> int:
+        key = page_key(name)
+        if key not in self._pages:
+            page = _get_or_create(
+                session, ArtistPage, {"normalized_name": key, "disambiguation": ""},
+                lambda: ArtistPage(display_name=name.strip(), normalized_name=key, disambiguation=""),
+            )
+            # A page a curator merged away credits its merge target from now on.
+            seen = set()
+            while page.merged_into_id is not None and page.id not in seen:
+                seen.add(page.id)
+                page = session.get(ArtistPage, page.merged_into_id)
+            self._pages[key] = page.id
+        return self._pages[key]
+
+    def _named(self, session: Session, model, cache: dict[str, int], name: str | None) -> int | None:
+        if not name:
+            return None
+        name = name.strip()
+        if name not in cache:
+            cache[name] = _get_or_create(session, model, {"name": name}, lambda: model(name=name)).id
+        return cache[name]
+
+    def album_id(self, session: Session, page_id: int, fa: FileAnalysis) -> int:
+        title = (fa.tags.album or NO_ALBUM_TITLE).strip()
+        key = (page_id, page_key(title))
+        if key in self._albums:
+            return self._albums[key]
+        tags = fa.tags
+        genre_id = self._named(session, Genre, self._genres, tags.genre)
+        label_id = self._named(session, Label, self._labels, tags.label)
+        year_match = _YEAR.search(tags.date or "")
+        album = _get_or_create(
+            session, Album, {"page_id": page_id, "normalized_title": key[1]},
+            lambda: Album(
+                title=title, normalized_title=key[1], page_id=page_id, upc=tags.upc,
+                release_date=(tags.date or None) and tags.date[:10],
+                year=int(year_match.group(1)) if year_match else None,
+                label_id=label_id, genre_id=genre_id,
+            ),
+        )
+        # Later tracks fill what the first one's tags left blank.
+        if album.genre_id is None and genre_id is not None:
+            album.genre_id = genre_id
+        if album.label_id is None and label_id is not None:
+            album.label_id = label_id
+        if album.upc is None and tags.upc:
+            album.upc = tags.upc
+        self._albums[key] = album.id
+        return album.id
+
+    # -- track writes ----------------------------------------------------------------------
+    def _apply(self, session: Session, track: Track, fa: FileAnalysis) -> None:
+        tags = fa.tags
+        main, featured = split_credits(tags.artist or tags.albumartist or "")
+        album_artist = tags.albumartist or (main[0] if main else None)
+        album_page = self.page_id(session, album_artist)
+        track.album_id = self.album_id(session, album_page, fa)
+        track.title = (tags.title or fa.relpath.rsplit("/", 1)[-1]).strip()
+        track.isrc = (tags.isrc or None) and tags.isrc.replace("-", "").upper()[:15]
+        track.track_number = tags.track_number
+        track.disc_number = tags.disc_number
+        track.duration = fa.duration
+        track.sample_rate = fa.sample_rate
+        track.channels = fa.channels
+        track.audio_format = fa.audio_format
+        track.audio_path = fa.path
+        track.content_hash = fa.content_hash
+        track.file_size = fa.size
+        track.file_mtime = fa.mtime
+        credits: list[TrackCredit] = []
+        seen: set[int] = set()
+        for role, names in (("main", main or [album_artist]), ("featured", featured)):
+            for name in names:
+                pid = self.page_id(session, name)
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                credits.append(TrackCredit(page_id=pid, role=role, position=len(credits)))
+        track.credits = credits
+
+    def create_track(self, session: Session, fa: FileAnalysis) -> Track:
+        track = Track()
+        self._apply(session, track, fa)
+        session.add(track)
+        return track
+
+    def update_track(self, session: Session, track: Track, fa: FileAnalysis) -> None:
+        # Drop the old credits first: the unit of work would otherwise insert the new rows
+        # before deleting old ones with the same (track, page) key.
+        track.credits.clear()
+        session.flush()
+        self._apply(session, track, fa)

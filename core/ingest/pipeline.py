@@ -1,0 +1,283 @@
+"""``artdb index``: scan → analyse (pool) → plan → features (optional stage) → write.
+
+Stage boundary: everything up to *plan* works on paths; ``FeatureStage`` (the audio front-end
+and feature store) plugs in between *plan* and *write*, and the vector index is brought in line
+with the catalog afterwards (``artdb.core.vectors``), so the index never runs ahead of the DB.
+
+Durability: each batch is one DB transaction, committed after its features are flushed to the
+feature store. Ctrl-C or a crash loses at most the batch in flight; a rerun skips what was
+committed (same path, size and mtime) and resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from artdb.core.distribute import make_executor
+from artdb.core.errors import CatalogError
+from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
+from artdb.core.ingest.catalog_writer import CatalogWriter
+from artdb.core.ingest.scan import FoundFile, load_manifest, scan_audio_files
+from artdb.db.models import Album, Embedding, IngestFile, IngestRun, Track
+from artdb.db.session import Catalog
+
+log = logging.getLogger(__name__)
+
+# Per-file outcomes recorded in ``ingest_files``.
+ADDED, UPDATED, MOVED, UNCHANGED, DUPLICATE, ERROR, PRUNED = (
+    "added", "updated", "moved", "unchanged", "duplicate", "error", "pruned")
+
+
+class FeatureStage(Protocol):
+    """What ingest needs from the audio front-end + feature store."""
+
+    def missing(self, track_ids: Sequence[int]) -> set[int]:
+        """The ids among ``track_ids`` with no stored features."""
+
+    def extract(self, paths: Sequence[str]) -> list[np.ndarray | str]:
+        """Features per path, or a reason string where the file cannot be decoded."""
+
+    def store(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
+        """Durably store features (flushed before returning)."""
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        """Forget the features of deleted tracks."""
+
+
+@dataclass
+class IngestOptions:
+    manifest: str | Path | None = None
+    workers: int = 2
+    batch_size: int = 128
+    prune: bool = False  # delete tracks whose files under the root are gone
+    executor_backend: str = "process"
+    scheduler_address: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    run_id: int
+    root: str
+    counts: dict[str, int]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    status: str = "done"
+
+    @property
+    def files(self) -> int:
+        return sum(v for k, v in self.counts.items() if k != PRUNED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "root": self.root, "status": self.status, "files": self.files,
+            "counts": self.counts, "seconds": round(self.seconds, 3),
+            "files_per_second": round(self.files / self.seconds, 1) if self.seconds else None,
+            "errors": [{"path": p, "reason": r} for p, r in self.errors],
+            "duplicates": [{"path": p, "duplicate_of": r} for p, r in self.duplicates],
+        }
+
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = None,
+           features: FeatureStage | None = None, progress: ProgressFn | None = None) -> IngestSummary:
+    """Ingest every audio file under ``root`` into ``catalog``; see the module doc."""
+    options = options or IngestOptions()
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError(f"{root}: not a directory")
+    root_abs = str(root.resolve())
+    started = time.perf_counter()
+    manifest = load_manifest(options.manifest, root_abs) if options.manifest else {}
+    files = list(scan_audio_files(root_abs))
+    known = _known_files(catalog, root_abs)
+
+    with catalog.session() as s:
+        run = IngestRun(root=root_abs, manifest=str(options.manifest) if options.manifest else None)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+
+    counts: Counter[str] = Counter()
+    errors: list[tuple[str, str]] = []
+    duplicates: list[tuple[str, str]] = []
+    writer = CatalogWriter()
+    total = len(files)
+    done = 0
+    if progress:
+        progress("ingest", 0, total)
+    status = "done"
+    try:
+        with make_executor(options.workers, options.executor_backend, options.scheduler_address) as ex:
+            for start in range(0, total, options.batch_size):
+                batch = files[start:start + options.batch_size]
+                # Unchanged files (same size and mtime) are settled here; only the rest go to
+                # the pool, which therefore never starts on a rerun of an unchanged folder.
+                results: list = [None] * len(batch)
+                todo: list[int] = []
+                for i, f in enumerate(batch):
+                    if f.name_error is None and not (
+                            f.path in known and is_unchanged(f.path, known[f.path][1:])):
+                        todo.append(i)
+                jobs = [(batch[i].path, batch[i].relpath, manifest.get(os.path.normpath(batch[i].relpath)),
+                         known[batch[i].path][1:] if batch[i].path in known else None) for i in todo]
+                for i, r in zip(todo, ex.map(analyze_job, jobs, chunksize=8) if jobs else []):
+                    results[i] = r
+                outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features)
+                for path, outcome, reason in outcomes:
+                    counts[outcome] += 1
+                    if outcome == ERROR:
+                        errors.append((path, reason))
+                    elif outcome == DUPLICATE:
+                        duplicates.append((path, reason))
+                done += len(batch)
+                if progress:
+                    progress("ingest", done, total)
+        if options.prune:
+            counts[PRUNED] = _prune(catalog, root_abs, {f.path for f in files}, features)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        with catalog.session() as s:
+            run = s.get(IngestRun, run_id)
+            run.status = status
+            run.finished_at = dt.datetime.now(dt.timezone.utc)
+            run.counts = dict(counts)
+    return IngestSummary(run_id, root_abs, dict(counts), errors, duplicates,
+                         time.perf_counter() - started, status)
+
+
+def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float]]:
+    """path -> (track id, size, mtime) for tracks already catalogued under ``root_abs``."""
+    prefix = root_abs.rstrip(os.sep) + os.sep
+    with catalog.session() as s:
+        rows = s.execute(
+            select(Track.id, Track.audio_path, Track.file_size, Track.file_mtime)
+            .where(Track.audio_path.startswith(prefix, autoescape=True))
+        ).all()
+    return {p: (i, size, mtime) for i, p, size, mtime in rows}
+
+
+def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
+                 results: list, known: dict, features: FeatureStage | None):
+    """Decide each file's outcome, extract features where needed, and write one transaction."""
+    outcomes: list[tuple[str, str, str | None]] = []  # (path, outcome, reason)
+    records: list[tuple[IngestFile, Track | None]] = []
+    analysed: list[tuple[FoundFile, Any]] = [
+        (f, FileFailure(f.path, f.relpath, f.name_error) if f.name_error is not None else r)
+        for f, r in zip(batch, results)
+    ]
+
+    with catalog.session() as s:
+        # --- plan: what each analysed file means for the catalog --------------------------
+        hashes = [r.content_hash for _, r in analysed if isinstance(r, FileAnalysis)]
+        by_hash: dict[str, Track] = {}
+        if hashes:
+            for t in s.scalars(select(Track).where(Track.content_hash.in_(set(hashes)))):
+                by_hash.setdefault(t.content_hash, t)
+        plan: list[tuple[FoundFile, str, Any, Track | None]] = []  # (file, action, result, track)
+        new_in_batch: dict[str, str] = {}
+        for f, r in analysed:
+            if r is None:
+                plan.append((f, UNCHANGED, None, s.get(Track, known[f.path][0])))
+            elif isinstance(r, FileFailure):
+                plan.append((f, ERROR, r, None))
+            elif f.path in known:
+                track = s.get(Track, known[f.path][0])
+                plan.append((f, UNCHANGED if track.content_hash == r.content_hash else UPDATED, r, track))
+            elif r.content_hash in by_hash:
+                other = by_hash[r.content_hash]
+                if other.audio_path != r.path and not os.path.exists(other.audio_path):
+                    plan.append((f, MOVED, r, other))
+                else:
+                    plan.append((f, DUPLICATE, other.audio_path, None))
+            elif r.content_hash in new_in_batch:
+                plan.append((f, DUPLICATE, new_in_batch[r.content_hash], None))
+            else:
+                new_in_batch[r.content_hash] = r.path
+                plan.append((f, ADDED, r, None))
+
+        # --- features: new and changed audio, plus catalogued tracks still lacking them ----
+        feats: dict[str, np.ndarray] = {}
+        if features is not None:
+            need_paths = [r.path for _, a, r, _ in plan if a in (ADDED, UPDATED)]
+            have = [t.id for _, a, _, t in plan if a in (UNCHANGED, MOVED) and t is not None]
+            lacking = features.missing(have) if have else set()
+            need_paths += [t.audio_path for _, a, _, t in plan
+                           if a in (UNCHANGED, MOVED) and t is not None and t.id in lacking]
+            if need_paths:
+                for path, out in zip(need_paths, features.extract(need_paths)):
+                    feats[path] = out
+
+        # --- write ------------------------------------------------------------------------
+        to_store: list[tuple[Track, np.ndarray]] = []
+        for f, action, r, track in plan:
+            reason = None
+            if action == ERROR:
+                reason = r.reason
+            elif action == DUPLICATE:
+                reason = f"same audio content as {r}"
+            else:
+                path = r.path if isinstance(r, FileAnalysis) else track.audio_path
+                out = feats.get(path)
+                if isinstance(out, str):
+                    action, reason, track = ERROR, out, None
+                elif action == ADDED:
+                    track = writer.create_track(s, r)
+                elif action == UPDATED:
+                    writer.update_track(s, track, r)
+                    # Its vectors were made from the old audio.
+                    s.execute(delete(Embedding).where(Embedding.track_id == track.id))
+                elif action == MOVED:
+                    writer.update_track(s, track, r)
+                    known[r.path] = (track.id, r.size, r.mtime)
+                elif action == UNCHANGED and r is not None:
+                    track.file_mtime = r.mtime  # touched but identical: remember the new mtime
+                if track is not None and isinstance(out, np.ndarray):
+                    to_store.append((track, out))
+            outcomes.append((f.path, action, reason))
+            records.append((IngestFile(run_id=run_id, path=f.path, outcome=action, reason=reason),
+                            track))
+        s.flush()  # assigns ids to new tracks
+        for rec, track in records:
+            rec.track_id = track.id if track is not None else None
+        s.add_all(rec for rec, _ in records)
+        if to_store and features is not None:
+            # Features are durable before the rows that point at them commit.
+            features.store([t.id for t, _ in to_store], [x for _, x in to_store])
+    return outcomes
+
+
+def _prune(catalog: Catalog, root_abs: str, present: set[str], features: FeatureStage | None) -> int:
+    """Delete tracks under the root whose files are gone (after moves were re-linked)."""
+    gone = [tid for path, (tid, _, _) in _known_files(catalog, root_abs).items()
+            if path not in present and not os.path.exists(path)]
+    if not gone:
+        return 0
+    with catalog.session() as s:
+        album_ids = set(s.scalars(select(Track.album_id).where(Track.id.in_(gone))))
+        for t in s.scalars(select(Track).where(Track.id.in_(gone))):
+            s.delete(t)
+        s.flush()
+        for album_id in album_ids:
+            if not s.scalar(select(func.count()).select_from(Track).where(Track.album_id == album_id)):
+                s.execute(delete(Album).where(Album.id == album_id))
+    if features is not None:
+        features.remove(gone)
+    return len(gone)

@@ -1,0 +1,140 @@
+"""Opening the catalog: engine, sessions, and migrations applied on first use.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL is reached with a
+``postgresql+psycopg://`` URL. A schema can be chosen with ``?options=-csearch_path%3Dmyschema``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from artdb.db.models import Base
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The catalog database cannot be opened or migrated (core wraps it in its own error)."""
+
+
+def _migrations_dir() -> Path:
+    import artdb.migrations
+
+    return Path(artdb.migrations.__file__).resolve().parent
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:  # psycopg missing
+            raise DatabaseError(
+                f"PostgreSQL needs the psycopg driver: pip install 'artdb[postgres]' ({exc})"
+            ) from exc
+    return create_engine(url)
+
+
+def alembic_config(engine: Engine | None = None, connection=None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_migrations_dir()))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (serialised between processes on PostgreSQL)."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two processes opening a fresh catalog at once must not both create the tables.
+            conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+        command.upgrade(alembic_config(connection=conn), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), revision)
+
+
+@dataclass
+class Catalog:
+    """An opened catalog: its engine and a session factory."""
+
+    engine: Engine
+    sessionmaker: sessionmaker
+
+    @classmethod
+    def open(cls, url: str, migrate: bool = True) -> "Catalog":
+        engine = make_engine(url)
+        try:
+            if migrate and current_revision(engine) != head_revision():
+                upgrade(engine)
+        except Exception as exc:
+            if isinstance(exc, DatabaseError):
+                raise
+            safe = make_url(url).render_as_string(hide_password=True)
+            raise DatabaseError(f"cannot open catalog {safe}: {exc}") from exc
+        return cls(engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False))
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessionmaker() as session:
+            with session.begin():
+                yield session
+
+    def table_names(self) -> list[str]:
+        return inspect(self.engine).get_table_names()
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Base", "Catalog", "DatabaseError", "make_engine", "upgrade", "downgrade"]
