@@ -55,6 +55,17 @@ def as_ids(ids: Any, n: int | None = None, unique: bool = True) -> np.ndarray:
     return arr
 
 
+def vectors_and_ids(vectors: Any, ids: Any) -> tuple[Any, Any]:
+    """Accept ``(vectors, ids)`` and, unambiguously by shape, ``(ids, vectors)``.
+
+    ids are never 2-d, so a 2-d second argument means the caller used the ids-first order
+    (``core.sampling.SearchIndex``'s protocol). Keywords are the clearest: ``add(vectors=, ids=)``.
+    """
+    if np.ndim(ids) == 2 and np.ndim(vectors) <= 1:
+        return ids, vectors
+    return vectors, ids
+
+
 class IdSet:
     """A sorted int64 array with O(n) batch insert/delete: membership for tens of millions of ids
     at 8 bytes each (a Python set costs ~10x more)."""
@@ -107,6 +118,13 @@ class VectorIndex(abc.ABC):
         self.recall: float | None = None  # measured recall@k against exact search, if tuned
         self.params: dict[str, Any] = {}
 
+    @classmethod
+    def exact(cls, dim: int, **kwargs: Any) -> "VectorIndex":
+        """An empty exact index (FAISS ``IDMap2,Flat``)."""
+        from .faiss_index import FaissIndex
+
+        return FaissIndex(dim, "IDMap2,Flat", **kwargs)
+
     # -- sizes -------------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -138,6 +156,7 @@ class VectorIndex(abc.ABC):
 
     def replace(self, vectors: Any, ids: Any) -> None:
         """Insert or overwrite: remove any existing vectors with these ids, then add."""
+        vectors, ids = vectors_and_ids(vectors, ids)
         ids = as_ids(ids)
         vectors = as_vectors(vectors, self.dim)
         if vectors.shape[0] != ids.shape[0]:

@@ -22,7 +22,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors, pad_results
+from .base import IdSet, VectorIndex, as_ids, as_vectors, vectors_and_ids, pad_results
 from .errors import VectorIndexError
 from .spec import IndexSpec
 
@@ -305,6 +305,7 @@ class FaissIndex(VectorIndex):
         self._gpu_index = None
 
     def add(self, vectors: Any, ids: Any) -> None:
+        vectors, ids = vectors_and_ids(vectors, ids)
         x = as_vectors(vectors, self.dim)
         xids = as_ids(ids, x.shape[0])
         if not self.is_trained:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors
+from .base import IdSet, VectorIndex, as_ids, as_vectors, vectors_and_ids
 from .errors import VectorIndexError
 
 #: score-block size (queries x database rows) held in memory at once
@@ -59,6 +59,7 @@ class TorchExactIndex(VectorIndex):
 
     # -- updates -----------------------------------------------------------------------------------
     def add(self, vectors: Any, ids: Any) -> None:
+        vectors, ids = vectors_and_ids(vectors, ids)
         x = as_vectors(vectors, self.dim)
         xids = as_ids(ids, x.shape[0])
         present = self._ids.contains(xids)
