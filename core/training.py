@@ -145,12 +145,13 @@ class TrainConfig:
     # index mining
     index_refresh_every: int = 100
     index_neighbours: int = 10
-    index_budget: float = 0.15  # refresh time at most this share of training time
+    index_budget: float | None = 0.15  # refresh time at most this share of step time (None: no cap)
     index_pair_share: float = 0.5  # share of batch slots filled by anchor/neighbour artist pairs
     index_backend: str = "auto"  # auto | torch | faiss
     # collapse guard
-    min_spread: float = 0.05
+    min_spread: float = 0.1
     collapse_patience: int = 3
+    collapse_warmup: int = 20
     on_collapse: str = "rollback"  # rollback | raise
     log_every: int = 10
     batch_size_embed: int = 128
@@ -168,6 +169,8 @@ class TrainConfig:
         for name in ("p_other_album", "p_same_genre", "same_genre_share", "index_pair_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.index_budget is not None and self.index_budget <= 0:
+            bad("index_budget must be > 0 or None")
         if not 0.0 <= self.val_fraction < 1.0:
             bad("val_fraction must be in [0, 1)")
         if self.steps < 1 and self.epochs is None:
@@ -244,29 +247,38 @@ class TrainResult:
 
 
 class CollapseGuard:
-    """Watches embedding spread and loss; ``update`` returns a reason string once collapsed.
+    """Watches embedding spread, active triplets and loss; ``update`` returns a reason once collapsed.
 
-    Collapse: a non-finite loss (at once), or the mean pairwise distance of the batch embeddings
-    below ``min_spread`` for ``patience`` consecutive steps (unit vectors: ~1.41 when spread out,
-    0 when all equal — then every triplet is active and the triplet loss sits at the margin).
+    Spread is the mean pairwise distance of the batch's unit embeddings (~1.41 when spread out, 0
+    when all equal). A step is *degenerate* if spread < ``min_spread``, or if nearly every triplet
+    is active (>= ``max_active``) while spread < ``3 * min_spread`` (the triplet loss sitting at
+    the margin). Collapse: a non-finite loss (at once), or ``patience`` consecutive degenerate steps
+    after ``warmup`` steps (a freshly initialised network can start with a small spread).
     """
 
-    def __init__(self, min_spread: float = 0.05, patience: int = 3):
+    def __init__(self, min_spread: float = 0.1, patience: int = 3, warmup: int = 20, max_active: float = 0.98):
         self.min_spread = float(min_spread)
         self.patience = max(1, int(patience))
+        self.warmup = int(warmup)
+        self.max_active = float(max_active)
         self.low = 0
+        self.steps = 0
 
     def update(self, loss: float, spread: float, active_fraction: float | None = None) -> str | None:
+        self.steps += 1
         if not math.isfinite(loss):
             return f"loss became {loss}"
         if not math.isfinite(spread):
             return f"embedding spread became {spread}"
-        self.low = self.low + 1 if spread < self.min_spread else 0
+        degenerate = spread < self.min_spread or (
+            active_fraction is not None and active_fraction >= self.max_active and spread < 3 * self.min_spread
+        )
+        self.low = self.low + 1 if degenerate and self.steps > self.warmup else 0
         if self.low >= self.patience:
-            act = "" if active_fraction is None else f", active triplets {active_fraction:.0%}"
+            act = "" if active_fraction is None else f", {active_fraction:.0%} of triplets active"
             return (
-                f"embeddings collapsed: mean pairwise distance {spread:.4f} < {self.min_spread} "
-                f"for {self.low} steps{act}"
+                f"embeddings collapsed: mean pairwise distance {spread:.4f} "
+                f"(limit {self.min_spread}){act} for {self.low} steps"
             )
         return None
 
@@ -291,11 +303,15 @@ def _codes(x: np.ndarray) -> np.ndarray:
 
 
 def album_vectors(track_vectors: np.ndarray, artists: np.ndarray, albums: np.ndarray):
-    """Album vectors (mean-normalised over tracks) and each album's artist; albums keyed per artist."""
-    key = _codes(artists) * (int(_codes(albums).max()) + 1) + _codes(albums)
-    keys, vecs = mean_normalized(track_vectors, key)
-    first = np.unique(key, return_index=True)[1]
-    return vecs, np.asarray(artists)[first]
+    """``(album_vectors [g, d], album_artists [g])``: tracks mean-normalised per (artist, album)."""
+    artists = np.asarray(artists)
+    x = np.asarray(track_vectors, dtype=np.float32)
+    if len(artists) == 0:
+        return np.zeros((0, x.shape[1]), np.float32), artists[:0]
+    pairs = np.stack([_codes(artists), _codes(albums)], axis=1)
+    _, first, key = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+    _, vecs = mean_normalized(x, key.reshape(-1))
+    return vecs, artists[first]
 
 
 class _Validator:
@@ -429,7 +445,7 @@ def train(
         sched = None
     amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if amp else None
-    guard = CollapseGuard(cfg.min_spread, cfg.collapse_patience)
+    guard = CollapseGuard(cfg.min_spread, cfg.collapse_patience, cfg.collapse_warmup)
 
     history: list[dict] = []
 
@@ -451,7 +467,7 @@ def train(
     k, frames = data.n_excerpts, data.n_frames
     crop = cfg.crop_frames if cfg.crop_frames and cfg.crop_frames < frames else None
     t_start = time.perf_counter()
-    refresh_s = 0.0
+    refresh_s = val_s = 0.0
     n_refresh = 0
     excerpts_seen = 0
     step = 0
@@ -459,7 +475,7 @@ def train(
         # -- index refresh ------------------------------------------------------------------
         if cfg.mining == "index" and step % cfg.index_refresh_every == 0:
             elapsed = time.perf_counter() - t_start
-            if n_refresh == 0 or refresh_s <= cfg.index_budget * (elapsed - refresh_s):
+            if n_refresh == 0 or cfg.index_budget is None or refresh_s <= cfg.index_budget * (elapsed - refresh_s - val_s):
                 t0 = time.perf_counter()
                 exc = rng.integers(k, size=len(train_rows))
                 vecs = embed(model, data.features, cfg.device, cfg.batch_size_embed, tracks=train_rows, excerpts=exc)
@@ -524,7 +540,9 @@ def train(
 
         # -- validation -----------------------------------------------------------------
         if validator.enabled and (step % cfg.val_every == 0 or step == steps):
+            t0 = time.perf_counter()
             ari, t = validator(model)
+            val_s += time.perf_counter() - t0
             model.train()
             report({"event": "val", "step": step, "val_ari": ari, "threshold": t})
             good_state = _state_copy(model)
@@ -552,7 +570,8 @@ def train(
         "refresh_s": refresh_s,
         "refresh_fraction": refresh_s / train_s if train_s > 0 else 0.0,
         "n_refresh": n_refresh,
-        "excerpts_per_s": excerpts_seen / max(train_s - refresh_s, 1e-9),
+        "val_s": val_s,
+        "excerpts_per_s": excerpts_seen / max(train_s - refresh_s - val_s, 1e-9),
     }
     report({"event": "done", "step": step, "status": status, "best_val_ari": best_ari, "best_step": best_step})
     return TrainResult(

@@ -1,0 +1,217 @@
+"""Training, index mining, collapse guard and checkpoints on a tiny synthetic catalog.
+
+The synthetic "log-mel" catalog (``synthetic_training_data``) gives each artist spectral peaks and
+a temporal modulation, each album a production EQ and gain, each excerpt noise: an embedding must
+learn to ignore the album to cluster albums by artist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from artdb.core.checkpoint import embed as embed_from_checkpoint_module
+from artdb.core.checkpoint import load_checkpoint, save_checkpoint
+from artdb.core.clustering import fit_threshold, make_homonym_groups
+from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
+from artdb.core.models import ModelConfig, build_model, embed
+from artdb.core.training import (
+    CollapseGuard,
+    TrainConfig,
+    TrainingCollapsedError,
+    TrainingData,
+    album_vectors,
+    split_artists,
+    synthetic_training_data,
+    train,
+)
+
+TINY = dict(
+    embedding_dim=32, channels=(8, 16, 16, 32), artists_per_batch=8, per_artist=4,
+    val_fraction=0.25, val_every=25, log_every=5, lr=3e-3, num_threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_training_data(n_artists=40, album_strength=1.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    # other artists (and other genre envelopes) than anything seen in training or validation
+    return synthetic_training_data(n_artists=24, album_strength=1.0, seed=99)
+
+
+def heldout_ari(model, d: TrainingData) -> float:
+    vecs = embed(model, d.features)
+    units, unit_artists = album_vectors(vecs, d.artists, d.albums)
+    groups = make_homonym_groups(unit_artists, np.random.default_rng(5), sizes=(2, 4))
+    return fit_threshold(groups, units, unit_artists)[1]
+
+
+def test_ml_semihard_beats_untrained_on_heldout_artists(data, heldout):
+    cfg = TrainConfig(method="ml", mining="semihard", steps=150, patience=0, **TINY)
+    torch.manual_seed(cfg.seed)
+    untrained = build_model(ModelConfig(n_mels=data.n_mels, embedding_dim=32, channels=(8, 16, 16, 32)))
+    events = []
+    result = train(data, cfg, progress=events.append)
+    assert result.status == "completed"
+    before, after = heldout_ari(untrained, heldout), heldout_ari(result.model, heldout)
+    assert after > before + 0.15, (before, after)
+    assert result.best_val_ari > result.initial_val_ari
+    assert 0 < result.threshold < 2
+    steps = [e for e in events if e["event"] == "step"]
+    assert {"step", "loss", "active_fraction", "spread"} <= set(steps[0])
+    assert any(e["event"] == "val" and "val_ari" in e for e in events)
+    # validation artists never appear in training classes
+    assert not set(result.val_artists) & set(result.class_ids)
+
+
+def test_cl_runs(data):
+    result = train(data, TrainConfig(method="cl", steps=20, **TINY))
+    assert result.status in ("completed", "early_stopped")
+    head = result.model.classifier
+    assert head is not None and head.out_features == len(result.class_ids)
+    assert any("ce" in e for e in result.history if e["event"] == "step")
+    assert embed(result.model, data.features[:3]).shape == (3, 32)
+
+
+def test_joint_runs_with_hard_schedule(data):
+    result = train(data, TrainConfig(method="joint", steps=20, hard_after=0.5, cl_weight=0.5, **TINY))
+    step_events = [e for e in result.history if e["event"] == "step"]
+    assert all("ce" in e and "triplet" in e for e in step_events)
+    assert any(e["event"] == "mining" and e["type"] == "hard" for e in result.history)
+
+
+def test_index_mining_refreshes_and_reports_cost(data):
+    cfg = TrainConfig(mining="index", steps=20, index_refresh_every=8, index_budget=None, **TINY)
+    result = train(data, cfg)
+    refreshes = [e for e in result.history if e["event"] == "refresh"]
+    assert len(refreshes) == 2 and result.timings["n_refresh"] == 2
+    assert 0 < result.timings["refresh_fraction"] < 1
+
+
+def test_deterministic_on_cpu(data):
+    cfg = TrainConfig(steps=6, **{**TINY, "val_fraction": 0.0, "log_every": 1})
+    a, b = train(data, cfg), train(data, cfg)
+    la = [e["loss"] for e in a.history if e["event"] == "step"]
+    lb = [e["loss"] for e in b.history if e["event"] == "step"]
+    assert la == lb
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_split_is_by_artist(data, rng):
+    tr, val = split_artists(data.artists, data.albums, 0.25, rng)
+    assert len(val) == 10 and not set(tr) & set(val)
+    assert set(tr) | set(val) == set(np.unique(data.artists))
+
+
+def _constant_model(n_mels):
+    model = build_model(ModelConfig(n_mels=n_mels, embedding_dim=32, channels=(8, 16, 16, 32)))
+    with torch.no_grad():
+        model.encoder.proj.weight.zero_()
+        model.encoder.proj.bias.fill_(1.0)
+    return model
+
+
+def test_collapse_guard_rolls_back_constant_model(data):
+    model = _constant_model(data.n_mels)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(steps=30, collapse_warmup=2, lr=1e-9, **{k: v for k, v in TINY.items() if k != "lr"})
+    result = train(data, cfg, model=model)
+    assert result.status == "collapsed"
+    assert "collapsed" in result.message and "rolled back" in result.message
+    assert result.steps == 5
+    for k, v in result.model.state_dict().items():
+        if v.dtype.is_floating_point:
+            assert torch.equal(v, initial[k]), k
+    with pytest.raises(TrainingCollapsedError, match="collapsed"):
+        train(data, dataclasses.replace(cfg, on_collapse="raise"), model=_constant_model(data.n_mels))
+
+
+def test_collapse_guard_on_huge_learning_rate(data):
+    cfg = TrainConfig(steps=60, collapse_warmup=5, **{**TINY, "lr": 1e3, "val_fraction": 0.0})
+    cfg = dataclasses.replace(cfg, lr_schedule="constant")
+    result = train(data, cfg)
+    assert result.status == "collapsed", result.history[-3:]
+
+
+def test_collapse_guard_unit():
+    g = CollapseGuard(min_spread=0.1, patience=2, warmup=0)
+    assert g.update(0.1, 1.0, 0.5) is None
+    assert g.update(0.2, 0.0, 1.0) is None
+    assert "collapsed" in g.update(0.2, 0.0, 1.0)
+    assert "nan" in CollapseGuard().update(float("nan"), 1.0)
+
+
+def test_config_validation_and_round_trip():
+    with pytest.raises(ConfigError):
+        TrainConfig(method="svm")
+    with pytest.raises(ConfigError):
+        TrainConfig(mining="random")
+    with pytest.raises(ConfigError):
+        TrainConfig(p_same_genre=1.5)
+    cfg = TrainConfig(channels=(4, 8), mining="index")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({"nope": 1})
+    with pytest.raises(ConfigError):
+        TrainingData(features=np.zeros((3, 1, 8, 8), np.float16), artists=np.zeros(2))
+
+
+class _Frontend:
+    """Stands in for the front-end's frozen FrontendConfig (to_dict / fingerprint)."""
+
+    def __init__(self, **kw):
+        self.kw = {"sample_rate": 16000, "n_mels": 32, "hop_length": 160, **kw}
+
+    def to_dict(self):
+        return dict(self.kw)
+
+    def fingerprint(self):
+        return "fp-" + "-".join(f"{k}{v}" for k, v in sorted(self.kw.items()))
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    return train(data, TrainConfig(method="joint", steps=10, **TINY))
+
+
+def test_checkpoint_round_trip_identical_embeddings(trained, data, tmp_path):
+    path = tmp_path / "modèles" / "m.pt"
+    digest = save_checkpoint(path, trained, frontend=_Frontend())
+    assert len(digest) == 64
+    ck = load_checkpoint(path, expect_frontend=_Frontend(), expect_sha256=digest)
+    assert ck.sha256 == digest
+    assert ck.frontend == _Frontend().to_dict() and ck.frontend_fingerprint == _Frontend().fingerprint()
+    assert ck.summary["best_step"] == trained.best_step and ck.train_config["method"] == "joint"
+    assert ck.metrics["class_ids"] == trained.class_ids
+    x = data.features[:6]
+    np.testing.assert_array_equal(embed(trained.model, x), embed_from_checkpoint_module(ck.model, x))
+    assert not list(path.parent.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_checkpoint_refuses_other_frontend(trained, tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, trained, frontend=_Frontend())
+    with pytest.raises(ModelMismatchError, match="hop_length: model 160 vs features 256"):
+        load_checkpoint(path, expect_frontend=_Frontend(hop_length=256))
+    with pytest.raises(ModelMismatchError):
+        load_checkpoint(path, expect_frontend={"sample_rate": 22050})
+    with pytest.raises(ArtdbError, match="sha256"):
+        load_checkpoint(path, expect_sha256="0" * 64)
+
+
+def test_checkpoint_rejects_foreign_file(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ArtdbError, match="not a loadable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"hello": 1}, bad)
+    with pytest.raises(ArtdbError, match="not an artdb model checkpoint"):
+        load_checkpoint(bad)
