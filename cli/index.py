@@ -20,12 +20,14 @@ from artdb.cli.progress import progress_bar
 @click.option("--executor", type=click.Choice(["process", "inline", "dask"]), default="process",
               show_default=True, help="Where analysis runs (dask needs the 'dist' extra).")
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
+@click.option("--rebuild-index", is_flag=True,
+              help="Re-embed the catalog with the active model and rewrite its index from scratch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @pass_app
 @handle_errors
 def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_size: int,
-          prune: bool, features: bool, executor: str, scheduler: str | None, as_json: bool,
+          prune: bool, features: bool, executor: str, scheduler: str | None, rebuild_index: bool, as_json: bool,
           no_progress: bool) -> None:
     """Ingest the audio files under PATH into the catalog (idempotent; a rerun resumes).
 
@@ -38,6 +40,16 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
 
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
                             executor_backend=executor, scheduler_address=scheduler)
+    if rebuild_index:
+        from artdb.core.registry import active_model
+        from artdb.core.vectors import rebuild_index as rebuild
+
+        model = active_model(app.catalog())
+        if model is None:
+            raise click.ClickException("no active model: nothing to rebuild")
+        with progress_bar(not no_progress) as bar:
+            report = rebuild(app.catalog(), app.paths, model, progress=bar)
+        click.echo(f"rebuilt the index of {model.name}: {report.total} vectors", err=as_json)
     with progress_bar(not no_progress) as bar:
         summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
                                 progress=bar)

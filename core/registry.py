@@ -57,3 +57,14 @@ def activate_model(catalog: Catalog, name_or_id: str | int) -> Model:
         s.execute(update(Model).where(Model.id == model.id).values(active=True))
     model.active = True
     return model
+
+
+def register_mfcc_baseline(catalog: Catalog, name: str = "mfcc", n_mfcc: int = 20,
+                           frontend=None, activate: bool = False) -> Model:
+    """Register the MFCC mean+std baseline over the (given or default) front-end's log-mels."""
+    from artdb.core.frontend import FrontendConfig
+
+    frontend = frontend or FrontendConfig()
+    return register_model(catalog, name=name, kind="mfcc", dim=2 * (n_mfcc - 1),
+                          config={"frontend": frontend.to_dict(), "n_mfcc": n_mfcc},
+                          activate=activate)

@@ -45,7 +45,7 @@ class StoreFeatureStage:
     """Ingest's ``FeatureStage``: the front-end's worker pool writing into the feature store."""
 
     def __init__(self, store, extractor, progress: ProgressFn | None = None):
-        self.store = store
+        self.store = store  # the FeatureStore
         self.extractor = extractor
         self.progress = progress
         self.extracted = 0
@@ -60,7 +60,7 @@ class StoreFeatureStage:
         self.extracted += len(paths)
         return out
 
-    def store(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
+    def save(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
         self.store.put_many(list(track_ids), np.stack(features))
 
     def remove(self, track_ids: Sequence[int]) -> None:

@@ -47,7 +47,7 @@ class FeatureStage(Protocol):
     def extract(self, paths: Sequence[str]) -> list[np.ndarray | str]:
         """Features per path, or a reason string where the file cannot be decoded."""
 
-    def store(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
+    def save(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
         """Durably store features (flushed before returning)."""
 
     def remove(self, track_ids: Sequence[int]) -> None:
@@ -260,7 +260,7 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
         s.add_all(rec for rec, _ in records)
         if to_store and features is not None:
             # Features are durable before the rows that point at them commit.
-            features.store([t.id for t, _ in to_store], [x for _, x in to_store])
+            features.save([t.id for t, _ in to_store], [x for _, x in to_store])
     return outcomes
 
 

@@ -1,0 +1,61 @@
+"""``artdb neighbors QUERY``."""
+
+from __future__ import annotations
+
+import click
+
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--level", type=click.Choice(["track", "album", "artist"]), default="track",
+              show_default=True, help="What QUERY names and what to return.")
+@click.option("-k", "k", default=10, show_default=True, help="How many neighbours.")
+@click.option("--exclude-same-page", is_flag=True, help="Skip results credited to the query's page.")
+@click.option("--model", "model_name", default=None, help="Model (default: the active one).")
+@click.option("--synonyms", is_flag=True,
+              help="Instead of QUERY: list synonym candidates (pages with different names that "
+                   "sound like one artist).")
+@click.option("--top", default=50, show_default=True, help="With --synonyms: how many pairs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+@handle_errors
+def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_same_page: bool,
+              model_name: str | None, synonyms: bool, top: int, as_json: bool) -> None:
+    """Nearest tracks, albums or artist pages to QUERY.
+
+    QUERY is a track id or audio path (--level track), an album id or title ("Artist - Title")
+    (--level album), or an artist page id or name (--level artist).
+    """
+    from artdb.core.registry import active_model, get_model
+
+    catalog = app.catalog()
+    model = get_model(catalog, model_name) if model_name else active_model(catalog)
+    if model is None:
+        raise click.ClickException("no active model: train one (artdb train) or activate one (artdb models activate)")
+    if synonyms:
+        from artdb.core.synonyms import find_synonyms
+
+        pairs = find_synonyms(catalog, app.paths, model, top=top, page=query)
+        if as_json:
+            emit_json([p.to_dict() for p in pairs])
+            return
+        click.echo(f"{'score':>6} {'audio':>6} {'name':>6} {'meta':>6}  page A  <->  page B")
+        for p in pairs:
+            click.echo(f"{p.score:6.3f} {p.audio_score:6.3f} {p.name_score:6.3f} {p.metadata_score:6.3f}"
+                       f"  {p.page_a} (#{p.page_a_id})  <->  {p.page_b} (#{p.page_b_id})")
+        return
+    if not query:
+        raise click.UsageError("QUERY is required (or use --synonyms)")
+    from artdb.core.neighbors import nearest
+
+    q, results = nearest(catalog, app.paths, model, query, level=level, k=k,
+                         exclude_same_page=exclude_same_page)
+    if as_json:
+        emit_json({"query": q, "neighbors": [r.to_dict() for r in results]})
+        return
+    click.echo(f"nearest {level}s to {q['name']!r} ({q['page']}) — model {q['model']}")
+    click.echo(f"{'#':>3} {'score':>6}  {'id':>7}  {'name':<32} {'album':<28} page")
+    for i, r in enumerate(results, 1):
+        click.echo(f"{i:>3} {r.score:6.3f}  {r.id:>7}  {r.name[:32]:<32} {(r.album or '')[:28]:<28} {r.page or ''}")

@@ -1,0 +1,137 @@
+"""Nearest tracks, albums or artist pages to a query (``artdb neighbors``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError
+from artdb.core.names import page_key
+from artdb.core.vectors import open_level_index, track_groups
+from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
+from artdb.db.session import Catalog
+
+
+@dataclass
+class Neighbor:
+    level: str
+    id: int
+    score: float
+    name: str  # track title, album title or page name
+    album: str | None
+    page: str | None
+    page_id: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def resolve_query(catalog: Catalog, query: str, level: str) -> int:
+    """The id of the entity ``query`` names at ``level``.
+
+    track: a track id or an audio file path; album: an album id or title ("Artist - Title" to
+    disambiguate); artist: a page id or name.
+    """
+    with catalog.session() as s:
+        if level == "track":
+            if query.isdigit() and s.get(Track, int(query)):
+                return int(query)
+            path = os.path.abspath(query)
+            tid = s.scalar(select(Track.id).where(Track.audio_path == path))
+            if tid is None:
+                raise CatalogError(f"no track with id or path {query!r} in the catalog")
+            return tid
+        if level == "album":
+            if query.isdigit() and s.get(Album, int(query)):
+                return int(query)
+            stmt = select(Album.id, ArtistPage.display_name).join(ArtistPage, Album.page_id == ArtistPage.id)
+            artist, sep, title = query.partition(" - ")
+            if sep:
+                rows = s.execute(stmt.where(Album.normalized_title == page_key(title),
+                                            ArtistPage.normalized_name == page_key(artist))).all()
+            else:
+                rows = s.execute(stmt.where(Album.normalized_title == page_key(query))).all()
+            if not rows:
+                raise CatalogError(f"no album {query!r} in the catalog")
+            if len(rows) > 1:
+                names = ", ".join(f"{aid} ({who})" for aid, who in rows[:10])
+                raise CatalogError(f"album title {query!r} is ambiguous: {names}; use an id or 'Artist - Title'")
+            return rows[0][0]
+        if level == "artist":
+            if query.isdigit() and s.get(ArtistPage, int(query)):
+                return int(query)
+            ids = s.scalars(select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(query))
+                            .order_by(ArtistPage.disambiguation)).all()
+            if not ids:
+                raise CatalogError(f"no artist page named {query!r}")
+            return ids[0]
+    raise CatalogError(f"unknown level {level!r} (track, album or artist)")
+
+
+def describe(catalog: Catalog, level: str, ids: list[int]) -> dict[int, tuple[str, str | None, str | None, int | None]]:
+    """id -> (name, album title, page name, page id) for display."""
+    with catalog.session() as s:
+        if level == "track":
+            rows = s.execute(
+                select(Track.id, Track.title, Album.title, ArtistPage.display_name, ArtistPage.id)
+                .join(Album, Track.album_id == Album.id)
+                .join(TrackCredit, (TrackCredit.track_id == Track.id) & (TrackCredit.position == 0))
+                .join(ArtistPage, TrackCredit.page_id == ArtistPage.id)
+                .where(Track.id.in_(ids))).all()
+            return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        if level == "album":
+            rows = s.execute(
+                select(Album.id, Album.title, ArtistPage.display_name, ArtistPage.id)
+                .join(ArtistPage, Album.page_id == ArtistPage.id).where(Album.id.in_(ids))).all()
+            return {r[0]: (r[1], r[1], r[2], r[3]) for r in rows}
+        rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
+                         .where(ArtistPage.id.in_(ids))).all()
+        return {r[0]: (r[1] + (f" [{r[2]}]" if r[2] else ""), None, r[1], r[0]) for r in rows}
+
+
+def page_of(catalog: Catalog, level: str, ids: np.ndarray) -> np.ndarray:
+    """The page each entity belongs to (its main credit / album artist / itself)."""
+    if level == "artist":
+        return ids
+    if level == "track":
+        return track_groups(catalog, "artist", ids)
+    with catalog.session() as s:
+        mapping = dict(s.execute(select(Album.id, Album.page_id).where(Album.id.in_([int(i) for i in ids]))).all())
+    return np.array([mapping.get(int(i), -1) for i in ids], dtype=np.int64)
+
+
+def nearest(catalog: Catalog, paths: Paths, model: Model, query: str, level: str = "track",
+            k: int = 10, exclude_same_page: bool = False, device: str = "cpu") -> tuple[dict, list[Neighbor]]:
+    """The ``k`` nearest entities at ``level`` to the one ``query`` names (itself excluded)."""
+    qid = resolve_query(catalog, query, level)
+    index = open_level_index(catalog, paths, model, level, device=device)
+    if not index.contains(np.array([qid]))[0]:
+        raise CatalogError(f"{level} {qid} has no vector for model {model.name} (not embedded yet?)")
+    qvec = index.reconstruct(np.array([qid]))
+    qpage = int(page_of(catalog, level, np.array([qid]))[0])
+    want = k + 1
+    while True:
+        scores, ids = index.search(qvec, min(want, index.ntotal))
+        keep = (ids[0] >= 0) & (ids[0] != qid)
+        cand_ids, cand_scores = ids[0][keep], scores[0][keep]
+        if exclude_same_page and len(cand_ids):
+            other = page_of(catalog, level, cand_ids) != qpage
+            cand_ids, cand_scores = cand_ids[other], cand_scores[other]
+        if len(cand_ids) >= k or want >= index.ntotal:
+            break
+        want = min(index.ntotal, want * 4)
+    cand_ids, cand_scores = cand_ids[:k], cand_scores[:k]
+    info = describe(catalog, level, [qid, *map(int, cand_ids)])
+    qname, qalbum, qpage_name, _ = info.get(qid, ("?", None, None, None))
+    query_info = {"level": level, "id": qid, "name": qname, "album": qalbum, "page": qpage_name,
+                  "model": model.name}
+    out = []
+    for i, sc in zip(cand_ids, cand_scores):
+        name, album, page, pid = info.get(int(i), ("?", None, None, None))
+        out.append(Neighbor(level, int(i), float(sc), name, album, page, pid))
+    return query_info, out

@@ -1,0 +1,265 @@
+"""The vector index beside the catalog: one per model and level, kept consistent with the DB.
+
+``core`` owns both sides. The catalog's ``embeddings`` rows say which tracks a model has embedded;
+the track index holds their vectors (vector id = track id). Writes go *catalog first, index
+second*: a crash in between leaves rows without vectors, which ``open_track_index`` detects (ids
+and counts against the rows) and repairs by re-embedding those tracks from the feature store.
+Vectors without rows (deleted or re-ingested tracks) are removed the same way.
+
+Album and artist-page vectors are derived (mean of their tracks' vectors, re-normalised) and
+rebuilt when the track index has changed since they were made.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from artdb.core.aggregate import mean_normalized
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError, IndexMismatchError
+from artdb.db.models import Album, Embedding, Model, Track, TrackCredit
+from artdb.db.session import Catalog
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[str, int, int], None]
+LEVELS = ("track", "album", "artist")
+EMBED_BATCH = 256
+
+
+def model_dir(paths: Paths, model: Model) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model.name)
+    return paths.indexes / f"{model.id}-{safe}"
+
+
+def index_path(paths: Paths, model: Model, level: str = "track") -> Path:
+    if level not in LEVELS:
+        raise CatalogError(f"unknown index level {level!r} (one of {', '.join(LEVELS)})")
+    return model_dir(paths, model) / f"{level}.faiss"
+
+
+@dataclass
+class SyncReport:
+    model: str
+    embedded: int = 0  # new vectors
+    removed: int = 0  # vectors of deleted/changed tracks
+    repaired: int = 0  # rows that had no vector (an interrupted write)
+    dropped_rows: int = 0  # rows whose features are gone: forgotten, re-embedded on next ingest
+    total: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _revision(catalog: Catalog, model: Model) -> str:
+    """A token that changes whenever the model's embedded set changes."""
+    with catalog.session() as s:
+        n, max_id, last = s.execute(
+            select(func.count(), func.max(Embedding.track_id), func.max(Embedding.created_at))
+            .where(Embedding.model_id == model.id)
+        ).one()
+    return f"{n}:{max_id}:{last.isoformat() if last else ''}"
+
+
+def _embedded_ids(catalog: Catalog, model: Model) -> np.ndarray:
+    with catalog.session() as s:
+        ids = s.scalars(select(Embedding.track_id).where(Embedding.model_id == model.id)).all()
+    return np.sort(np.asarray(ids, dtype=np.int64))
+
+
+def _feature_store(paths: Paths, embedder):
+    from artdb.core.frontend import FrontendConfig
+    from artdb.core.service import open_feature_store
+
+    return open_feature_store(paths, FrontendConfig.from_dict(embedder.frontend), mode="r")
+
+
+def _new_index(model: Model):
+    from artdb.indexer import FaissIndex
+
+    return FaissIndex(model.dim, "IDMap2,Flat", model=model.name, name="track")
+
+
+def _load_or_new(paths: Paths, model: Model):
+    from artdb.indexer import FaissIndex, IndexCorruptError
+    from artdb.indexer import IndexMismatchError as VecMismatch
+
+    path = index_path(paths, model)
+    if not path.exists():
+        return _new_index(model), True
+    try:
+        return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim), False
+    except VecMismatch as exc:
+        raise IndexMismatchError(
+            f"{exc}; rebuild it with `artdb index --rebuild-index` (model {model.name})") from exc
+    except IndexCorruptError as exc:
+        log.warning("index %s is unreadable (%s): rebuilding from the catalog", path, exc)
+        return _new_index(model), True
+
+
+def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None,
+                     device: str = "cpu", repair: bool = True):
+    """The model's track index, checked against the catalog and repaired if they disagree."""
+    index, _ = _load_or_new(paths, model)
+    rows = _embedded_ids(catalog, model)
+    stored = index.index_ids()
+    if len(rows) == len(stored) and np.array_equal(rows, stored):
+        return index
+    if not repair:
+        raise IndexMismatchError(
+            f"index of model {model.name} holds {len(stored)} vectors but the catalog records "
+            f"{len(rows)} embedded tracks; run `artdb index --rebuild-index`")
+    report = SyncReport(model.name)
+    _reconcile(catalog, paths, model, index, rows, stored, embedder, device, report)
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    log.warning("repaired index of %s: %s", model.name, report.to_dict())
+    return index
+
+
+def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, report) -> None:
+    extra = np.setdiff1d(stored, rows)
+    if extra.size:
+        report.removed += index.remove(extra)
+    missing = np.setdiff1d(rows, stored)
+    if missing.size:
+        if embedder is None:
+            from artdb.core.embedders import load_embedder
+
+            embedder = load_embedder(model, device)
+        with _feature_store(paths, embedder) as store:
+            have = np.array([i for i in missing if int(i) in store], dtype=np.int64)
+            gone = np.setdiff1d(missing, have)
+            for start in range(0, len(have), EMBED_BATCH):
+                ids = have[start:start + EMBED_BATCH]
+                index.add(embedder.embed(store.get_many(ids)), ids)
+            report.repaired += len(have)
+        if gone.size:
+            with catalog.session() as s:
+                s.execute(delete(Embedding).where(Embedding.model_id == model.id,
+                                                  Embedding.track_id.in_(gone.tolist())))
+            report.dropped_rows += len(gone)
+
+
+def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
+                     progress: ProgressFn | None = None) -> SyncReport:
+    """Embed every track that has features but no vector for ``model``; drop stale vectors."""
+    from artdb.core.embedders import load_embedder
+
+    embedder = load_embedder(model, device)
+    report = SyncReport(model.name)
+    # Vectors of deleted or re-ingested tracks (their rows are gone) are dropped here.
+    index = open_track_index(catalog, paths, model, embedder, device)
+    with catalog.session() as s:
+        todo = s.execute(
+            select(Track.id, Track.content_hash)
+            .outerjoin(Embedding, (Embedding.track_id == Track.id) & (Embedding.model_id == model.id))
+            .where(Embedding.track_id.is_(None)).order_by(Track.id)
+        ).all()
+    with _feature_store(paths, embedder) as store:
+        todo = [(t, h) for t, h in todo if t in store]
+        if progress:
+            progress(f"embed ({model.name})", 0, len(todo))
+        for start in range(0, len(todo), EMBED_BATCH):
+            chunk = todo[start:start + EMBED_BATCH]
+            ids = np.array([t for t, _ in chunk], dtype=np.int64)
+            vectors = embedder.embed(store.get_many(ids))
+            # Catalog first, then the index: a crash in between is repaired on the next open.
+            with catalog.session() as s:
+                s.add_all(Embedding(track_id=int(t), model_id=model.id, vector_id=int(t), content_hash=h)
+                          for t, h in chunk)
+            index.add(vectors, ids)
+            report.embedded += len(chunk)
+            if progress:
+                progress(f"embed ({model.name})", report.embedded, len(todo))
+    index = _maybe_upgrade_index_type(index, model)
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    report.total = index.ntotal
+    return report
+
+
+def _maybe_upgrade_index_type(index, model: Model):
+    """Swap an exact index for an approximate one once the collection outgrows exact search."""
+    from artdb.indexer import FaissIndex, choose_index
+
+    spec = choose_index(index.ntotal, index.dim, memory_budget_bytes=1 << 62)
+    if spec.factory == index.factory or spec.factory == "IDMap2,Flat":
+        return index
+    ids = index.index_ids()
+    vectors = index.reconstruct(ids)
+    log.info("rebuilding index of %s as %s (%d vectors)", model.name, spec.factory, len(ids))
+    return FaissIndex.build(vectors, ids, spec, model=model.name, name="track")
+
+
+def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
+                      progress: ProgressFn | None = None) -> SyncReport | None:
+    from artdb.core.registry import active_model
+
+    model = active_model(catalog)
+    if model is None:
+        return None
+    return sync_model_index(catalog, paths, model, device, progress)
+
+
+def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
+                  progress: ProgressFn | None = None) -> SyncReport:
+    """Forget the model's vectors (rows and files) and embed the catalog again."""
+    with catalog.session() as s:
+        s.execute(delete(Embedding).where(Embedding.model_id == model.id))
+    for p in model_dir(paths, model).glob("*.faiss*"):
+        p.unlink()
+    return sync_model_index(catalog, paths, model, device, progress)
+
+
+# -- levels ----------------------------------------------------------------------------------------
+def track_groups(catalog: Catalog, level: str, track_ids: np.ndarray) -> np.ndarray:
+    """Group id (album id or main-credit page id) of each track."""
+    ids = [int(t) for t in track_ids]
+    with catalog.session() as s:
+        if level == "album":
+            mapping = dict(s.execute(select(Track.id, Track.album_id).where(Track.id.in_(ids))).all())
+        elif level == "artist":
+            mapping = dict(s.execute(
+                select(TrackCredit.track_id, TrackCredit.page_id)
+                .where(TrackCredit.track_id.in_(ids), TrackCredit.position == 0)).all())
+        else:
+            raise CatalogError(f"unknown level {level!r}")
+    return np.array([mapping.get(t, -1) for t in ids], dtype=np.int64)
+
+
+def level_vectors(catalog: Catalog, index, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(group ids, unit vectors)`` for albums or artist pages, from the track vectors."""
+    ids = index.index_ids()
+    if level == "track":
+        return ids, index.reconstruct(ids)
+    groups = track_groups(catalog, level, ids)
+    keep = groups >= 0
+    return mean_normalized(index.reconstruct(ids[keep]), groups[keep])
+
+
+def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, device: str = "cpu"):
+    """The album or artist-page index, rebuilt when the track index changed since it was made."""
+    from artdb.indexer import FaissIndex, read_sidecar
+
+    track_index = open_track_index(catalog, paths, model, device=device)
+    if level == "track":
+        return track_index
+    path = index_path(paths, model, level)
+    revision = _revision(catalog, model)
+    if path.exists():
+        try:
+            if read_sidecar(path).catalog_revision == revision:
+                return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim)
+        except Exception as exc:  # noqa: BLE001 - a derived index is rebuilt on any doubt
+            log.warning("rebuilding %s index (%s)", level, exc)
+    gids, vectors = level_vectors(catalog, track_index, level)
+    index = FaissIndex.build(vectors, gids, model=model.name, name=level) if len(gids) else \
+        FaissIndex(model.dim, model=model.name, name=level)
+    index.save(path, catalog_revision=revision)
+    return index

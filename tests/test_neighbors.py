@@ -1,0 +1,73 @@
+"""``artdb neighbors`` and ``artdb models`` through the CLI, on real files, DB and FAISS."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from artdb.cli.main import cli
+from audiofiles import write_audio
+
+
+@pytest.fixture
+def indexed(tmp_path, artdb_home):
+    root = tmp_path / "lib"
+    # Two pages; tones make each page's tracks close to each other.
+    for i in range(4):
+        write_audio(root / f"low{i}.flac", seconds=2.5, freq=110 + 5 * i, seed=i, artist="Low Band",
+                    album=f"Low {i % 2}", title=f"low {i}")
+        write_audio(root / f"high{i}.ogg", seconds=2.5, freq=2500 + 40 * i, seed=10 + i,
+                    artist="High Band", album=f"High {i % 2}", title=f"high {i}")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["models", "add-baseline", "mfcc", "--activate"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["index", str(root), "--no-progress", "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"] == {"added": 8}
+    return runner, root
+
+
+def test_track_album_artist_neighbors(indexed):
+    runner, root = indexed
+    r = runner.invoke(cli, ["neighbors", str(root / "low0.flac"), "-k", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["query"]["name"] == "low 0"
+    assert [n["page"] for n in out["neighbors"]] == ["Low Band"] * 3
+    assert all(-1.0 <= n["score"] <= 1.0001 for n in out["neighbors"])
+
+    r = runner.invoke(cli, ["neighbors", "Low Band - Low 0", "--level", "album", "-k", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["neighbors"][0]["name"] == "Low 1"
+
+    r = runner.invoke(cli, ["neighbors", "low band", "--level", "artist", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [n["name"] for n in json.loads(r.stdout)["neighbors"]] == ["High Band"]
+
+    r = runner.invoke(cli, ["neighbors", str(root / "low0.flac"), "-k", "2", "--exclude-same-page", "--json"])
+    assert {n["page"] for n in json.loads(r.stdout)["neighbors"]} == {"High Band"}
+
+    r = runner.invoke(cli, ["neighbors", str(root / "low0.flac"), "-k", "2"])
+    assert r.exit_code == 0 and "low 0" in r.output
+
+
+def test_unknown_query_is_a_clean_error(indexed):
+    runner, _ = indexed
+    r = runner.invoke(cli, ["neighbors", "Nobody", "--level", "artist"])
+    assert r.exit_code == 1
+    assert "no artist page named 'Nobody'" in r.output
+
+
+def test_models_list_show_and_stats(indexed):
+    runner, _ = indexed
+    r = runner.invoke(cli, ["models", "list", "--json"])
+    assert json.loads(r.stdout)[0]["name"] == "mfcc" and json.loads(r.stdout)[0]["active"]
+    r = runner.invoke(cli, ["models", "show", "mfcc", "--json"])
+    assert json.loads(r.stdout)["config"]["n_mfcc"] == 20
+    r = runner.invoke(cli, ["stats", "--json"])
+    assert json.loads(r.stdout)["models"][0]["embedded_tracks"] == 8
+    r = runner.invoke(cli, ["index", "--help"])
+    assert "--rebuild-index" in r.output

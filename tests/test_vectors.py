@@ -1,0 +1,134 @@
+"""The index beside the catalog: embedding on ingest, crash repair, re-ingest, mismatches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from artdb.core.config import Paths
+from artdb.core.errors import IndexMismatchError
+from artdb.core.frontend import FrontendConfig
+from artdb.core.ingest import IngestOptions
+from artdb.core.registry import register_model
+from artdb.core.service import index_catalog
+from artdb.core import vectors
+from artdb.db.models import Embedding, Track
+from audiofiles import write_audio
+
+FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
+
+
+def library(root, n=6, offset=0):
+    for i in range(offset, offset + n):
+        write_audio(root / f"A{i % 2}" / f"t{i}.flac", seconds=2.5, freq=150 + 90 * i, seed=i,
+                    artist=f"Artist {i % 2}", album=f"Album {i % 4}", title=f"T{i}")
+
+
+@pytest.fixture
+def setup(catalog, tmp_path):
+    paths = Paths.from_home(tmp_path / "home")
+    model = register_model(catalog, name="mfcc-test", kind="mfcc", dim=38,
+                           config={"frontend": FRONTEND.to_dict(), "n_mfcc": 20}, activate=True)
+    return catalog, paths, model
+
+
+def n_rows(catalog, model):
+    with catalog.session() as s:
+        return s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_id == model.id))
+
+
+def test_ingest_embeds_into_active_model_index(setup, tmp_path):
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root)
+    summary = index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    assert summary.counts == {"added": 6}
+    index = vectors.open_track_index(catalog, paths, model)
+    with catalog.session() as s:
+        track_ids = sorted(s.scalars(select(Track.id)))
+    assert index.index_ids().tolist() == track_ids
+    assert n_rows(catalog, model) == 6
+    # an exact search returns each track itself first
+    v = index.reconstruct(np.array(track_ids))
+    _, ids = index.search(v, 1)
+    assert ids[:, 0].tolist() == track_ids
+    # album and artist levels derive from the track vectors
+    albums = vectors.open_level_index(catalog, paths, model, "album")
+    assert albums.ntotal == 4
+    pages = vectors.open_level_index(catalog, paths, model, "artist")
+    assert pages.ntotal == 2
+
+
+def test_crash_between_catalog_commit_and_index_write_is_repaired(setup, tmp_path, monkeypatch):
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=4)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    library(root, n=3, offset=4)
+
+    from artdb.indexer import FaissIndex
+
+    real_save = FaissIndex.save
+
+    def killed(self, *a, **k):
+        raise SystemExit("killed before the index write")
+
+    monkeypatch.setattr(FaissIndex, "save", killed)
+    with pytest.raises(SystemExit):
+        index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    monkeypatch.setattr(FaissIndex, "save", real_save)
+    # the catalog committed 7 embedding rows; the file on disk still holds 4 vectors
+    assert n_rows(catalog, model) == 7
+    from artdb.indexer import read_sidecar
+
+    assert read_sidecar(vectors.index_path(paths, model)).count == 4
+    with pytest.raises(IndexMismatchError):
+        vectors.open_track_index(catalog, paths, model, repair=False)
+    index = vectors.open_track_index(catalog, paths, model)  # detects and repairs
+    assert index.ntotal == 7
+    assert read_sidecar(vectors.index_path(paths, model)).count == 7
+
+
+def test_reingested_file_gets_a_new_vector(setup, tmp_path):
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=3)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    path = root / "A0" / "t0.flac"
+    with catalog.session() as s:
+        tid = s.scalars(select(Track.id).where(Track.audio_path == str(path.resolve()))).one()
+    before = vectors.open_track_index(catalog, paths, model).reconstruct(np.array([tid]))
+    write_audio(path, seconds=2.5, freq=3000, seed=99, artist="Artist 0", album="Album 0", title="T0")
+    summary = index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    assert summary.counts == {"updated": 1, "unchanged": 2}
+    index = vectors.open_track_index(catalog, paths, model)
+    after = index.reconstruct(np.array([tid]))
+    assert index.ntotal == 3 and not np.allclose(before, after)
+
+
+def test_deleted_tracks_leave_the_index(setup, tmp_path):
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=4)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    (root / "A1" / "t1.flac").unlink()
+    summary = index_catalog(catalog, paths, root, IngestOptions(workers=1, prune=True))
+    assert summary.counts["pruned"] == 1
+    assert vectors.open_track_index(catalog, paths, model).ntotal == 3
+
+
+def test_index_of_another_model_is_refused(setup, tmp_path):
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=2)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    from artdb.indexer import FaissIndex
+
+    path = vectors.index_path(paths, model)
+    other = FaissIndex(model.dim, model="someone-else", name="track")
+    other.save(path)
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        vectors.open_track_index(catalog, paths, model)
+    report = vectors.rebuild_index(catalog, paths, model)
+    assert report.embedded == 2 and vectors.open_track_index(catalog, paths, model).ntotal == 2
