@@ -143,10 +143,16 @@ class ArtistNet(nn.Module):
         return F.normalize(self.encoder(x).float(), dim=1)
 
 
-def build_model(cfg: ModelConfig | dict) -> ArtistNet:
+def build_model(cfg: ModelConfig | dict, channels_last: bool = True) -> ArtistNet:
+    """A fresh :class:`ArtistNet`. ``channels_last`` stores conv weights NHWC, which makes
+    convolutions ~1.3-1.7x faster on CPU (measured, docs/training.md) and suits cuDNN with AMP;
+    weights and outputs are the same either way."""
     if isinstance(cfg, dict):
         cfg = ModelConfig.from_dict(cfg)
-    return ArtistNet(cfg)
+    model = ArtistNet(cfg)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

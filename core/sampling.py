@@ -11,7 +11,7 @@
   other albums of its artist, and its negatives, with probability ``p_same_genre``, to other
   artists of its genre (when such exist in the batch).
 - :func:`other_artist_neighbours` — nearest neighbours of other artists through any index with
-  ``add(ids, vectors)`` / ``search(queries, k) -> (scores, ids)``.
+  ``add(vectors, ids)`` / ``search(queries, k) -> (scores, ids)`` (``artdb.indexer``'s API).
 
 All randomness comes from generators seeded by the caller: no module-level RNG.
 """
@@ -314,9 +314,9 @@ class SideInfoTripletMiner(BaseMiner):
 
 
 class SearchIndex(Protocol):
-    """What index mining needs from ``artdb.indexer`` (or any exact/approximate index)."""
+    """What index mining needs from an ``artdb.indexer`` index (``TorchExactIndex``, ``FaissIndex``)."""
 
-    def add(self, ids, vectors) -> None: ...
+    def add(self, vectors, ids) -> None: ...
 
     def search(self, queries, k: int): ...
 
@@ -335,7 +335,7 @@ def other_artist_neighbours(
     if max_same is None:
         max_same = int(np.unique(artists, return_counts=True)[1].max())
     kk = int(min(n, k + max_same))
-    index.add(np.arange(n, dtype=np.int64), vecs)
+    index.add(vectors=vecs, ids=np.arange(n, dtype=np.int64))
     _, ids = index.search(vecs, kk)
     ids = np.asarray(ids.cpu() if hasattr(ids, "cpu") else ids, dtype=np.int64)
     out = np.full((n, k), -1, dtype=np.int64)
@@ -345,23 +345,3 @@ def other_artist_neighbours(
         row = ids[i][other[i]][:k]
         out[i, : len(row)] = row
     return out
-
-
-class ExactIndex:
-    """Exact inner-product search in torch, used when ``artdb.indexer`` offers no exact index."""
-
-    def __init__(self, dim: int, device: str = "cpu"):
-        self.dim, self.device = dim, device
-        self._ids = torch.empty(0, dtype=torch.int64)
-        self._x = torch.empty(0, dim, device=device)
-
-    def add(self, ids, vectors) -> None:
-        self._ids = torch.cat([self._ids, torch.as_tensor(np.asarray(ids), dtype=torch.int64)])
-        x = torch.as_tensor(np.asarray(vectors, dtype=np.float32), device=self.device)
-        self._x = torch.cat([self._x, x])
-
-    def search(self, queries, k: int):
-        q = torch.as_tensor(np.asarray(queries, dtype=np.float32), device=self.device)
-        k = min(int(k), len(self._ids))
-        scores, pos = (q @ self._x.T).topk(k, dim=1)
-        return scores.cpu().numpy(), self._ids[pos.cpu()].numpy()

@@ -40,7 +40,6 @@ from .losses import METHODS, ArtistLoss, mean_pairwise_distance
 from .models import ArtistNet, ModelConfig, build_model, embed
 from .sampling import (
     ArtistBatchSampler,
-    ExactIndex,
     NeighbourBatchSampler,
     SideInfoTripletMiner,
     other_artist_neighbours,
@@ -133,6 +132,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = True  # mixed precision (float16 autocast + grad scaling) on CUDA only
     num_threads: int | None = None
+    channels_last: bool = True  # NHWC conv weights: faster on CPU and with cuDNN AMP
     # validation (split by artist)
     val_fraction: float = 0.2
     val_min_albums: int = 2
@@ -354,21 +354,16 @@ class _Validator:
 
 
 def make_search_index(dim: int, backend: str = "auto", device: str = "cpu"):
-    """An empty exact inner-product index for index mining (``artdb.indexer`` when it has one)."""
-    try:
-        from artdb import indexer
-    except ImportError:  # pragma: no cover - indexer is part of the package
-        indexer = None
-    if backend in ("auto", "torch") and hasattr(indexer, "TorchExactIndex"):
-        try:
-            return indexer.TorchExactIndex(dim, device=device)
-        except TypeError:
-            return indexer.TorchExactIndex(dim)
+    """An empty exact cosine index from ``artdb.indexer`` for index mining.
+
+    ``torch``/``auto``: ``TorchExactIndex`` on the training device (no FAISS GPU build needed);
+    ``faiss``: FAISS ``IDMap2,Flat``.
+    """
+    from artdb import indexer
+
     if backend == "faiss":
-        if hasattr(indexer, "VectorIndex") and hasattr(indexer.VectorIndex, "exact"):
-            return indexer.VectorIndex.exact(dim)
-        raise ConfigError("index_backend='faiss' needs artdb.indexer.VectorIndex")
-    return ExactIndex(dim, device=device)
+        return indexer.VectorIndex.exact(dim)
+    return indexer.TorchExactIndex(dim, device=device)
 
 
 def _state_copy(model: torch.nn.Module) -> dict:
@@ -423,6 +418,8 @@ def train(
         if use_cl and (model.classifier is None or model.cfg.n_classes != len(train_ids)):
             raise ConfigError(f"method {cfg.method!r} needs a head with {len(train_ids)} classes")
         mcfg = model.cfg
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     model.to(device).train()
 
     sampler_cls = NeighbourBatchSampler if cfg.mining == "index" else ArtistBatchSampler

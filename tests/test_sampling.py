@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from artdb.core.errors import ConfigError
+from artdb.indexer import FaissIndex, TorchExactIndex
 from artdb.core.sampling import (
     ArtistBatchSampler,
-    ExactIndex,
     NeighbourBatchSampler,
     SideInfoTripletMiner,
     other_artist_neighbours,
@@ -150,12 +150,13 @@ def test_miner_active_fraction():
     assert m2.active_fraction == 1.0 and len(a) == m2.num_candidates
 
 
-def test_other_artist_neighbours_exact():
+@pytest.mark.parametrize("make_index", [lambda d: TorchExactIndex(d), lambda d: FaissIndex.exact(d)])
+def test_other_artist_neighbours_exact(make_index):
     # artists 0 and 1 on one side, artist 2 far away
     vecs = np.array([[1, 0], [0.99, 0.14], [0.95, 0.31], [0.9, 0.44], [-1, 0], [-0.99, -0.14]], np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     artists = np.array([0, 0, 1, 1, 2, 2])
-    nb = other_artist_neighbours(ExactIndex(2), vecs, artists, k=2)
+    nb = other_artist_neighbours(make_index(2), vecs, artists, k=2)
     assert nb.shape == (6, 2)
     assert (artists[nb] != artists[:, None]).all()
     assert nb[0].tolist() == [2, 3] and nb[1].tolist() == [2, 3]
