@@ -286,3 +286,26 @@ def test_mp3_seek_reads_what_a_full_decode_reads(tmp_path):
             np.testing.assert_allclose(source.read(start, 20000), full[start : start + 20000], atol=1e-6)
     finally:
         source.close()
+
+
+def _crash_on_bad(path, config):
+    """Stands for libsndfile segfaulting on a malformed file inside a worker."""
+    import os
+
+    from artdb.core.frontend.decode import decode_task
+
+    if os.path.basename(path) == "crash.wav":
+        os._exit(139)
+    return decode_task(path, config)
+
+
+def test_worker_crash_costs_only_that_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("artdb.core.frontend.pipeline.decode_task", _crash_on_bad)
+    sr = 22050
+    good = [write(tmp_path / f"ok{i}.wav", tone(400.0 + 100 * i, 3.0, sr), sr) for i in range(4)]
+    crash = write(tmp_path / "crash.wav", tone(300.0, 3.0, sr), sr)
+    paths = good[:2] + [crash] + good[2:]
+    results = list(extract_features(paths, CFG, workers=2, batch_tracks=2))
+    assert [r[0] for r in results] == list(range(5))
+    assert isinstance(results[2][2], AudioError) and "decoder crashed" in results[2][2].reason
+    assert [type(r[2]).__name__ for n, r in enumerate(results) if n != 2] == ["ndarray"] * 4, results

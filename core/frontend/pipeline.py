@@ -14,6 +14,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import torch
@@ -87,22 +88,53 @@ class FeatureExtractor:
         self.close()
 
     def decode(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[int, str, tuple]]:
-        """``(index, path, decode_task result)`` in input order, decoding ahead in the pool."""
+        """``(index, path, decode_task result)`` in input order, decoding ahead in the pool.
+
+        If a worker process dies (a decoder crash on a malformed file), the pool is restarted and
+        every file that was in flight is decoded again alone, so only the culprit gets an error.
+        """
         if self.workers == 0:
             for i, p in enumerate(paths):
                 yield i, str(p), decode_task(str(p), self.config)
             return
-        pool = self._executor()
         ahead = 4 * self.workers + self.batch_tracks
-        pending: deque[tuple[int, str, Future]] = deque()
+        pending: deque[tuple[int, str, Future | None]] = deque()
         for i, p in enumerate(paths):
-            pending.append((i, str(p), pool.submit(decode_task, str(p), self.config)))
-            if len(pending) >= ahead:
-                j, q, fut = pending.popleft()
-                yield j, q, fut.result()
+            pending.append((i, str(p), self._submit(str(p))))
+            while len(pending) >= ahead:
+                yield self._collect(pending)
         while pending:
-            j, q, fut = pending.popleft()
-            yield j, q, fut.result()
+            yield self._collect(pending)
+
+    def _submit(self, path: str) -> Future:
+        return self._executor().submit(decode_task, path, self.config)
+
+    def _collect(self, pending: deque) -> tuple[int, str, tuple]:
+        index, path, fut = pending.popleft()
+        try:
+            return index, path, fut.result()
+        except BrokenProcessPool:
+            pass
+        # The pool is broken: every pending future failed with it. Isolate the culprit by
+        # decoding this file alone in a fresh pool, then resubmit the rest.
+        self._discard_pool()
+        result = self._decode_alone(path)
+        for n, (i, p, _) in enumerate(list(pending)):
+            pending[n] = (i, p, self._submit(p))
+        return index, path, result
+
+    def _decode_alone(self, path: str) -> tuple:
+        ctx = multiprocessing.get_context(self.start_method)
+        with ProcessPoolExecutor(1, mp_context=ctx) as alone:
+            try:
+                return alone.submit(decode_task, path, self.config).result()
+            except BrokenProcessPool:
+                return "error", "the decoder crashed on this file (worker process died)"
+
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def extract(
         self, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None
