@@ -138,7 +138,7 @@ class TrainConfig:
     val_min_albums: int = 2
     val_group_sizes: tuple[int, int] = (2, 4)
     val_every: int = 100
-    val_excerpts: int | None = None  # excerpts per track at validation (None: all k)
+    val_excerpts: int | None = 2  # fixed excerpts per track at validation (None: all k)
     patience: int = 5  # validation checks without improvement before early stop (0: never)
     linkage: str = "average"
     metric: str = "cosine"

@@ -72,7 +72,7 @@ def test_ml_semihard_beats_untrained_on_heldout_artists(data, heldout):
 
 
 def test_cl_runs(data):
-    result = train(data, TrainConfig(method="cl", steps=20, **TINY))
+    result = train(data, TrainConfig(method="cl", steps=20, val_excerpts=1, **TINY))
     assert result.status in ("completed", "early_stopped")
     head = result.model.classifier
     assert head is not None and head.out_features == len(result.class_ids)
