@@ -295,8 +295,11 @@ class FaissIndex(VectorIndex):
             raise VectorIndexError(
                 f"training needs at least nlist={self._ivf.nlist} vectors, got {x.shape[0]}"
             )
-        if self._use_gpu and self._hnsw_quantizer is None:
-            self._ivf.clustering_index = _to_gpu(faiss.IndexFlatIP(self.dim))
+        if self._use_gpu:  # k-means on the GPU, with the metric the CPU path would assign with
+            alone = self._ivf.quantizer_trains_alone  # a C char: str in Python
+            alone = ord(alone) if isinstance(alone, str) else int(alone)
+            metric = faiss.METRIC_L2 if alone == 2 else self._ivf.metric_type
+            self._ivf.clustering_index = _to_gpu(faiss.IndexFlat(self.dim, metric))
         try:
             self._index.train(x)
         finally:
