@@ -2,7 +2,7 @@
 
     python bench/synth.py speed [--seconds 20] [--tracks 24]
         seconds of audio generated per wall second, one process (render + encode + tag + write)
-    python bench/synth.py difficulty [--difficulty 0.5] [--seed 0] [--homonym-groups 12] ...
+    python bench/synth.py difficulty [--difficulty 0.7] [--seed 0] [--homonym-groups 12] ...
         generate a catalog and score the MFCC baseline on its homonym pages (ARI)
 """
 
@@ -48,7 +48,7 @@ def speed(seconds: float, tracks: int, seed: int) -> None:
 
 
 @main.command()
-@click.option("--difficulty", default=0.5, show_default=True)
+@click.option("--difficulty", default=0.7, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--artists", default=40, show_default=True)
 @click.option("--homonym-groups", default=12, show_default=True)

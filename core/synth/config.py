@@ -33,7 +33,7 @@ class SynthConfig:
     homonym_groups: int = 5
     synonym_pairs: int = 4
     seed: int = 0
-    difficulty: float = 0.5
+    difficulty: float = 0.7
     synth_rate: int = 22050
     sample_rates: tuple[int, ...] = SAMPLE_RATES
     codecs: tuple[str, ...] = CODECS
