@@ -1,0 +1,116 @@
+"""``artdb train`` on the catalog: artist pages as (noisy) labels, features from the store.
+
+Training reads excerpts from the feature store (never decodes audio per epoch), saves a
+checkpoint in the data dir, registers it, and (by default) activates it and embeds the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.names import page_key
+from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
+from artdb.db.session import Catalog
+
+
+class StoreFeatureArray:
+    """Row-indexable view of feature-store records for a fixed list of track ids.
+
+    Supports what training and ``embed`` use: ``a[rows]`` -> ``[n, k, mels, frames]`` and
+    ``a[rows, excerpts]`` -> ``[n, mels, frames]`` (one excerpt per row), read on demand.
+    """
+
+    def __init__(self, store, track_ids: np.ndarray):
+        self.store = store
+        self.track_ids = np.asarray(track_ids, dtype=np.int64)
+        self.shape = (len(self.track_ids), *store.shape)
+        self.dtype = np.float16
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            rows, excerpts = key
+            feats = self.store.get_many(self.track_ids[np.atleast_1d(rows)])
+            return feats[np.arange(len(feats)), np.atleast_1d(excerpts)]
+        return self.store.get_many(self.track_ids[np.atleast_1d(key)])
+
+
+@dataclass
+class CatalogTrainingSet:
+    track_ids: np.ndarray
+    pages: np.ndarray
+    albums: np.ndarray
+    genres: np.ndarray
+
+    @property
+    def n_pages(self) -> int:
+        return len(np.unique(self.pages))
+
+
+def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] = ()) -> CatalogTrainingSet:
+    """Tracks with features, labelled by their main credit's page, album and genre."""
+    excluded = {page_key(p) for p in exclude_pages}
+    with catalog.session() as s:
+        rows = s.execute(
+            select(Track.id, TrackCredit.page_id, Track.album_id, Album.genre_id, ArtistPage.normalized_name)
+            .join(TrackCredit, (TrackCredit.track_id == Track.id) & (TrackCredit.position == 0))
+            .join(ArtistPage, ArtistPage.id == TrackCredit.page_id)
+            .join(Album, Album.id == Track.album_id)
+            .order_by(Track.id)
+        ).all()
+    rows = [r for r in rows if r[4] not in excluded and int(r[0]) in store]
+    if not rows:
+        raise CatalogError("no catalogued tracks with features to train on (run `artdb index` first)")
+    arr = np.array([(r[0], r[1], r[2], -1 if r[3] is None else r[3]) for r in rows], dtype=np.int64)
+    return CatalogTrainingSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+
+
+def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None = None,
+                       exclude_pages: Sequence[str] = (), activate: bool = True,
+                       progress: Callable[[dict], None] | None = None,
+                       embed_progress: Callable[[str, int, int], None] | None = None) -> tuple[Model, Any]:
+    """Train on the catalog with ``config`` (a ``TrainConfig``); returns (registered model, result)."""
+    from artdb.core.checkpoint import save_checkpoint
+    from artdb.core.registry import register_model
+    from artdb.core.service import default_frontend_config, open_feature_store
+    from artdb.core.training import TrainingData, train
+    from artdb.core.vectors import sync_model_index
+
+    frontend = default_frontend_config(catalog)
+    name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    with catalog.session() as s:
+        if s.scalar(select(Model.id).where(Model.name == name)) is not None:
+            raise ConfigError(f"a model named {name!r} already exists; choose another --name")
+    with open_feature_store(paths, frontend, mode="r") as store:
+        ts = catalog_training_set(catalog, store, exclude_pages)
+        data = TrainingData(StoreFeatureArray(store, ts.track_ids), artists=ts.pages,
+                            albums=ts.albums, genres=ts.genres, track_ids=ts.track_ids)
+        result = train(data, config, progress=progress)
+    ckpt = paths.models / f"{name}.pt"
+    sha = save_checkpoint(ckpt, result, frontend=frontend)
+    summary = result.summary()
+    model = register_model(
+        catalog, name=name, kind=config.method, dim=int(result.model.cfg.embedding_dim),
+        config={
+            "frontend": frontend.to_dict(), "train": config.to_dict(), "model": result.model_config,
+            "audit": {"threshold": result.threshold, "linkage": config.linkage, "metric": config.metric,
+                      "source": "validation homonym groups of held-out training artists"},
+            "excluded_pages": list(exclude_pages),
+        },
+        metrics={"val_ari": result.best_val_ari, "initial_val_ari": result.initial_val_ari,
+                 "n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **summary},
+        checkpoint_path=str(ckpt), checksum=sha, activate=activate,
+    )
+    if activate:
+        sync_model_index(catalog, paths, model, device=config.device if config.device != "cpu" else "cpu",
+                         progress=embed_progress)
+    return model, result
