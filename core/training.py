@@ -376,15 +376,27 @@ def train(
     progress: Progress | None = None,
     model: ArtistNet | None = None,
 ) -> TrainResult:
-    """Train an artist embedding; see the module docstring. ``model`` continues from given weights."""
-    emit = progress or (lambda _event: None)
-    cfg = config
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    device = torch.device(cfg.device)
+    """Train an artist embedding; see the module docstring. ``model`` continues from given weights.
+
+    The caller's torch RNG state and thread count are restored afterwards (the run seeds its own).
+    """
+    device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' but no CUDA device is available")
-    torch.manual_seed(cfg.seed)
+    threads = torch.get_num_threads()
+    fork_devices = [device] if device.type == "cuda" else []
+    try:
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
+            torch.manual_seed(config.seed)
+            return _train(data, config, progress, model, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
+    emit = progress or (lambda _event: None)
     rng = np.random.default_rng(cfg.seed)
 
     train_ids, val_ids = split_artists(data.artists, data.albums, cfg.val_fraction, rng, cfg.val_min_albums)
@@ -457,7 +469,7 @@ def train(
         report({"event": "val", "step": 0, "val_ari": initial_ari, "threshold": best_t})
     best_ari, best_step = initial_ari, 0
     best_state = _state_copy(model)
-    good_state = best_state
+    good_state, good_step = best_state, 0
     bad_checks = 0
     status, message = "completed", f"trained {steps} steps"
 
@@ -528,7 +540,8 @@ def train(
                 ev["triplets"] = int(len(triplets[0]))
             report(ev)
         if reason:
-            message = f"training stopped at step {step}: {reason}; rolled back to the state of step {best_step if validator.enabled else 'last good'}"
+            back = best_step if validator.enabled else good_step
+            message = f"training stopped at step {step}: {reason}; rolled back to the weights of step {back}"
             report({"event": "collapse", "step": step, "reason": reason})
             if cfg.on_collapse == "raise":
                 raise TrainingCollapsedError(f"training stopped at step {step}: {reason}")
@@ -542,7 +555,7 @@ def train(
             val_s += time.perf_counter() - t0
             model.train()
             report({"event": "val", "step": step, "val_ari": ari, "threshold": t})
-            good_state = _state_copy(model)
+            good_state, good_step = _state_copy(model), step
             if ari > best_ari + 1e-9 or not math.isfinite(best_ari):
                 best_ari, best_step, best_t = ari, step, t
                 best_state = good_state
@@ -554,7 +567,7 @@ def train(
                     message = f"early stop at step {step}: no validation gain in {bad_checks} checks"
                     break
         elif not validator.enabled and step % cfg.val_every == 0:
-            good_state = _state_copy(model)
+            good_state, good_step = _state_copy(model), step
             best_state, best_step = good_state, step
 
     if not validator.enabled and status != "collapsed":
