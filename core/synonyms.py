@@ -1,0 +1,525 @@
+"""Synonym discovery: pages with different names that sound like one artist.
+
+A *unit* is something that may be one artist: an artist page (its page vector), and, for a page
+flagged by the latest homonym audit (an open :class:`AuditFinding`), each proposed cluster of its
+albums (the centroid of the cluster's album vectors) — a page mixing two artists has two candidate
+artists of its own. Units go into a FAISS index; each unit's nearest units on pages with another
+name, plus pages whose loose names (:func:`artdb.core.names.match_key`) are equal, are candidate
+pairs. A pair of pages is scored by its best pair of units:
+
+    score = W_AUDIO * audio + W_NAME * name + W_META * metadata      (each part in [0, 1])
+
+``audio`` is the cosine similarity rescaled against the catalog's own neighbour similarities (see
+:func:`calibrate`), ``name`` the loose-name similarity (1 for equal match keys), ``metadata`` the
+mean of shared label, close release years and shared genre. The reasons for the weights and the
+measured recall of planted pairs are in docs/synonyms.md. Audio carries most of the weight so that
+an unrelated alias (no name similarity at all) still ranks high when the audio is strong, while a
+similar name with unrelated audio does not.
+
+Results are stored as an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per returned
+pair. A candidate a curator rejected is not raised again while its evidence (the two pages' album
+sets under the same model) is unchanged; pages already merged into each other are never paired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from sqlalchemy import select, update
+
+from artdb.core.aggregate import l2_normalize, mean_normalized
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError
+from artdb.core.names import match_key
+from artdb.core.vectors import open_level_index
+from artdb.db.models import (
+    Album,
+    ArtistPage,
+    AuditFinding,
+    AuditRun,
+    CuratorDecision,
+    Genre,
+    Label,
+    Model,
+    SynonymCandidate,
+)
+from artdb.db.session import Catalog
+
+log = logging.getLogger(__name__)
+
+# Weights of the three parts of the score (sum to 1); see docs/synonyms.md.
+W_AUDIO = 0.6
+W_NAME = 0.3
+W_META = 0.1
+# Fuzzy name similarity below this (rapidfuzz, 0..1) counts as no similarity at all.
+NAME_FLOOR = 0.6
+# A fuzzy name match never scores as much as equal loose keys.
+NAME_FUZZY_MAX = 0.9
+# Release-year ranges this many years apart (or less) count as adjacent.
+YEAR_ADJACENT = 2
+YEAR_FADE = 8  # ... and the year evidence fades to 0 over this many further years
+# Pages sharing a loose name are paired directly only in groups up to this size.
+MAX_NAME_GROUP = 20
+
+
+@dataclass
+class SynonymPair:
+    """Two pages that may be one artist, with the parts of their score."""
+
+    page_a_id: int
+    page_a: str
+    page_b_id: int
+    page_b: str
+    score: float
+    audio_score: float
+    name_score: float
+    metadata_score: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence_hash: str = ""
+    id: int | None = None  # the SynonymCandidate row, when stored
+    run_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Unit:
+    """A candidate artist: a whole page (cluster None) or one proposed cluster of a flagged page."""
+
+    page_id: int
+    cluster: str | None
+    album_ids: list[int]
+
+
+@dataclass
+class _Page:
+    id: int
+    name: str
+    key: str  # the catalog key (normalized_name)
+    loose: str  # match_key
+    disambiguation: str
+    root: int  # the page it is merged into (itself if not merged)
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" [{self.disambiguation}]" if self.disambiguation else "")
+
+
+# -- parts of the score -----------------------------------------------------------------------------
+def name_similarity(a: str, b: str) -> tuple[float, dict[str, Any]]:
+    """Similarity of two page names in [0, 1] and its evidence.
+
+    1.0 when their loose keys are equal ("Youssou N'Dour" / "Youssou Ndour"); otherwise the best of
+    rapidfuzz's ``ratio`` and ``token_set_ratio`` on the loose keys, mapped linearly from
+    ``NAME_FLOOR`` (0) to 1.0 (``NAME_FUZZY_MAX``), so unrelated names score exactly 0.
+    """
+    from rapidfuzz import fuzz
+
+    ka, kb = match_key(a), match_key(b)
+    ratio = fuzz.ratio(ka, kb) / 100.0
+    token_set = fuzz.token_set_ratio(ka, kb) / 100.0
+    equal = bool(ka) and ka == kb
+    if equal:
+        score = 1.0
+    else:
+        best = max(ratio, token_set)
+        score = NAME_FUZZY_MAX * float(np.clip((best - NAME_FLOOR) / (1.0 - NAME_FLOOR), 0.0, 1.0))
+    return score, {"key_a": ka, "key_b": kb, "equal": equal, "ratio": round(ratio, 4),
+                   "token_set_ratio": round(token_set, 4)}
+
+
+@dataclass
+class _AlbumMeta:
+    year: int | None
+    label: str | None
+    genre: str | None
+
+
+def metadata_similarity(albums_a: Iterable[_AlbumMeta], albums_b: Iterable[_AlbumMeta]
+                        ) -> tuple[float, dict[str, Any]]:
+    """Mean of three indicators in [0, 1]: a shared label, overlapping or adjacent release years
+    (fading beyond ``YEAR_ADJACENT`` years apart), a shared genre. Unknown facts count 0."""
+    a, b = list(albums_a), list(albums_b)
+    labels = sorted({m.label for m in a if m.label} & {m.label for m in b if m.label})
+    genres = sorted({m.genre for m in a if m.genre} & {m.genre for m in b if m.genre})
+    ya = [m.year for m in a if m.year]
+    yb = [m.year for m in b if m.year]
+    gap = None
+    year_part = 0.0
+    if ya and yb:
+        gap = max(0, max(min(ya), min(yb)) - min(max(ya), max(yb)))
+        year_part = float(np.clip(1.0 - max(0, gap - YEAR_ADJACENT) / YEAR_FADE, 0.0, 1.0))
+    label_part = 1.0 if labels else 0.0
+    genre_part = 1.0 if genres else 0.0
+    score = (label_part + year_part + genre_part) / 3.0
+    return score, {
+        "shared_labels": labels, "shared_genres": genres,
+        "years_a": [min(ya), max(ya)] if ya else None, "years_b": [min(yb), max(yb)] if yb else None,
+        "year_gap": gap, "label": label_part, "years": round(year_part, 4), "genre": genre_part,
+    }
+
+
+def calibrate(similarities: np.ndarray, reference: float) -> np.ndarray:
+    """Cosine similarities rescaled so ``reference`` maps to 0 and identical vectors to 1.
+
+    ``reference`` is the catalog's typical similarity between a unit and its nearest units on other
+    pages (the median over units of the mean similarity to their ``k`` nearest): an embedding's
+    absolute cosine values depend on the model (the MFCC baseline puts almost everything above
+    0.9), so only the excess over what an ordinary neighbour reaches is evidence.
+    """
+    s = np.asarray(similarities, dtype=np.float64)
+    span = max(1.0 - float(reference), 1e-6)
+    return np.clip((s - reference) / span, 0.0, 1.0)
+
+
+def combine(audio: float, name: float, metadata: float) -> float:
+    return W_AUDIO * audio + W_NAME * name + W_META * metadata
+
+
+# -- homonym findings as units ----------------------------------------------------------------------
+def proposal_clusters(proposal: Any) -> dict[str, list[int]]:
+    """Cluster label -> album ids from an ``AuditFinding.proposal``, or ``{}`` if unreadable.
+
+    Tolerant on purpose (the audit owns the format): accepts ``{album_id: cluster}``,
+    ``{"albums": {album_id: cluster}}`` (also under ``assignment``/``album_clusters``/``labels``),
+    ``{"clusters": {label: [album ids]}}`` and ``{"clusters": [[album ids], ...]}`` or
+    ``{"clusters": [{"label"|"id"|"cluster": x, "albums"|"album_ids": [...]}, ...]}``.
+    """
+    if not isinstance(proposal, dict) or not proposal:
+        return {}
+
+    def invert(mapping: dict) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for album, label in mapping.items():
+            try:
+                out[str(label)].append(int(album))
+            except (TypeError, ValueError):
+                return {}
+        return {k: sorted(v) for k, v in out.items()}
+
+    for key in ("albums", "assignment", "album_clusters", "labels"):
+        if isinstance(proposal.get(key), dict):
+            return invert(proposal[key])
+    clusters = proposal.get("clusters")
+    try:
+        if isinstance(clusters, dict):
+            return {str(k): sorted(int(a) for a in v) for k, v in clusters.items()}
+        if isinstance(clusters, list):
+            out: dict[str, list[int]] = {}
+            for i, c in enumerate(clusters):
+                if isinstance(c, dict):
+                    label = c.get("label", c.get("id", c.get("cluster", i)))
+                    albums = c.get("albums", c.get("album_ids", []))
+                    out[str(label)] = sorted(int(a) for a in albums)
+                else:
+                    out[str(i)] = sorted(int(a) for a in c)
+            return out
+    except (TypeError, ValueError):
+        return {}
+    if all(str(k).isdigit() for k in proposal) and \
+            all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in proposal.values()):
+        return invert(proposal)
+    return {}
+
+
+def latest_homonym_run(catalog: Catalog, model: Model | None = None) -> AuditRun | None:
+    """The newest homonym audit run (of ``model`` when it has one, else of any model)."""
+    with catalog.session() as s:
+        q = select(AuditRun).where(AuditRun.kind == "homonym").order_by(
+            AuditRun.created_at.desc(), AuditRun.id.desc())
+        if model is not None:
+            run = s.scalars(q.where(AuditRun.model_id == model.id)).first()
+            if run is not None:
+                return run
+        return s.scalars(q).first()
+
+
+def homonym_clusters(catalog: Catalog, model: Model | None = None) -> dict[int, dict[str, list[int]]]:
+    """page id -> {cluster: album ids} for the open findings of the latest homonym audit."""
+    run = latest_homonym_run(catalog, model)
+    if run is None:
+        return {}
+    with catalog.session() as s:
+        rows = s.execute(select(AuditFinding.page_id, AuditFinding.proposal)
+                         .where(AuditFinding.run_id == run.id, AuditFinding.status == "open")).all()
+    out = {}
+    for page_id, proposal in rows:
+        clusters = {k: v for k, v in proposal_clusters(proposal).items() if v}
+        if len(clusters) >= 2:
+            out[int(page_id)] = clusters
+        elif proposal:
+            log.debug("finding on page %s: proposal not understood, page vector only", page_id)
+    return out
+
+
+# -- the search -------------------------------------------------------------------------------------
+def _load_pages(s) -> dict[int, _Page]:
+    rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.normalized_name,
+                            ArtistPage.disambiguation, ArtistPage.merged_into_id)).all()
+    parent = {r[0]: r[4] for r in rows}
+
+    def root(pid: int) -> int:
+        seen = set()
+        while parent.get(pid) is not None and pid not in seen:
+            seen.add(pid)
+            pid = parent[pid]
+        return pid
+
+    return {r[0]: _Page(r[0], r[1], r[2], match_key(r[1]), r[3] or "", root(r[0])) for r in rows}
+
+
+def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, _AlbumMeta]]:
+    rows = s.execute(
+        select(Album.id, Album.page_id, Album.year, Label.name, Genre.name)
+        .outerjoin(Label, Album.label_id == Label.id).outerjoin(Genre, Album.genre_id == Genre.id)
+    ).all()
+    by_page: dict[int, list[int]] = defaultdict(list)
+    meta = {}
+    for aid, pid, year, label, genre in rows:
+        by_page[pid].append(aid)
+        meta[aid] = _AlbumMeta(year, label, genre)
+    return {p: sorted(v) for p, v in by_page.items()}, meta
+
+
+def evidence_hash(model_id: int, page_a: int, page_b: int, albums_a: list[int], albums_b: list[int]) -> str:
+    """What a curator judged: these two pages with these albums, under this model's audio."""
+    if page_a > page_b:
+        page_a, page_b, albums_a, albums_b = page_b, page_a, albums_b, albums_a
+    doc = {"model": model_id, "pages": [page_a, page_b],
+           "albums": [sorted(albums_a), sorted(albums_b)]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _rejected_hashes(s) -> set[str]:
+    hashes = set(s.scalars(select(SynonymCandidate.evidence_hash)
+                           .where(SynonymCandidate.status == "rejected")))
+    hashes |= {h for h in s.scalars(
+        select(CuratorDecision.evidence_hash).where(
+            CuratorDecision.action == "reject", CuratorDecision.finding_kind == "synonym",
+            CuratorDecision.undone_at.is_(None))) if h}
+    return hashes
+
+
+def _build_units(catalog, paths, model, pages, albums_by_page, device) -> tuple[list[Unit], np.ndarray]:
+    page_index = open_level_index(catalog, paths, model, "artist", device=device)
+    page_ids = page_index.index_ids()
+    units: list[Unit] = []
+    vectors = []
+    live = np.array([int(p) in pages and pages[int(p)].root == int(p) for p in page_ids], dtype=bool)
+    page_ids = page_ids[live]
+    if len(page_ids):
+        vectors.append(page_index.reconstruct(page_ids))
+        units += [Unit(int(p), None, albums_by_page.get(int(p), [])) for p in page_ids]
+    clusters = homonym_clusters(catalog, model)
+    clusters = {p: c for p, c in clusters.items() if p in pages and pages[p].root == p}
+    if clusters:
+        album_index = open_level_index(catalog, paths, model, "album", device=device)
+        wanted = np.array(sorted({a for c in clusters.values() for albums in c.values() for a in albums}),
+                          dtype=np.int64)
+        have = wanted[album_index.contains(wanted)] if len(wanted) else wanted
+        album_vec = dict(zip(have.tolist(), album_index.reconstruct(have))) if len(have) else {}
+        for pid, cl in sorted(clusters.items()):
+            for label, albums in sorted(cl.items()):
+                albums = [a for a in albums if a in album_vec]
+                if not albums:
+                    continue
+                _, centroid = mean_normalized(np.stack([album_vec[a] for a in albums]),
+                                              np.zeros(len(albums), dtype=np.int64))
+                units.append(Unit(pid, label, albums))
+                vectors.append(centroid)
+    if not units:
+        return [], np.zeros((0, model.dim), dtype=np.float32)
+    return units, l2_normalize(np.concatenate(vectors))
+
+
+def _other_name(pages: dict[int, _Page], a: int, b: int) -> bool:
+    pa, pb = pages[a], pages[b]
+    return a != b and pa.root != pb.root and pa.key != pb.key
+
+
+def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None = 50,
+                  page: str | int | None = None, k: int = 10, store: bool = True,
+                  device: str = "cpu") -> list[SynonymPair]:
+    """Rank pairs of differently named pages that may be one artist.
+
+    Args:
+        top: how many pairs to return (and store); None for all scored pairs.
+        page: only pairs involving this page (id or name); the catalog is still searched whole.
+        k: nearest units (on pages with another name) looked at per unit.
+        store: record an ``AuditRun(kind="synonym")`` and one ``SynonymCandidate`` per pair; the
+            open candidates it replaces (all, or the page's when ``page`` is given) are marked
+            ``superseded``.
+
+    Returns:
+        Pairs by decreasing score (ties: smaller page ids first); ``page_a_id < page_b_id``.
+    """
+    from artdb.indexer import FaissIndex
+
+    with catalog.session() as s:
+        pages = _load_pages(s)
+        albums_by_page, album_meta = _load_albums(s)
+        rejected = _rejected_hashes(s)
+    focus = None
+    if page is not None:
+        from artdb.core.neighbors import resolve_query
+
+        focus = resolve_query(catalog, str(page), "artist")
+        focus = pages[focus].root if focus in pages else focus
+
+    units, vectors = _build_units(catalog, paths, model, pages, albums_by_page, device)
+    if len(units) < 2:
+        return _store(catalog, model, [], page, focus, k, top, 0.0, len(units)) if store else []
+
+    index = FaissIndex.build(vectors, np.arange(len(units), dtype=np.int64), "IDMap2,Flat",
+                             model=model.name, name="synonym-units")
+    per_page = max(sum(1 for u in units if u.page_id == p) for p in {u.page_id for u in units})
+    # Units of the same page, and pages with the same catalog key, are skipped: ask for enough.
+    want = min(len(units), k + per_page + 1)
+    neigh: dict[int, list[tuple[int, float]]] = {}
+    while True:
+        sims, ids = index.search(vectors, want)
+        short = False
+        for i, (row_s, row_i) in enumerate(zip(sims, ids)):
+            keep = [(int(j), float(sc)) for j, sc in zip(row_i, row_s)
+                    if j >= 0 and _other_name(pages, units[i].page_id, units[int(j)].page_id)]
+            neigh[i] = keep[:k]
+            short |= len(keep) < k
+        if not short or want >= len(units):
+            break
+        want = min(len(units), want * 2)
+
+    reference = float(np.median([np.mean([sc for _, sc in nb]) for nb in neigh.values() if nb])) \
+        if any(neigh.values()) else 0.0
+    rank = {(i, j): r for i, nb in neigh.items() for r, (j, _) in enumerate(nb, 1)}
+
+    # Candidate unit pairs: audio neighbours, plus pages with equal loose names.
+    cand: dict[tuple[int, int], tuple[int, int, float, str]] = {}
+
+    def offer(i: int, j: int, sim: float, source: str) -> None:
+        a, b = units[i].page_id, units[j].page_id
+        if a > b:
+            a, b, i, j = b, a, j, i
+        best = cand.get((a, b))
+        if best is None or sim > best[2]:
+            cand[(a, b)] = (i, j, sim, source if best is None else best[3])
+
+    for i, nb in neigh.items():
+        for j, sim in nb:
+            offer(i, j, sim, "audio")
+    units_of: dict[int, list[int]] = defaultdict(list)
+    for i, u in enumerate(units):
+        units_of[u.page_id].append(i)
+    by_loose: dict[str, list[int]] = defaultdict(list)
+    for pid in units_of:
+        if pages[pid].loose:
+            by_loose[pages[pid].loose].append(pid)
+    for group in by_loose.values():
+        if not 2 <= len(group) <= MAX_NAME_GROUP:
+            continue
+        for x in range(len(group)):
+            for y in range(x + 1, len(group)):
+                a, b = sorted((group[x], group[y]))
+                if (a, b) in cand or not _other_name(pages, a, b):
+                    continue
+                ua, ub = units_of[a], units_of[b]
+                sim = vectors[ua] @ vectors[ub].T
+                i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
+                cand[(a, b)] = (ua[i], ub[j], float(sim[i, j]), "name")
+
+    pairs = []
+    for (a, b), (i, j, sim, source) in cand.items():
+        if focus is not None and focus not in (a, b):
+            continue
+        ev_hash = evidence_hash(model.id, a, b, albums_by_page.get(a, []), albums_by_page.get(b, []))
+        if ev_hash in rejected:
+            continue
+        audio = float(calibrate(np.array([sim]), reference)[0])
+        name, name_ev = name_similarity(pages[a].name, pages[b].name)
+        meta, meta_ev = metadata_similarity([album_meta[x] for x in units[i].album_ids if x in album_meta],
+                                            [album_meta[x] for x in units[j].album_ids if x in album_meta])
+        evidence = {
+            "source": source,
+            "audio": {"cosine": round(sim, 6), "reference": round(reference, 6),
+                      "rank_a": rank.get((i, j)), "rank_b": rank.get((j, i)),
+                      "unit_a": {"cluster": units[i].cluster, "albums": units[i].album_ids},
+                      "unit_b": {"cluster": units[j].cluster, "albums": units[j].album_ids}},
+            "name": name_ev,
+            "metadata": meta_ev,
+            "weights": {"audio": W_AUDIO, "name": W_NAME, "metadata": W_META},
+            "model": model.name,
+        }
+        pairs.append(SynonymPair(a, pages[a].label, b, pages[b].label, combine(audio, name, meta),
+                                 audio, name, meta, evidence, ev_hash))
+    pairs.sort(key=lambda p: (-p.score, p.page_a_id, p.page_b_id))
+    if top is not None:
+        pairs = pairs[:top]
+    if store:
+        return _store(catalog, model, pairs, page, focus, k, top, reference, len(units))
+    return pairs
+
+
+def _store(catalog, model, pairs, page, focus, k, top, reference, n_units) -> list[SynonymPair]:
+    params = {"k": k, "top": top, "page": page if page is None else str(page), "page_id": focus,
+              "weights": {"audio": W_AUDIO, "name": W_NAME, "metadata": W_META},
+              "audio_reference": reference, "units": n_units, "model": model.name}
+    with catalog.session() as s:
+        stale = update(SynonymCandidate).where(SynonymCandidate.status == "open")
+        if focus is not None:
+            stale = stale.where((SynonymCandidate.page_a_id == focus) | (SynonymCandidate.page_b_id == focus))
+        s.execute(stale.values(status="superseded"))
+        run = AuditRun(model_id=model.id, kind="synonym", params=params)
+        s.add(run)
+        s.flush()
+        rows = [SynonymCandidate(run_id=run.id, page_a_id=p.page_a_id, page_b_id=p.page_b_id,
+                                 audio_score=p.audio_score, name_score=p.name_score,
+                                 metadata_score=p.metadata_score, score=p.score,
+                                 evidence=p.evidence, evidence_hash=p.evidence_hash, status="open")
+                for p in pairs]
+        s.add_all(rows)
+        s.flush()
+        for p, row in zip(pairs, rows):
+            p.id, p.run_id = row.id, run.id
+    return pairs
+
+
+def latest_candidates(catalog: Catalog, status: str | None = "open", limit: int | None = None
+                      ) -> list[SynonymPair]:
+    """The candidates of the newest synonym run, best first (``status=None``: any status)."""
+    with catalog.session() as s:
+        run_id = s.scalar(select(AuditRun.id).where(AuditRun.kind == "synonym")
+                          .order_by(AuditRun.created_at.desc(), AuditRun.id.desc()).limit(1))
+        if run_id is None:
+            return []
+        q = select(SynonymCandidate).where(SynonymCandidate.run_id == run_id)
+        if status is not None:
+            q = q.where(SynonymCandidate.status == status)
+        q = q.order_by(SynonymCandidate.score.desc(), SynonymCandidate.id)
+        if limit is not None:
+            q = q.limit(limit)
+        rows = s.scalars(q).all()
+        names = dict(s.execute(select(ArtistPage.id, ArtistPage.display_name).where(
+            ArtistPage.id.in_({r.page_a_id for r in rows} | {r.page_b_id for r in rows}))).all())
+    return [SynonymPair(r.page_a_id, names.get(r.page_a_id, "?"), r.page_b_id, names.get(r.page_b_id, "?"),
+                        r.score, r.audio_score, r.name_score, r.metadata_score, r.evidence or {},
+                        r.evidence_hash, r.id, r.run_id) for r in rows]
+
+
+def planted_recall(catalog: Catalog, pairs: list[SynonymPair], planted: Iterable[tuple[str, str]],
+                   cutoffs: Iterable[int] = (10,)) -> dict[int, float]:
+    """Share of planted name pairs (compared by catalog key) among the first N ranked pairs."""
+    from artdb.core.names import page_key
+
+    want = {frozenset((page_key(a), page_key(b))) for a, b in planted}
+    ids = {p.page_a_id for p in pairs} | {p.page_b_id for p in pairs}
+    with catalog.session() as s:
+        key = dict(s.execute(select(ArtistPage.id, ArtistPage.normalized_name)
+                             .where(ArtistPage.id.in_(ids))).all()) if ids else {}
+    got = [frozenset((key.get(p.page_a_id), key.get(p.page_b_id))) for p in pairs]
+    return {int(n): (len(want & set(got[:n])) / len(want) if want else float("nan")) for n in cutoffs}

@@ -1,0 +1,218 @@
+"""Synonym discovery on real files, a real catalog (SQLite and PostgreSQL) and real FAISS.
+
+Known answers: pages whose tracks are the same recordings have identical vectors, so a variant
+spelling of one must rank first, an unrelated alias of another must still rank high on audio
+alone, and a near-identical name over different audio must rank below both.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from artdb.core.config import Paths
+from artdb.core.frontend import FrontendConfig
+from artdb.core.ingest import IngestOptions
+from artdb.core.registry import register_model
+from artdb.core.service import index_catalog
+from artdb.core.synonyms import (
+    _AlbumMeta,
+    evidence_hash,
+    find_synonyms,
+    latest_candidates,
+    metadata_similarity,
+    name_similarity,
+    proposal_clusters,
+)
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, SynonymCandidate
+from audiofiles import write_audio
+
+FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
+
+# page name -> (album, tone frequency, noise seeds, extra tags). Equal (freq, seeds) = same recording.
+KIND = "Kite Records"
+PAGES = {
+    "Mira Kovač": ("Rivers", 300, (1, 2), {"label": KIND, "date": "2001", "genre": "Jazz"}),
+    "Mira Kovac": ("Lakes", 300, (1, 2), {"label": KIND, "date": "2003", "genre": "Jazz"}),
+    "Blue Static": ("Wires", 1200, (3, 4), {}),
+    "Quiet Harbour": ("Docks", 1200, (3, 4), {}),  # an alias: same audio, unrelated name
+    "Mira Kovacs": ("Other", 3200, (5, 6), {"label": KIND, "date": "2002", "genre": "Jazz"}),
+    "Low Drone": ("Hum", 80, (7, 8), {}),
+    "Glass Bells": ("Chimes", 5000, (9, 10), {}),
+    "Middle Road": ("Lanes", 600, (11, 12), {}),
+}
+# A page mixing two artists, and a page holding the recordings of one of them.
+ECLIPSE = {"Dark": (150, (13, 14)), "Bright": (2400, (15, 16))}
+DIM = ("Dim Lanterns", "Glow", 2400, (15, 16))
+
+
+def write_library(root):
+    for page, (album, freq, seeds, tags) in PAGES.items():
+        for n, seed in enumerate(seeds):
+            write_audio(root / page / album / f"{n}.wav", seconds=2.5, freq=freq, seed=seed,
+                        artist=page, album=album, title=f"{album} {n}", **tags)
+    for album, (freq, seeds) in ECLIPSE.items():
+        for n, seed in enumerate(seeds):
+            write_audio(root / "Eclipse" / album / f"{n}.wav", seconds=2.5, freq=freq, seed=seed,
+                        artist="Eclipse", album=album, title=f"{album} {n}")
+    page, album, freq, seeds = DIM
+    for n, seed in enumerate(seeds):
+        write_audio(root / page / album / f"{n}.wav", seconds=2.5, freq=freq, seed=seed,
+                    artist=page, album=album, title=f"{album} {n}")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synlib")
+    write_library(root)
+    return root
+
+
+@pytest.fixture
+def indexed(catalog, library, tmp_path):
+    paths = Paths.from_home(tmp_path / "home")
+    model = register_model(catalog, name="mfcc-test", kind="mfcc", dim=38,
+                           config={"frontend": FRONTEND.to_dict(), "n_mfcc": 20}, activate=True)
+    summary = index_catalog(catalog, paths, library, IngestOptions(workers=1))
+    assert summary.counts == {"added": 22}
+    return catalog, paths, model
+
+
+def page_ids(catalog) -> dict[str, int]:
+    with catalog.session() as s:
+        return dict(s.execute(select(ArtistPage.display_name, ArtistPage.id)).all())
+
+
+def pair_of(pairs, a, b):
+    want = {a, b}
+    for rank, p in enumerate(pairs, 1):
+        if {p.page_a, p.page_b} == want:
+            return rank, p
+    return None, None
+
+
+# -- parts of the score, alone ------------------------------------------------------------------------
+def test_name_similarity():
+    assert name_similarity("Youssou N'Dour", "Youssou Ndour")[0] == 1.0
+    assert name_similarity("The Beatles", "Beatles")[0] == 1.0
+    assert name_similarity("Кино", "Kino")[0] == 1.0
+    assert name_similarity("Blue Static", "Quiet Harbour")[0] == 0.0
+    fuzzy, ev = name_similarity("Mira Kovacs", "Mira Kovač")
+    assert 0.5 < fuzzy < 0.9 and not ev["equal"] and ev["ratio"] > 0.9
+
+
+def test_metadata_similarity():
+    a = [_AlbumMeta(2001, "Kite", "Jazz"), _AlbumMeta(2004, "Kite", "Jazz")]
+    assert metadata_similarity(a, [_AlbumMeta(2006, "Kite", "Jazz")])[0] == 1.0  # gap 2: adjacent
+    score, ev = metadata_similarity(a, [_AlbumMeta(2010, "Other", "Rock")])
+    assert ev["year_gap"] == 6 and score == pytest.approx((1 - 4 / 8) / 3)
+    assert metadata_similarity(a, [_AlbumMeta(None, None, None)])[0] == 0.0
+
+
+def test_proposal_formats():
+    want = {"0": [3, 5], "1": [4]}
+    assert proposal_clusters({"3": 0, "5": 0, "4": 1}) == want
+    assert proposal_clusters({"albums": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3}) == want
+    assert proposal_clusters({"clusters": [[3, 5], [4]]}) == want
+    assert proposal_clusters({"clusters": {"0": [5, 3], "1": [4]}}) == want
+    assert proposal_clusters({"clusters": [{"label": 0, "albums": [3, 5]}, {"label": 1, "album_ids": [4]}]}) == want
+    assert proposal_clusters({}) == {} and proposal_clusters({"what": "ever"}) == {}
+    assert proposal_clusters(None) == {}
+
+
+def test_evidence_hash_follows_albums_not_order():
+    h = evidence_hash(1, 3, 7, [10, 11], [20])
+    assert h == evidence_hash(1, 7, 3, [20], [11, 10])
+    assert h != evidence_hash(1, 3, 7, [10, 11, 12], [20])
+    assert h != evidence_hash(2, 3, 7, [10, 11], [20])
+
+
+# -- the whole search on a real catalog ------------------------------------------------------------
+def test_known_answers_rank_store_reject_merge(indexed):
+    catalog, paths, model = indexed
+    ids = page_ids(catalog)
+    pairs = find_synonyms(catalog, paths, model, top=None, k=10)  # 10 pages: every pair is scored
+
+    # identical audio + variant spelling: first, with every part at its maximum
+    top = pairs[0]
+    assert {top.page_a, top.page_b} == {"Mira Kovač", "Mira Kovac"}
+    assert top.audio_score == pytest.approx(1.0, abs=1e-4) and top.name_score == 1.0
+    assert top.metadata_score == 1.0 and top.score == pytest.approx(1.0, abs=1e-4)
+    # identical audio, unrelated name: carried by audio alone, right behind
+    rank_alias, alias = pair_of(pairs, "Blue Static", "Quiet Harbour")
+    assert rank_alias == 2, [(p.page_a, p.page_b, round(p.score, 3)) for p in pairs[:5]]
+    assert alias.name_score == 0.0 and alias.audio_score == pytest.approx(1.0, abs=1e-4)
+    # near-identical name and all the metadata, different audio: below the alias
+    for other in ("Mira Kovač", "Mira Kovac"):
+        rank, near = pair_of(pairs, "Mira Kovacs", other)
+        assert near is not None and near.name_score > 0.5
+        assert near.score < alias.score and rank > rank_alias
+    # stored: one run, one open row per pair, ranked like the list
+    with catalog.session() as s:
+        run = s.scalars(select(AuditRun).where(AuditRun.kind == "synonym")).one()
+        rows = s.scalars(select(SynonymCandidate).where(SynonymCandidate.run_id == run.id)).all()
+    assert run.model_id == model.id and len(rows) == len(pairs)
+    assert [p.id for p in latest_candidates(catalog)] == [p.id for p in pairs]
+    assert top.evidence["audio"]["unit_a"]["cluster"] is None
+    assert json.loads(json.dumps(top.to_dict()))["page_a_id"] == top.page_a_id
+
+    # a curator rejects the alias: not raised again while the evidence is the same
+    with catalog.session() as s:
+        s.execute(update(SynonymCandidate).where(SynonymCandidate.id == alias.id).values(status="rejected"))
+    again = find_synonyms(catalog, paths, model, top=None, k=10)
+    assert pair_of(again, "Blue Static", "Quiet Harbour") == (None, None)
+    assert pair_of(again, "Mira Kovač", "Mira Kovac")[0] == 1
+    with catalog.session() as s:  # the first run's open rows were superseded
+        statuses = set(s.scalars(select(SynonymCandidate.status).where(SynonymCandidate.run_id == run.id)))
+    assert statuses == {"superseded", "rejected"}
+
+    # a merged pair is never proposed; --page restricts to one page's pairs
+    with catalog.session() as s:
+        s.execute(update(ArtistPage).where(ArtistPage.id == ids["Mira Kovac"])
+                  .values(merged_into_id=ids["Mira Kovač"]))
+    merged = find_synonyms(catalog, paths, model, top=None, k=5, store=False)
+    assert all(ids["Mira Kovac"] not in (p.page_a_id, p.page_b_id) for p in merged)
+    only = find_synonyms(catalog, paths, model, top=3, page="Mira Kovacs", store=False)
+    assert only and all(ids["Mira Kovacs"] in (p.page_a_id, p.page_b_id) for p in only)
+
+
+def test_homonym_clusters_are_candidate_artists(indexed):
+    catalog, paths, model = indexed
+    ids = page_ids(catalog)
+    before = pair_of(find_synonyms(catalog, paths, model, top=None, store=False), "Eclipse", "Dim Lanterns")[1]
+    with catalog.session() as s:
+        albums = dict(s.execute(select(Album.title, Album.id).where(Album.page_id == ids["Eclipse"])).all())
+        run = AuditRun(model_id=model.id, kind="homonym", params={"threshold": 0.3})
+        s.add(run)
+        s.flush()
+        s.add(AuditFinding(run_id=run.id, page_id=ids["Eclipse"], n_clusters=2, score=0.9,
+                           proposal={str(albums["Dark"]): 0, str(albums["Bright"]): 1},
+                           evidence_hash="x", status="open"))
+    after = pair_of(find_synonyms(catalog, paths, model, top=None, store=False), "Eclipse", "Dim Lanterns")[1]
+    # the page vector mixes both artists; its "Bright" cluster is the Dim Lanterns recordings
+    assert after.audio_score == pytest.approx(1.0, abs=1e-4)
+    assert before is None or before.audio_score < after.audio_score - 0.1
+    side = "unit_a" if after.page_a == "Eclipse" else "unit_b"
+    assert after.evidence["audio"][side] == {"cluster": "1", "albums": [albums["Bright"]]}
+
+
+def test_cli_synonyms(indexed, catalog_url):
+    catalog, paths, model = indexed
+    runner = CliRunner()
+    base = ["--db", catalog_url, "--home", str(paths.home)]
+    r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert len(out) == 3 and {out[0]["page_a"], out[0]["page_b"]} == {"Mira Kovač", "Mira Kovac"}
+    r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "2"])
+    assert r.exit_code == 0 and "Quiet Harbour" in r.output
+
+
+def cli():
+    from artdb.cli.main import cli as group
+
+    return group
