@@ -111,7 +111,7 @@ def index_mining(device: str, n_artists: int, steps: int, every: int) -> dict:
 
 def linkage_comparison(steps: int) -> dict:
     data = synthetic_training_data(n_artists=40, album_strength=1.0, seed=0)
-    held = synthetic_training_data(n_artists=48, album_strength=1.0, seed=99)
+    held = synthetic_training_data(n_artists=96, album_strength=1.0, seed=99)
     cfg = TrainConfig(steps=steps, embedding_dim=32, channels=(8, 16, 16, 32), artists_per_batch=8,
                       per_artist=4, lr=3e-3, val_every=50, patience=0)
     res = train(data, cfg)
