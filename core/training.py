@@ -366,6 +366,16 @@ def make_search_index(dim: int, backend: str = "auto", device: str = "cpu"):
     return indexer.TorchExactIndex(dim, device=device)
 
 
+def read_excerpts(features, rows: np.ndarray, rng: np.random.Generator, crop: int | None = None) -> np.ndarray:
+    """One random excerpt per row (and a random ``crop``-frame window): ``[len(rows), mels, frames']`` float32."""
+    exc = rng.integers(features.shape[1], size=len(rows))
+    x = np.asarray(features[rows, exc], dtype=np.float32)
+    if crop and crop < x.shape[-1]:
+        starts = rng.integers(0, x.shape[-1] - crop + 1, size=len(rows))
+        x = np.stack([x[i, :, s : s + crop] for i, s in enumerate(starts)])
+    return np.ascontiguousarray(x)
+
+
 def _state_copy(model: torch.nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -473,8 +483,8 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
     bad_checks = 0
     status, message = "completed", f"trained {steps} steps"
 
-    k, frames = data.n_excerpts, data.n_frames
-    crop = cfg.crop_frames if cfg.crop_frames and cfg.crop_frames < frames else None
+    k = data.n_excerpts
+    crop = cfg.crop_frames if cfg.crop_frames and cfg.crop_frames < data.n_frames else None
     t_start = time.perf_counter()
     refresh_s = val_s = 0.0
     n_refresh = 0
@@ -502,12 +512,7 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
         # -- batch ------------------------------------------------------------------------
         local = np.asarray(sampler.sample_batch(), dtype=np.int64)
         rows = train_rows[local]
-        exc = rng.integers(k, size=len(rows))
-        x = np.asarray(data.features[rows, exc], dtype=np.float32)
-        if crop:
-            starts = rng.integers(0, frames - crop + 1, size=len(rows))
-            x = np.stack([x[i, :, s : s + crop] for i, s in enumerate(starts)])
-        xb = torch.from_numpy(x).to(device, non_blocking=True)
+        xb = torch.from_numpy(read_excerpts(data.features, rows, rng, crop)).to(device, non_blocking=True)
         labels = torch.from_numpy(tr_classes[local]).to(device)
         excerpts_seen += len(rows)
 

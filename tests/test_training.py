@@ -71,8 +71,9 @@ def test_ml_semihard_beats_untrained_on_heldout_artists(data, heldout):
     assert not set(result.val_artists) & set(result.class_ids)
 
 
-def test_cl_runs(data):
+def test_cl_runs_quietly(data, capsys):
     result = train(data, TrainConfig(method="cl", steps=20, val_excerpts=1, **TINY))
+    assert capsys.readouterr() == ("", "")  # library code never prints
     assert result.status in ("completed", "early_stopped")
     head = result.model.classifier
     assert head is not None and head.out_features == len(result.class_ids)
@@ -80,8 +81,9 @@ def test_cl_runs(data):
     assert embed(result.model, data.features[:3]).shape == (3, 32)
 
 
-def test_joint_runs_with_hard_schedule(data):
-    result = train(data, TrainConfig(method="joint", steps=20, hard_after=0.5, cl_weight=0.5, **TINY))
+def test_joint_runs_with_hard_schedule_and_crops(data):
+    cfg = TrainConfig(method="joint", steps=20, hard_after=0.5, cl_weight=0.5, crop_frames=32, **TINY)
+    result = train(data, cfg)
     step_events = [e for e in result.history if e["event"] == "step"]
     assert all("ce" in e and "triplet" in e for e in step_events)
     assert any(e["event"] == "mining" and e["type"] == "hard" for e in result.history)
@@ -103,6 +105,24 @@ def test_deterministic_on_cpu(data):
     assert la == lb
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+def test_trains_from_memmap(data, tmp_path):
+    path = tmp_path / "features.f16"
+    mm = np.memmap(path, dtype=np.float16, mode="w+", shape=data.features.shape)
+    mm[:] = data.features
+    mm.flush()
+    ro = np.memmap(path, dtype=np.float16, mode="r", shape=data.features.shape)
+    d = TrainingData(ro, data.artists, data.albums, data.genres)
+    cfg = TrainConfig(steps=3, epochs=None, **{**TINY, "val_fraction": 0.0})
+    assert train(d, cfg).steps == 3
+    assert embed(build_model(ModelConfig(n_mels=32, channels=(4, 8))), ro[:5]).shape == (5, 128)
+
+
+def test_epochs_set_the_number_of_steps(data):
+    cfg = TrainConfig(epochs=0.5, **{**TINY, "val_fraction": 0.0})
+    # 480 tracks, 32 per batch: half an epoch is 8 steps
+    assert train(data, cfg).steps == 8
 
 
 def test_split_is_by_artist(data, rng):
