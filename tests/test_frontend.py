@@ -309,3 +309,45 @@ def test_worker_crash_costs_only_that_file(tmp_path, monkeypatch):
     assert [r[0] for r in results] == list(range(5))
     assert isinstance(results[2][2], AudioError) and "decoder crashed" in results[2][2].reason
     assert [type(r[2]).__name__ for n, r in enumerate(results) if n != 2] == ["ndarray"] * 4, results
+
+
+class _FakeReader:
+    """Stands in for an audioread backend (e.g. ffmpeg) decoding a format libsndfile lacks."""
+
+    channels, samplerate = 2, 22050
+
+    def __init__(self, pcm: np.ndarray):
+        self._pcm = pcm
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __iter__(self):
+        for i in range(0, len(self._pcm), 4096):
+            yield self._pcm[i : i + 4096].tobytes()
+
+
+def test_fallback_decoder_used_when_libsndfile_cannot_read(tmp_path, monkeypatch):
+    import audioread
+
+    sr = _FakeReader.samplerate
+    mono = np.concatenate([np.zeros(2 * sr, np.float32), tone(800.0, 5.0, sr)])
+    pcm = (np.repeat(mono[:, None], 2, axis=1) * 32767).astype("<i2").reshape(-1)
+    path = tmp_path / "song.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A not for libsndfile")
+    monkeypatch.setattr(audioread, "audio_open", lambda p: _FakeReader(pcm))
+    x = decode_excerpts(path, CFG)
+    assert x.shape == (3, CFG.excerpt_samples)
+    for excerpt in x:
+        assert abs(peak_hz(excerpt, CFG.sample_rate) - 800.0) <= 2.0
+        assert silent_blocks(excerpt, CFG.sample_rate) == 0
+
+    def no_backend(p):
+        raise audioread.NoBackendError()
+
+    monkeypatch.setattr(audioread, "audio_open", no_backend)
+    with pytest.raises(AudioError, match="no fallback decoder is available.*install ffmpeg"):
+        decode_excerpts(path, CFG)
