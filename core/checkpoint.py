@@ -23,7 +23,9 @@ import torch
 
 from . import __version__
 from .errors import ArtdbError, ModelMismatchError
-from .models import ArtistNet, build_model, embed  # noqa: F401  (embed re-exported)
+from .models import ArtistNet, build_model, embed  # noqa: F401  (embed is re-exported)
+
+__all__ = ["Checkpoint", "embed", "file_sha256", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "artdb-model"
 FORMAT_VERSION = 1
