@@ -302,13 +302,20 @@ def _crash_on_bad(path, config):
 def test_worker_crash_costs_only_that_file(tmp_path, monkeypatch):
     monkeypatch.setattr("artdb.core.frontend.pipeline.decode_task", _crash_on_bad)
     sr = 22050
-    good = [write(tmp_path / f"ok{i}.wav", tone(400.0 + 100 * i, 3.0, sr), sr) for i in range(4)]
-    crash = write(tmp_path / "crash.wav", tone(300.0, 3.0, sr), sr)
-    paths = good[:2] + [crash] + good[2:]
+    good = [write(tmp_path / f"ok{i}.wav", tone(400.0 + 100 * i, 3.0, sr), sr) for i in range(6)]
+    (tmp_path / "second").mkdir()
+    crash = [
+        write(tmp_path / "crash.wav", tone(300.0, 3.0, sr), sr),
+        write(tmp_path / "second" / "crash.wav", tone(300.0, 3.0, sr), sr),
+    ]
+    paths = good[:2] + [crash[0]] + good[2:5] + [crash[1]] + good[5:]
     results = list(extract_features(paths, CFG, workers=2, batch_tracks=2))
-    assert [r[0] for r in results] == list(range(5))
-    assert isinstance(results[2][2], AudioError) and "decoder crashed" in results[2][2].reason
-    assert [type(r[2]).__name__ for n, r in enumerate(results) if n != 2] == ["ndarray"] * 4, results
+    assert [r[0] for r in results] == list(range(8))
+    for n, (_, path, result) in enumerate(results):
+        if n in (2, 6):
+            assert isinstance(result, AudioError) and "decoder crashed" in result.reason
+        else:
+            assert isinstance(result, np.ndarray), (path, result)
 
 
 class _FakeReader:

@@ -107,7 +107,13 @@ class FeatureExtractor:
             yield self._collect(pending)
 
     def _submit(self, path: str) -> Future:
-        return self._executor().submit(decode_task, path, self.config)
+        try:
+            return self._executor().submit(decode_task, path, self.config)
+        except BrokenProcessPool:
+            # A worker died since the last submit; the futures it broke are isolated when
+            # collected. New work goes to a fresh pool.
+            self._discard_pool()
+            return self._executor().submit(decode_task, path, self.config)
 
     def _collect(self, pending: deque) -> tuple[int, str, tuple]:
         index, path, fut = pending.popleft()
