@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "review": "review:review",
     "split": "review:split",
     "merge": "review:merge",
+    "reject": "review:reject",
     "undo": "review:undo",
     "report": "report:report",
     "evaluate": "evaluate:evaluate",

@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select
 from artdb.core.aggregate import mean_normalized
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, IndexMismatchError
-from artdb.db.models import Album, Embedding, Model, Track, TrackCredit
+from artdb.db.models import Album, CatalogMeta, Embedding, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,35 @@ class SyncReport:
 
 
 def _revision(catalog: Catalog, model: Model) -> str:
-    """A token that changes whenever the model's embedded set changes."""
+    """A token that changes whenever the model's embedded set, or which page an album or credit
+    belongs to (curation: split, merge, undo), changes."""
     with catalog.session() as s:
         n, max_id, last = s.execute(
             select(func.count(), func.max(Embedding.track_id), func.max(Embedding.created_at))
             .where(Embedding.model_id == model.id)
         ).one()
-    return f"{n}:{max_id}:{last.isoformat() if last else ''}"
+        moves = s.scalar(select(CatalogMeta.value).where(CatalogMeta.key == PAGE_CHANGES_KEY)) or "0"
+    return f"{n}:{max_id}:{last.isoformat() if last else ''}:p{moves}"
+
+
+# -- curation invalidates the derived levels ---------------------------------------------------
+PAGE_CHANGES_KEY = "page_changes"
+
+
+def bump_page_changes(session) -> int:
+    """Count one change of album/credit ownership between pages, inside the caller's transaction.
+
+    Album and artist-page vectors are derived from track vectors *and* the catalog's grouping, so a
+    curator's split, merge or undo must make :func:`open_level_index` rebuild them: the counter is
+    part of :func:`_revision`. Returns the new count.
+    """
+    row = session.get(CatalogMeta, PAGE_CHANGES_KEY, with_for_update=True)
+    if row is None:
+        row = CatalogMeta(key=PAGE_CHANGES_KEY, value="0")
+        session.add(row)
+    row.value = str(int(row.value) + 1)
+    session.flush()
+    return int(row.value)
 
 
 def _embedded_ids(catalog: Catalog, model: Model) -> np.ndarray:

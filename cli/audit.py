@@ -1,0 +1,98 @@
+"""``artdb audit``: find artist pages whose albums sound like several artists."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import click
+
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+
+
+def _model(app: AppContext, name: str | None):
+    from artdb.core.registry import active_model, get_model
+
+    model = get_model(app.catalog(), name) if name else active_model(app.catalog())
+    if model is None:
+        raise click.ClickException(
+            "no active model: train one (artdb train) or activate one (artdb models activate)")
+    return model
+
+
+@click.command()
+@click.option("--page", "pages", multiple=True, help="Audit only this page (name, id or 'Name [n]'; repeatable).")
+@click.option("--min-albums", default=2, show_default=True, help="Pages with fewer embedded albums are skipped.")
+@click.option("--top", default=None, type=int, help="Show only the N highest-scoring pages.")
+@click.option("--all", "all_pages", is_flag=True, help="Show every audited page, not only the flagged ones.")
+@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")
+@click.option("--calibrate", is_flag=True,
+              help="First re-learn the threshold from the catalog (k-fold CV over artificial homonym "
+                   "groups of trusted pages) and store it with the model.")
+@click.option("--folds", default=5, show_default=True, help="With --calibrate: CV folds.")
+@click.option("--seed", default=0, show_default=True, help="With --calibrate: group-forming seed.")
+@click.option("--workers", default=2, show_default=True, help="Processes for large catalogs.")
+@click.option("--model", "model_name", default=None, help="Model (default: the active one).")
+@click.option("--dry-run", is_flag=True, help="Do not store the run and its findings.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per album of each shown page.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@pass_app
+@handle_errors
+def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibrate, folds, seed,
+          workers, model_name, dry_run, as_json, as_csv, no_progress) -> None:
+    """Cluster each artist page's albums by sound and flag pages that mix several artists.
+
+    The threshold is the model's (fitted on held-out artists' artificial homonym groups) unless
+    --calibrate or --threshold. Flagged pages are stored as findings for `artdb review`, ranked by
+    their split margin (how far the closest pair of proposed clusters lies beyond the threshold).
+    """
+    from artdb.cli.progress import progress_bar
+    from artdb.core.audit import calibrate_threshold, run_audit
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are exclusive")
+    catalog = app.catalog()
+    model = _model(app, model_name)
+    calibration = None
+    if calibrate:
+        calibration = calibrate_threshold(catalog, app.paths, model, folds=folds, seed=seed)
+        if not (as_json or as_csv):
+            click.echo(f"calibrated threshold {calibration['threshold']:.4f} ({calibration['linkage']}/"
+                       f"{calibration['metric']}): CV ARI {calibration['cv_ari']:.3f} over "
+                       f"{calibration['groups']} artificial groups of {calibration['pages']} pages")
+    with progress_bar(not no_progress and not (as_json or as_csv)) as bar:
+        report = run_audit(catalog, app.paths, model, min_albums=min_albums, pages=list(pages) or None,
+                           threshold=threshold, workers=workers, progress=bar, store=not dry_run)
+    out = report.to_dict(all_pages=all_pages, top=top)
+    if calibration is not None:
+        out["calibration"] = calibration
+    if as_json:
+        emit_json(out)
+        return
+    if as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["rank", "page_id", "page", "n_albums", "n_clusters", "score", "finding_id",
+                    "cluster", "album_id", "album"])
+        for rank, p in enumerate(out["pages"], 1):
+            for c, albums in enumerate(p["clusters"]):
+                for a in albums:
+                    w.writerow([rank, p["page_id"], p["page"], p["n_albums"], p["n_clusters"],
+                                f"{p['score']:.4f}", p["finding_id"] or "", c, a["album_id"], a["title"]])
+        return
+    run = f"run #{report.run_id}" if report.run_id else "dry run"
+    click.echo(f"audit {run}: {len(report.pages)} pages, {len(report.findings)} flagged, "
+               f"{len(report.suppressed)} suppressed (rejected before) — model {report.model}, "
+               f"threshold {report.threshold:.4f} ({report.linkage}/{report.metric}), "
+               f"{report.seconds:.2f} s")
+    if not out["pages"]:
+        return
+    click.echo(f"{'#':>3} {'score':>7} {'clusters':>8} {'albums':>6}  {'finding':>7}  page")
+    for rank, p in enumerate(out["pages"], 1):
+        ref = f"h{p['finding_id']}" if p["finding_id"] else ("rejected" if p["suppressed"] else "")
+        click.echo(f"{rank:>3} {p['score']:7.3f} {p['n_clusters']:>8} {p['n_albums']:>6}  {ref:>7}  "
+                   f"{p['page']} (#{p['page_id']})")
+        if p["n_clusters"] > 1:
+            for c, albums in enumerate(p["clusters"]):
+                titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
+                click.echo(f"{'':>22}  cluster {c + 1}: {titles}")

@@ -1,0 +1,43 @@
+"""``artdb place ALBUM``: which of the artists sharing a name made this album?"""
+
+from __future__ import annotations
+
+import click
+
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+
+
+@click.command()
+@click.argument("album")
+@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")
+@click.option("--model", "model_name", default=None, help="Model (default: the active one).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+@handle_errors
+def place(app: AppContext, album: str, threshold: float | None, model_name: str | None,
+          as_json: bool) -> None:
+    """Place ALBUM among the artists that share its artist name.
+
+    ALBUM is an album id, "Artist - Title", or a folder of audio files already ingested. The
+    candidates are the pages with the same name (including split pages "Name [1]", "Name [2]") and
+    the proposed clusters of a flagged page; the answer is the closest one within the audit
+    threshold, or "new artist".
+    """
+    from artdb.cli.audit import _model
+    from artdb.core.placement import place_album
+
+    result = place_album(app.catalog(), app.paths, _model(app, model_name), album, threshold=threshold)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(f"album #{result.album_id} {result.album!r} on {result.page!r}: "
+               f"threshold {result.threshold:.4f} ({result.linkage}/{result.metric})")
+    if result.best is None:
+        click.echo("→ new artist (no candidate within the threshold)")
+    else:
+        b = result.best
+        what = f" cluster {b.cluster + 1}" if b.cluster is not None else ""
+        click.echo(f"→ {b.page}{what} (#{b.page_id}): distance {b.distance:.4f}, margin {b.margin:.3f}")
+    for c in result.candidates:
+        what = f" cluster {c.cluster + 1}" if c.cluster is not None else ""
+        click.echo(f"   {c.distance:7.4f}  {c.page}{what} (#{c.page_id}, {len(c.album_ids)} albums)")

@@ -1,0 +1,127 @@
+"""The curator's commands: ``review``, ``split``, ``merge``, ``reject``, ``undo``."""
+
+from __future__ import annotations
+
+import click
+
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+
+
+def _emit(decision, as_json: bool, text: str) -> None:
+    if as_json:
+        emit_json(decision.to_dict())
+    else:
+        click.echo(text + f"  (decision #{decision.id}; `artdb undo {decision.id}` reverts it)")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--decisions", is_flag=True, help="List recent curator decisions instead.")
+@pass_app
+@handle_errors
+def review(app: AppContext, as_json: bool, decisions: bool) -> None:
+    """List open findings: homonym pages to split, synonym pages to merge."""
+    from artdb.core.curation import list_decisions, open_findings
+
+    if decisions:
+        rows = list_decisions(app.catalog())
+        if as_json:
+            emit_json(rows)
+            return
+        for d in rows:
+            state = f"undone {d['undone_at']:%Y-%m-%d %H:%M}" if d["undone_at"] else "in force"
+            ref = f"{(d['finding_kind'] or '?')[0]}{d['finding_id']}" if d["finding_id"] else "-"
+            click.echo(f"#{d['decision_id']:<5} {d['action']:<7} {ref:<7} {d['created_at']:%Y-%m-%d %H:%M}  {state}")
+        return
+    found = open_findings(app.catalog())
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(f"{len(found['homonyms'])} homonym findings (artdb split PAGE | artdb reject h<id>)")
+    for f in found["homonyms"]:
+        click.echo(f"  h{f['id']:<5} {f['score']:7.3f}  {f['page']} (#{f['page_id']}): {f['n_clusters']} clusters")
+        for c, albums in enumerate(f["clusters"]):
+            titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
+            click.echo(f"{'':>18}cluster {c + 1}: {titles}")
+    if found["synonyms"]:
+        click.echo(f"{len(found['synonyms'])} synonym candidates (artdb merge A B | artdb reject s<id>)")
+        for c in found["synonyms"]:
+            click.echo(f"  s{c['id']:<5} {c['score']:7.3f}  {c['page_a']} (#{c['page_a_id']})  <->  "
+                       f"{c['page_b']} (#{c['page_b_id']})")
+
+
+@click.command()
+@click.argument("page")
+@click.option("--finding", default=None, help="The finding to apply (default: the page's latest open one).")
+@click.option("--note", default=None, help="Why (kept with the decision).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def split(app: AppContext, page: str, finding: str | None, note: str | None, as_json: bool) -> None:
+    """Split PAGE (name, id or 'Name [n]') as its homonym finding proposes.
+
+    The largest cluster keeps the page; each other cluster gets a new page with the same name.
+    The pages are disambiguated 'Name [1]', 'Name [2]', …; albums and their tracks' credits move.
+    """
+    from artdb.core.curation import split_page
+
+    d = split_page(app.catalog(), page, finding=finding, note=note)
+    lines = [f"split {page!r} (finding h{d.finding_id}): {d.summary['albums_moved']} albums and "
+             f"{d.summary['credits_moved']} credits moved"]
+    for p in d.summary["pages"]:
+        lines.append(f"  {p['page']} (#{p['page_id']}{', kept' if p['kept'] else ', new'}): "
+                     f"{len(p['albums'])} albums")
+    _emit(d, as_json, "\n".join(lines))
+
+
+@click.command()
+@click.argument("target")
+@click.argument("source")
+@click.option("--candidate", default=None, help="The synonym candidate applied (s<id>), if any.")
+@click.option("--note", default=None, help="Why (kept with the decision).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def merge(app: AppContext, target: str, source: str, candidate: str | None, note: str | None,
+          as_json: bool) -> None:
+    """Merge page SOURCE into page TARGET (one artist under two names).
+
+    SOURCE's albums and credits move to TARGET, and future ingests under SOURCE's name credit TARGET.
+    """
+    from artdb.core.curation import merge_pages
+
+    d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note)
+    sm = d.summary
+    _emit(d, as_json, f"merged {sm['source']['page']} (#{sm['source']['page_id']}) into "
+                      f"{sm['target']['page']} (#{sm['target']['page_id']}): {sm['albums_moved']} albums "
+                      f"moved, {sm['albums_folded']} folded, {sm['credits_moved']} credits moved")
+
+
+@click.command()
+@click.argument("finding")
+@click.option("--note", default=None, help="Why (kept with the decision).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def reject(app: AppContext, finding: str, note: str | None, as_json: bool) -> None:
+    """Reject FINDING (h<id> homonym, s<id> synonym): not raised again unless the evidence changes."""
+    from artdb.core.curation import reject_finding
+
+    d = reject_finding(app.catalog(), finding, note=note)
+    _emit(d, as_json, f"rejected {d.finding_kind} finding {d.finding_kind[0]}{d.finding_id}")
+
+
+@click.command()
+@click.argument("decision_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def undo(app: AppContext, decision_id: int, as_json: bool) -> None:
+    """Undo curator decision DECISION_ID (split, merge or reject), restoring the catalog exactly."""
+    from artdb.core.curation import undo_decision
+
+    d = undo_decision(app.catalog(), decision_id)
+    if as_json:
+        emit_json(d.to_dict())
+    else:
+        click.echo(f"undid decision #{d.id} ({d.action})")

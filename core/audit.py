@@ -1,0 +1,430 @@
+"""Homonymy audit (``artdb audit``): artist pages whose albums form several audio clusters.
+
+For every page with at least ``min_albums`` embedded albums, the album vectors (track vectors
+averaged and re-normalised, :mod:`artdb.core.aggregate`) are clustered agglomeratively with a
+distance threshold (:func:`artdb.core.clustering.cluster_with_threshold`). The number of artists
+on a page is never given: the threshold decides it. The threshold comes from the model's
+``config["audit"]`` (fitted on held-out training artists' artificial homonym groups) or from
+:func:`calibrate_threshold` (k-fold cross-validation over artificial groups formed from the
+catalog's own pages).
+
+Each audited page gets a *split margin* (``score``): with ``t`` the threshold and ``h`` the
+smallest merge height the cut refused (pages with >= 2 clusters) or the largest merge height it
+accepted (one cluster), ``score = (h - t) / t``. Positive = split, and the larger the safer;
+negative = kept whole, and the more negative the safer. Pages with >= 2 clusters are stored as
+:class:`~artdb.db.models.AuditFinding` rows of one :class:`~artdb.db.models.AuditRun`, unless a
+curator rejected the same evidence (same albums, same partition) before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy.cluster.hierarchy import linkage as scipy_linkage
+from sqlalchemy import func, select, update
+
+from artdb.core.clustering import (
+    cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari,
+)
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.names import page_key
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, CuratorDecision, Model
+from artdb.db.session import Catalog
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[str, int, int], None]
+
+DEFAULT_LINKAGE = "average"
+DEFAULT_METRIC = "cosine"
+# Below this many pages a worker pool costs more than it saves (measured, docs/audit.md).
+PARALLEL_MIN_PAGES = 2000
+CHUNK_PAGES = 500
+
+
+# -- the pure part: one page -----------------------------------------------------------------------
+def canonical_labels(labels: Sequence[int]) -> np.ndarray:
+    """Relabel clusters 0, 1, … by decreasing size, ties by first appearance (order-free labels)."""
+    labels = np.asarray(labels)
+    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = sorted(range(len(uniq)), key=lambda i: (-counts[i], first[i]))
+    remap = {uniq[i]: rank for rank, i in enumerate(order)}
+    return np.array([remap[v] for v in labels], dtype=np.int64)
+
+
+def merge_heights(vectors: np.ndarray, linkage: str = DEFAULT_LINKAGE,
+                  metric: str = DEFAULT_METRIC) -> np.ndarray:
+    """The sorted heights at which agglomerative clustering merges (same merges as scikit-learn)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    if len(x) < 2:
+        return np.zeros(0)
+    return np.sort(scipy_linkage(x, method=linkage, metric=metric)[:, 2])
+
+
+def split_margin(heights: np.ndarray, threshold: float) -> float:
+    """``(h - t) / t``: ``h`` = smallest refused merge if any (> 0), else largest accepted (< 0)."""
+    if len(heights) == 0 or threshold <= 0:
+        return float("-inf") if len(heights) == 0 else 0.0
+    refused = heights[heights >= threshold]
+    h = refused[0] if len(refused) else heights[-1]
+    return float((h - threshold) / threshold)
+
+
+def cluster_page(vectors: np.ndarray, threshold: float, linkage: str = DEFAULT_LINKAGE,
+                 metric: str = DEFAULT_METRIC) -> tuple[np.ndarray, float]:
+    """``(canonical labels, split margin)`` of one page's album vectors."""
+    labels = canonical_labels(cluster_with_threshold(vectors, threshold, linkage, metric))
+    return labels, split_margin(merge_heights(vectors, linkage, metric), threshold)
+
+
+def evidence_hash(album_ids: Sequence[int], labels: Sequence[int]) -> str:
+    """Hash of the sorted album ids and the (order-free) partition: same evidence, same hash."""
+    pairs = sorted(zip((int(a) for a in album_ids), (int(l) for l in labels)))
+    canon = canonical_labels([l for _, l in pairs]).tolist()
+    payload = json.dumps([[a for a, _ in pairs], canon], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _cluster_chunk(chunk: list[tuple[int, np.ndarray]], threshold: float, linkage: str,
+                   metric: str) -> list[tuple[int, np.ndarray, float]]:
+    return [(pid, *cluster_page(v, threshold, linkage, metric)) for pid, v in chunk]
+
+
+# -- reports ---------------------------------------------------------------------------------------
+@dataclass
+class PageAudit:
+    page_id: int
+    page: str  # display name, with " [n]" for a split page
+    album_ids: list[int]
+    albums: list[str]
+    labels: list[int]  # cluster of each album (0 = largest)
+    n_clusters: int
+    score: float  # split margin, see module doc
+    evidence_hash: str
+    finding_id: int | None = None
+    suppressed: bool = False  # a curator rejected this very evidence before
+
+    @property
+    def n_albums(self) -> int:
+        return len(self.album_ids)
+
+    @property
+    def flagged(self) -> bool:
+        return self.n_clusters >= 2 and not self.suppressed
+
+    def clusters(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in range(self.n_clusters)]
+        for aid, lab in zip(self.album_ids, self.labels):
+            out[lab].append(aid)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "page_id": self.page_id, "page": self.page, "n_albums": self.n_albums,
+            "n_clusters": self.n_clusters, "score": self.score, "flagged": self.flagged,
+            "suppressed": self.suppressed, "finding_id": self.finding_id,
+            "evidence_hash": self.evidence_hash,
+            "clusters": [[{"album_id": a, "title": self.albums[self.album_ids.index(a)]} for a in c]
+                         for c in self.clusters()],
+        }
+
+
+@dataclass
+class AuditReport:
+    run_id: int | None
+    model: str
+    threshold: float
+    linkage: str
+    metric: str
+    threshold_source: str
+    pages: list[PageAudit] = field(default_factory=list)  # every audited page, ranked by score
+    seconds: float = 0.0
+
+    @property
+    def findings(self) -> list[PageAudit]:
+        return [p for p in self.pages if p.flagged]
+
+    @property
+    def suppressed(self) -> list[PageAudit]:
+        return [p for p in self.pages if p.suppressed]
+
+    def to_dict(self, all_pages: bool = False, top: int | None = None) -> dict[str, Any]:
+        shown = self.pages if all_pages else self.findings
+        return {
+            "run_id": self.run_id, "model": self.model, "threshold": self.threshold,
+            "linkage": self.linkage, "metric": self.metric,
+            "threshold_source": self.threshold_source, "pages_audited": len(self.pages),
+            "findings": len(self.findings), "suppressed": len(self.suppressed),
+            "seconds": round(self.seconds, 3),
+            "pages": [p.to_dict() for p in (shown[:top] if top else shown)],
+        }
+
+
+# -- reading the catalog ---------------------------------------------------------------------------
+def page_label(display_name: str, disambiguation: str) -> str:
+    return display_name + (f" [{disambiguation}]" if disambiguation else "")
+
+
+def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.ndarray]:
+    """Album id -> album vector (mean of its embedded tracks, re-normalised)."""
+    from artdb.core.vectors import open_level_index
+
+    index = open_level_index(catalog, paths, model, "album")
+    ids = index.index_ids()
+    if len(ids) == 0:
+        return {}
+    vecs = index.reconstruct(ids)
+    return {int(a): vecs[i] for i, a in enumerate(ids)}
+
+
+def resolve_pages(session, names: Sequence[str | int]) -> list[int]:
+    """Page ids for ids, names (every page with that name) or "Name [n]" (one split page)."""
+    out: list[int] = []
+    for name in names:
+        text = str(name).strip()
+        if text.isdigit() and session.get(ArtistPage, int(text)) is not None:
+            out.append(int(text))
+            continue
+        stmt = select(ArtistPage.id)
+        if text.endswith("]") and " [" in text:
+            base, _, dis = text[:-1].rpartition(" [")
+            stmt = stmt.where(ArtistPage.normalized_name == page_key(base),
+                              ArtistPage.disambiguation == dis.strip())
+        else:
+            stmt = stmt.where(ArtistPage.normalized_name == page_key(text))
+        ids = session.scalars(stmt.order_by(ArtistPage.disambiguation)).all()
+        if not ids:
+            raise CatalogError(f"no artist page named {text!r}")
+        out.extend(ids)
+    return sorted(set(out))
+
+
+def audit_threshold(model: Model) -> tuple[float, str, str, str]:
+    """``(threshold, linkage, metric, source)`` stored with the model, or a ConfigError."""
+    cfg = (model.config or {}).get("audit") or {}
+    t = cfg.get("threshold")
+    if t is None or not np.isfinite(float(t)):
+        raise ConfigError(
+            f"model {model.name!r} has no audit threshold: run `artdb audit --calibrate` "
+            "(or pass --threshold)")
+    return (float(t), cfg.get("linkage", DEFAULT_LINKAGE), cfg.get("metric", DEFAULT_METRIC),
+            cfg.get("source", "model config"))
+
+
+def _rejected_hashes(session, kind: str = "homonym") -> set[str]:
+    rows = session.scalars(
+        select(CuratorDecision.evidence_hash).where(
+            CuratorDecision.action == "reject", CuratorDecision.finding_kind == kind,
+            CuratorDecision.undone_at.is_(None), CuratorDecision.evidence_hash.is_not(None)))
+    return set(rows)
+
+
+# -- the audit ---------------------------------------------------------------------------------------
+def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
+              pages: Sequence[str | int] | None = None, threshold: float | None = None,
+              workers: int = 2, progress: ProgressFn | None = None, *,
+              linkage: str | None = None, metric: str | None = None,
+              store: bool = True) -> AuditReport:
+    """Cluster the albums of every page with ``>= min_albums`` embedded albums; store findings.
+
+    Args:
+        pages: restrict to these pages (ids, names, "Name [n]").
+        threshold: override the model's stored threshold (``linkage``/``metric`` likewise).
+        workers: processes for the clustering when there are many pages (>= PARALLEL_MIN_PAGES).
+        store: write an AuditRun with its findings (pages with >= 2 clusters); open findings of
+            earlier runs for the audited pages become ``superseded``.
+
+    Returns:
+        An :class:`AuditReport` with every audited page ranked by decreasing split margin.
+    """
+    if min_albums < 2:
+        raise ConfigError("min_albums must be >= 2 (one album cannot be split)")
+    start = time.perf_counter()
+    if threshold is None:
+        t, link, met, source = audit_threshold(model)
+    else:
+        cfg = (model.config or {}).get("audit") or {}
+        t, link, met, source = (float(threshold), cfg.get("linkage", DEFAULT_LINKAGE),
+                                cfg.get("metric", DEFAULT_METRIC), "given")
+    link, met = linkage or link, metric or met
+    if not t > 0:
+        raise ConfigError(f"threshold must be > 0, got {t}")
+    vectors = album_vectors(catalog, paths, model)
+    with catalog.session() as s:
+        wanted = resolve_pages(s, pages) if pages else None
+        stmt = (select(Album.id, Album.title, Album.page_id, ArtistPage.display_name,
+                       ArtistPage.disambiguation)
+                .join(ArtistPage, ArtistPage.id == Album.page_id).order_by(Album.page_id, Album.id))
+        if wanted is not None:
+            stmt = stmt.where(Album.page_id.in_(wanted))
+        rows = s.execute(stmt).all()
+        rejected = _rejected_hashes(s)
+    by_page: dict[int, list] = {}
+    for aid, title, pid, name, dis in rows:
+        if aid in vectors:
+            by_page.setdefault(pid, []).append((aid, title, page_label(name, dis)))
+    todo = [(pid, albums) for pid, albums in by_page.items() if len(albums) >= min_albums]
+    work = [(pid, np.stack([vectors[a] for a, _, _ in albums])) for pid, albums in todo]
+    results = _cluster_all(work, t, link, met, workers, progress)
+    report = AuditReport(None, model.name, t, link, met, source)
+    for (pid, albums), (_, labels, score) in zip(todo, results):
+        ids = [a for a, _, _ in albums]
+        h = evidence_hash(ids, labels)
+        n = int(labels.max()) + 1
+        report.pages.append(PageAudit(
+            page_id=pid, page=albums[0][2], album_ids=ids, albums=[x for _, x, _ in albums],
+            labels=labels.tolist(), n_clusters=n, score=score, evidence_hash=h,
+            suppressed=n >= 2 and h in rejected))
+    report.pages.sort(key=lambda p: (-p.score, p.page_id))
+    if store:
+        _store(catalog, model, report, min_albums, pages, [pid for pid, _ in todo])
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _cluster_all(work, t, link, met, workers, progress):
+    total = len(work)
+    if progress:
+        progress("audit pages", 0, total)
+    chunks = [work[i:i + CHUNK_PAGES] for i in range(0, total, CHUNK_PAGES)]
+    out: list = []
+    if workers > 1 and total >= PARALLEL_MIN_PAGES:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
+        for res in parallel(delayed(_cluster_chunk)(c, t, link, met) for c in chunks):
+            out.extend(res)
+            if progress:
+                progress("audit pages", len(out), total)
+    else:
+        for c in chunks:
+            out.extend(_cluster_chunk(c, t, link, met))
+            if progress:
+                progress("audit pages", len(out), total)
+    return out
+
+
+def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
+           pages: Sequence[str | int] | None, audited: list[int]) -> None:
+    with catalog.session() as s:
+        run = AuditRun(model_id=model.id, kind="homonym", params={
+            "threshold": report.threshold, "linkage": report.linkage, "metric": report.metric,
+            "threshold_source": report.threshold_source, "min_albums": min_albums,
+            "pages": [str(p) for p in pages] if pages else None, "pages_audited": len(audited),
+        })
+        s.add(run)
+        s.flush()
+        for start in range(0, len(audited), 500):
+            s.execute(update(AuditFinding)
+                      .where(AuditFinding.status == "open",
+                             AuditFinding.page_id.in_(audited[start:start + 500]))
+                      .values(status="superseded"))
+        findings = []
+        for p in report.findings:
+            f = AuditFinding(
+                run_id=run.id, page_id=p.page_id, n_clusters=p.n_clusters, score=p.score,
+                proposal={"partition": {str(a): l for a, l in zip(p.album_ids, p.labels)},
+                          "threshold": report.threshold, "linkage": report.linkage,
+                          "metric": report.metric, "model": report.model},
+                evidence_hash=p.evidence_hash, status="open")
+            s.add(f)
+            findings.append((p, f))
+        s.flush()
+        for p, f in findings:
+            p.finding_id = f.id
+        report.run_id = run.id
+
+
+# -- calibration -----------------------------------------------------------------------------------
+def _open_finding_pages(session) -> set[int]:
+    return set(session.scalars(select(AuditFinding.page_id).where(AuditFinding.status == "open")))
+
+
+def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int = 5,
+                        seed: int = 0, *, linkage: str | None = None, metric: str | None = None,
+                        min_albums: int = 2, singles: bool = False,
+                        store: bool = True) -> dict[str, Any]:
+    """Learn the audit threshold from the catalog by k-fold cross-validation over artificial groups.
+
+    Every page with ``>= min_albums`` embedded albums and no open homonym finding is taken as one
+    artist (trusted page); pages are drawn into artificial homonym groups of 2-4
+    (:func:`make_homonym_groups`); the groups are split into ``folds`` folds; each fold's ARI is
+    measured at the threshold fitted (:func:`fit_threshold`) on the other folds. The final threshold
+    is fitted on all groups and, with ``store``, written to ``model.config["audit"]`` with its CV
+    ARI.
+
+    Returns:
+        ``{"threshold", "linkage", "metric", "cv_ari", "fold_ari", "fold_thresholds", "train_ari",
+        "groups", "pages", "folds", "seed", "source"}``.
+    """
+    cfg = (model.config or {}).get("audit") or {}
+    link = linkage or cfg.get("linkage", DEFAULT_LINKAGE)
+    met = metric or cfg.get("metric", DEFAULT_METRIC)
+    if folds < 2:
+        raise ConfigError("folds must be >= 2")
+    vectors = album_vectors(catalog, paths, model)
+    with catalog.session() as s:
+        flagged = _open_finding_pages(s)
+        rows = s.execute(select(Album.id, Album.page_id).order_by(Album.id)).all()
+    rows = [(a, p) for a, p in rows if a in vectors and p not in flagged]
+    counts: dict[int, int] = {}
+    for _, p in rows:
+        counts[p] = counts.get(p, 0) + 1
+    rows = [(a, p) for a, p in rows if counts[p] >= min_albums]
+    if not rows:
+        raise CatalogError("no trusted pages with >= 2 embedded albums to calibrate on")
+    album_ids = np.array([a for a, _ in rows], dtype=np.int64)
+    labels = np.array([p for _, p in rows], dtype=np.int64)
+    X = np.stack([vectors[int(a)] for a in album_ids])
+    rng = np.random.default_rng(seed)
+    groups = make_homonym_groups(labels, rng, sizes=(2, 4), min_albums=min_albums)
+    if singles:
+        # Most real pages hold one artist: scoring each trusted page alone (ARI 1 if kept whole,
+        # 0 if split) makes the threshold pay for false splits too (measured in docs/audit.md).
+        groups = groups + [np.array([p]) for p in sorted(counts) if counts[p] >= min_albums]
+    if len(groups) < folds:
+        raise CatalogError(
+            f"only {len(groups)} artificial groups from {len(counts)} trusted pages: "
+            f"need at least {folds} (use fewer --folds or a bigger catalog)")
+    order = rng.permutation(len(groups))
+    fold_of = np.empty(len(groups), dtype=np.int64)
+    fold_of[order] = np.arange(len(groups)) % folds
+    fold_ari, fold_t, weights = [], [], []
+    for k in range(folds):
+        train = [g for g, f in zip(groups, fold_of) if f != k]
+        test = [g for g, f in zip(groups, fold_of) if f == k]
+        tk, _, _ = fit_threshold(train, X, labels, linkage=link, metric=met)
+        fold_t.append(tk)
+        fold_ari.append(mean_ari(test, X, labels, tk, linkage=link, metric=met))
+        weights.append(len(test))
+    t, train_ari, _ = fit_threshold(groups, X, labels, linkage=link, metric=met)
+    cv = float(np.average(fold_ari, weights=weights))
+    result = {
+        "threshold": float(t), "linkage": link, "metric": met, "cv_ari": cv,
+        "fold_ari": [float(a) for a in fold_ari], "fold_thresholds": [float(x) for x in fold_t],
+        "train_ari": float(train_ari), "groups": len(groups), "pages": len(set(labels.tolist())),
+        "folds": folds, "seed": seed, "singles": singles,
+        "source": f"artdb audit --calibrate: {folds}-fold CV over {len(groups)} artificial groups "
+                  f"of {len(set(labels.tolist()))} catalog pages",
+    }
+    if store:
+        with catalog.session() as s:
+            row = s.get(Model, model.id)
+            config = dict(row.config or {})
+            config["audit"] = {"threshold": result["threshold"], "linkage": link, "metric": met,
+                               "cv_ari": cv, "source": result["source"]}
+            row.config = config
+        model.config = config
+    return result
+
+
+__all__ = [
+    "AuditReport", "PageAudit", "audit_threshold", "calibrate_threshold", "canonical_labels",
+    "cluster_page", "evidence_hash", "merge_heights", "resolve_pages", "run_audit", "split_margin",
+]

@@ -1,0 +1,157 @@
+"""Release placement (``artdb place ALBUM``): which artist of an ambiguous name made this album?
+
+An album delivered under a name that several artists share is compared with every candidate:
+each page with the same normalized name (the ingest page and the numbered pages a split made,
+"Name [1]", "Name [2]", …), and, for a page with an open homonym finding, each of its proposed
+clusters. The distance between the album and a candidate is the *linkage* distance the audit uses
+(average linkage: mean distance from the album to the candidate's albums), so "within the audit
+threshold" means "the audit would have put it in that cluster". The best candidate within the
+threshold is the match; if none is, the answer is "new artist".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from sqlalchemy import select
+
+from artdb.core.audit import album_vectors, audit_threshold, page_label
+from artdb.core.config import Paths
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.db.models import Album, ArtistPage, AuditFinding, Model, Track
+from artdb.db.session import Catalog
+
+
+def linkage_distance(x: np.ndarray, cluster: np.ndarray, linkage: str = "average",
+                     metric: str = "cosine") -> float:
+    """Distance at which agglomerative clustering would merge vector ``x`` with ``cluster`` rows.
+
+    average: mean pairwise distance; complete: max; single: min; ward (euclidean):
+    ``sqrt(2 n / (n + 1)) * ||x - mean(cluster)||`` (SciPy's Ward merge height).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    y = np.asarray(cluster, dtype=np.float64)
+    if len(y) == 0:
+        raise ConfigError("linkage_distance: empty cluster")
+    if linkage == "ward":
+        n = len(y)
+        return float(np.sqrt(2.0 * n / (n + 1)) * np.linalg.norm(x[0] - y.mean(axis=0)))
+    d = cdist(x, y, metric=metric)[0]
+    if linkage == "average":
+        return float(d.mean())
+    if linkage == "complete":
+        return float(d.max())
+    if linkage == "single":
+        return float(d.min())
+    raise ConfigError(f"unknown linkage {linkage!r}")
+
+
+@dataclass
+class Candidate:
+    page_id: int
+    page: str
+    cluster: int | None  # audit cluster of a flagged page, else None (the whole page)
+    album_ids: list[int]
+    distance: float
+    margin: float  # (threshold - distance) / threshold: > 0 within the threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class Placement:
+    album_id: int
+    album: str
+    page_id: int
+    page: str
+    threshold: float
+    linkage: str
+    metric: str
+    best: Candidate | None  # None: "new artist"
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def decision(self) -> str:
+        return "new artist" if self.best is None else "match"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"album_id": self.album_id, "album": self.album, "page_id": self.page_id,
+                "page": self.page, "decision": self.decision, "threshold": self.threshold,
+                "linkage": self.linkage, "metric": self.metric,
+                "best": self.best.to_dict() if self.best else None,
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+def resolve_album(catalog: Catalog, album: str | int) -> int:
+    """An album id from an id, "Artist - Title", a title, or a folder of ingested audio files."""
+    text = str(album)
+    if not text.isdigit() and os.path.isdir(text):
+        root = os.path.abspath(text).rstrip(os.sep) + os.sep
+        with catalog.session() as s:
+            paths = s.execute(select(Track.album_id, Track.audio_path)).all()
+        ids = sorted({a for a, p in paths if p.startswith(root)})
+        if not ids:
+            raise CatalogError(f"no ingested tracks under {text!r}: run `artdb index {text}` first")
+        if len(ids) > 1:
+            raise CatalogError(f"the files under {text!r} belong to {len(ids)} albums ({ids[:10]}); "
+                               "name one album (id or 'Artist - Title')")
+        return ids[0]
+    from artdb.core.neighbors import resolve_query
+
+    return resolve_query(catalog, text, "album")
+
+
+def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
+                threshold: float | None = None) -> Placement:
+    """Compare ``album`` with every candidate artist of its name; the best within the threshold."""
+    if threshold is None:
+        t, link, met, _ = audit_threshold(model)
+    else:
+        cfg = (model.config or {}).get("audit") or {}
+        t, link, met = float(threshold), cfg.get("linkage", "average"), cfg.get("metric", "cosine")
+    aid = resolve_album(catalog, album)
+    vectors = album_vectors(catalog, paths, model)
+    if aid not in vectors:
+        raise CatalogError(f"album {aid} has no vector for model {model.name} (not embedded yet?)")
+    with catalog.session() as s:
+        alb = s.get(Album, aid)
+        home = s.get(ArtistPage, alb.page_id)
+        pages = s.scalars(select(ArtistPage).where(ArtistPage.normalized_name == home.normalized_name,
+                                                   ArtistPage.merged_into_id.is_(None))
+                          .order_by(ArtistPage.disambiguation, ArtistPage.id)).all()
+        groups: list[tuple[ArtistPage, int | None, list[int]]] = []
+        for p in pages:
+            albums = [a for a in s.scalars(select(Album.id).where(Album.page_id == p.id).order_by(Album.id))
+                      if a != aid and a in vectors]
+            finding = s.scalars(select(AuditFinding).where(AuditFinding.page_id == p.id,
+                                                           AuditFinding.status == "open")
+                                .order_by(AuditFinding.id.desc())).first()
+            part = {int(a): int(c) for a, c in ((finding.proposal or {}).get("partition", {}).items()
+                                                if finding else [])}
+            if part:
+                for c in sorted(set(part.values())):
+                    members = [a for a in albums if part.get(a) == c]
+                    if members:
+                        groups.append((p, c, members))
+            elif albums:
+                groups.append((p, None, albums))
+        out = Placement(aid, alb.title, home.id, page_label(home.display_name, home.disambiguation),
+                        t, link, met, None)
+        x = vectors[aid]
+        for p, c, members in groups:
+            d = linkage_distance(x, np.stack([vectors[a] for a in members]), link, met)
+            out.candidates.append(Candidate(p.id, page_label(p.display_name, p.disambiguation), c,
+                                            members, d, (t - d) / t))
+    out.candidates.sort(key=lambda c: c.distance)
+    if out.candidates and out.candidates[0].distance < t:
+        out.best = out.candidates[0]
+    return out
+
+
+__all__ = ["Candidate", "Placement", "linkage_distance", "place_album", "resolve_album"]
