@@ -9,7 +9,7 @@ pairs. A pair of pages is scored by its best pair of units:
 
     score = W_AUDIO * audio + W_NAME * name + W_META * metadata      (each part in [0, 1])
 
-``audio`` is the cosine similarity rescaled against the catalog's own neighbour similarities (see
+``audio`` is the cosine similarity rescaled against the two units' usual neighbour similarity (see
 :func:`calibrate`), ``name`` the loose-name similarity (1 for equal match keys), ``metadata`` the
 mean of shared label, close release years and shared genre. The reasons for the weights and the
 measured recall of planted pairs are in docs/synonyms.md. Audio carries most of the weight so that
@@ -54,8 +54,8 @@ from artdb.db.session import Catalog
 log = logging.getLogger(__name__)
 
 # Weights of the three parts of the score (sum to 1); see docs/synonyms.md.
-W_AUDIO = 0.6
-W_NAME = 0.3
+W_AUDIO = 0.55
+W_NAME = 0.35
 W_META = 0.1
 # Fuzzy name similarity below this (rapidfuzz, 0..1) counts as no similarity at all.
 NAME_FLOOR = 0.6
@@ -125,7 +125,8 @@ def name_similarity(a: str, b: str) -> tuple[float, dict[str, Any]]:
     ka, kb = match_key(a), match_key(b)
     ratio = fuzz.ratio(ka, kb) / 100.0
     token_set = fuzz.token_set_ratio(ka, kb) / 100.0
-    equal = bool(ka) and ka == kb
+    # "Orbit-Meridian" keys to "orbitmeridian": spacing alone does not make two names differ.
+    equal = bool(ka) and (ka == kb or ka.replace(" ", "") == kb.replace(" ", ""))
     if equal:
         score = 1.0
     else:
@@ -166,21 +167,26 @@ def metadata_similarity(albums_a: Iterable[_AlbumMeta], albums_b: Iterable[_Albu
     }
 
 
-def calibrate(similarities: np.ndarray, reference: float) -> np.ndarray:
+def calibrate(similarities: np.ndarray, reference: float | np.ndarray) -> np.ndarray:
     """Cosine similarities rescaled so ``reference`` maps to 0 and identical vectors to 1.
 
-    ``reference`` is the catalog's typical similarity between a unit and its nearest units on other
-    pages (the median over units of the mean similarity to their ``k`` nearest): an embedding's
-    absolute cosine values depend on the model (the MFCC baseline puts almost everything above
-    0.9), so only the excess over what an ordinary neighbour reaches is evidence.
+    An embedding's absolute cosine values depend on the model (the MFCC baseline puts nearly every
+    pair of pages above 0.9), so only the excess over what an ordinary neighbour reaches is
+    evidence. :func:`find_synonyms` uses, for a pair of units, the mean of the two units' *levels*
+    (each unit's mean similarity to its ``k`` nearest units on other-name pages): a unit close to
+    everything (a hub: generic production, a big mixed page) needs a closer match than a
+    distinctive one. Values below the reference clip to 0.
     """
     s = np.asarray(similarities, dtype=np.float64)
-    span = max(1.0 - float(reference), 1e-6)
-    return np.clip((s - reference) / span, 0.0, 1.0)
+    ref = np.asarray(reference, dtype=np.float64)
+    span = np.maximum(1.0 - ref, 1e-6)
+    return np.clip((s - ref) / span, 0.0, 1.0)
 
 
-def combine(audio: float, name: float, metadata: float) -> float:
-    return W_AUDIO * audio + W_NAME * name + W_META * metadata
+def combine(audio: float, name: float, metadata: float,
+            weights: tuple[float, float, float] | None = None) -> float:
+    wa, wn, wm = weights or (W_AUDIO, W_NAME, W_META)
+    return wa * audio + wn * name + wm * metadata
 
 
 # -- homonym findings as units ----------------------------------------------------------------------
@@ -346,13 +352,15 @@ def _other_name(pages: dict[int, _Page], a: int, b: int) -> bool:
 
 def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None = 50,
                   page: str | int | None = None, k: int = 10, store: bool = True,
-                  device: str = "cpu") -> list[SynonymPair]:
+                  device: str = "cpu", weights: tuple[float, float, float] | None = None
+                  ) -> list[SynonymPair]:
     """Rank pairs of differently named pages that may be one artist.
 
     Args:
         top: how many pairs to return (and store); None for all scored pairs.
         page: only pairs involving this page (id or name); the catalog is still searched whole.
         k: nearest units (on pages with another name) looked at per unit.
+        weights: (audio, name, metadata) weights; default ``(W_AUDIO, W_NAME, W_META)``.
         store: record an ``AuditRun(kind="synonym")`` and one ``SynonymCandidate`` per pair; the
             open candidates it replaces (all, or the page's when ``page`` is given) are marked
             ``superseded``.
@@ -362,6 +370,7 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
     """
     from artdb.indexer import FaissIndex
 
+    weights = tuple(float(w) for w in (weights or (W_AUDIO, W_NAME, W_META)))
     with catalog.session() as s:
         pages = _load_pages(s)
         albums_by_page, album_meta = _load_albums(s)
@@ -375,10 +384,12 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
 
     units, vectors = _build_units(catalog, paths, model, pages, albums_by_page, device)
     if len(units) < 2:
-        return _store(catalog, model, [], page, focus, k, top, 0.0, len(units)) if store else []
+        return _store(catalog, model, [], page, focus, k, top, 0.0, len(units), weights) \
+            if store else []
 
-    index = FaissIndex.build(vectors, np.arange(len(units), dtype=np.int64), "IDMap2,Flat",
-                             model=model.name, name="synonym-units")
+    # Exact search for small catalogs, IVF (nprobe tuned for recall) for large ones: choose_index.
+    index = FaissIndex.build(vectors, np.arange(len(units), dtype=np.int64), model=model.name,
+                             name="synonym-units")
     per_page = max(sum(1 for u in units if u.page_id == p) for p in {u.page_id for u in units})
     # Units of the same page, and pages with the same catalog key, are skipped: ask for enough.
     want = min(len(units), k + per_page + 1)
@@ -395,8 +406,9 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
             break
         want = min(len(units), want * 2)
 
-    reference = float(np.median([np.mean([sc for _, sc in nb]) for nb in neigh.values() if nb])) \
-        if any(neigh.values()) else 0.0
+    # Each unit's usual neighbour similarity: the mean over its k nearest other-name units.
+    level = {i: float(np.mean([sc for _, sc in nb])) for i, nb in neigh.items() if nb}
+    reference = float(np.median(list(level.values()))) if level else 0.0
     rank = {(i, j): r for i, nb in neigh.items() for r, (j, _) in enumerate(nb, 1)}
 
     # Candidate unit pairs: audio neighbours, plus pages with equal loose names.
@@ -440,34 +452,35 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
         ev_hash = evidence_hash(model.id, a, b, albums_by_page.get(a, []), albums_by_page.get(b, []))
         if ev_hash in rejected:
             continue
-        audio = float(calibrate(np.array([sim]), reference)[0])
+        local = (level.get(i, reference) + level.get(j, reference)) / 2
+        audio = float(calibrate(np.array([sim]), local)[0])
         name, name_ev = name_similarity(pages[a].name, pages[b].name)
         meta, meta_ev = metadata_similarity([album_meta[x] for x in units[i].album_ids if x in album_meta],
                                             [album_meta[x] for x in units[j].album_ids if x in album_meta])
         evidence = {
             "source": source,
-            "audio": {"cosine": round(sim, 6), "reference": round(reference, 6),
+            "audio": {"cosine": round(sim, 6), "reference": round(local, 6),
                       "rank_a": rank.get((i, j)), "rank_b": rank.get((j, i)),
                       "unit_a": {"cluster": units[i].cluster, "albums": units[i].album_ids},
                       "unit_b": {"cluster": units[j].cluster, "albums": units[j].album_ids}},
             "name": name_ev,
             "metadata": meta_ev,
-            "weights": {"audio": W_AUDIO, "name": W_NAME, "metadata": W_META},
+            "weights": dict(zip(("audio", "name", "metadata"), weights)),
             "model": model.name,
         }
-        pairs.append(SynonymPair(a, pages[a].label, b, pages[b].label, combine(audio, name, meta),
+        pairs.append(SynonymPair(a, pages[a].label, b, pages[b].label, combine(audio, name, meta, weights),
                                  audio, name, meta, evidence, ev_hash))
     pairs.sort(key=lambda p: (-p.score, p.page_a_id, p.page_b_id))
     if top is not None:
         pairs = pairs[:top]
     if store:
-        return _store(catalog, model, pairs, page, focus, k, top, reference, len(units))
+        return _store(catalog, model, pairs, page, focus, k, top, reference, len(units), weights)
     return pairs
 
 
-def _store(catalog, model, pairs, page, focus, k, top, reference, n_units) -> list[SynonymPair]:
+def _store(catalog, model, pairs, page, focus, k, top, reference, n_units, weights) -> list[SynonymPair]:
     params = {"k": k, "top": top, "page": page if page is None else str(page), "page_id": focus,
-              "weights": {"audio": W_AUDIO, "name": W_NAME, "metadata": W_META},
+              "weights": dict(zip(("audio", "name", "metadata"), weights)),
               "audio_reference": reference, "units": n_units, "model": model.name}
     with catalog.session() as s:
         stale = update(SynonymCandidate).where(SynonymCandidate.status == "open")
