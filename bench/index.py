@@ -200,9 +200,10 @@ def main(argv=None) -> dict:
                 curve.append({"ef": ef, "recall": recall_at_k(labels.astype(np.int64), true_ids, k), "qps": round(s, 1)})
                 if curve[-1]["recall"] >= rec:
                     break
-            at = next((c for c in curve if c["recall"] >= rec), curve[-1])
+            at = next((c for c in curve if c["recall"] >= rec), None)  # None: never reached ours
             result["hnswlib"] = {"M": args.hnsw_m, "ef_construction": args.hnsw_efc, "build_s": round(build, 2),
                                  "rss_delta_bytes": rss, "curve": curve, "at_equal_recall": at,
+                                 "best": max(curve, key=lambda c: c["recall"]),
                                  "note": "graph index: cannot remove vectors (artdb does not use it)"}
             del h
 
