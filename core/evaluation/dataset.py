@@ -1,0 +1,281 @@
+"""A labelled evaluation set: stored log-mel features plus the *true* artist of every track.
+
+Sources of truth, in order:
+
+1. ``truth.json`` of a synthetic catalog (``artdb synth``): true artist, album and label per
+   track (its artist pages are deliberately wrong on the planted homonyms);
+2. any other catalog: the artist tags (or a ``manifest.csv``'s ``artist`` column) are trusted as
+   truth; a manifest's ``source_package``/``source``/``label`` column names the track's source
+   (same game, label or production), else the album's label, else the album itself.
+
+:func:`open_catalog_dataset` ingests a folder into a *private* data dir (temporary by default,
+or ``workdir`` to reuse between runs: ingest is idempotent), so evaluation never touches the
+user's catalog. :func:`catalog_dataset` reads an already opened catalog (``--from-db``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from artdb.core.errors import CatalogError
+
+SOURCE_COLUMNS = ("source_package", "source", "production", "label")
+IN_MEMORY_LIMIT = 4 << 30  # features above this stay in the feature store, read on demand
+
+
+@dataclass
+class EvalDataset:
+    """Row-aligned per-track arrays; ``features`` is ``[n, k, mels, frames]`` (numpy or store view)."""
+
+    features: Any
+    artists: np.ndarray  # true artist (str)
+    albums: np.ndarray  # album key (str), unique across artists
+    genres: np.ndarray  # genre (str, "" when unknown)
+    sources: np.ndarray  # source / label / production (str)
+    track_ids: np.ndarray  # catalog ids
+    paths: list[str]  # absolute audio paths
+    frontend: dict = field(default_factory=dict)
+    root: str | None = None
+    truth: str = "tags"  # where the artist labels came from
+
+    def __post_init__(self):
+        n = len(self.track_ids)
+        for name in ("artists", "albums", "genres", "sources"):
+            setattr(self, name, np.asarray(getattr(self, name)).astype(str))
+            if len(getattr(self, name)) != n:
+                raise CatalogError(f"dataset field {name} has {len(getattr(self, name))} rows, expected {n}")
+        self.track_ids = np.asarray(self.track_ids, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def subset(self, rows) -> "EvalDataset":
+        rows = np.asarray(rows, dtype=np.int64)
+        return EvalDataset(_SubsetFeatures(self.features, rows), self.artists[rows], self.albums[rows],
+                           self.genres[rows], self.sources[rows], self.track_ids[rows],
+                           [self.paths[i] for i in rows], self.frontend, self.root, self.truth)
+
+    def summary(self) -> dict:
+        a, n_alb = np.unique(self.artists, return_counts=False), len(np.unique(self.albums))
+        per_artist = np.unique(self.artists, return_counts=True)[1]
+        albums_per_artist = np.array([len(np.unique(self.albums[self.artists == x])) for x in a])
+        return {"tracks": len(self), "artists": int(len(a)), "albums": int(n_alb),
+                "genres": int(len(np.unique(self.genres))), "sources": int(len(np.unique(self.sources))),
+                "tracks_per_artist": {"min": int(per_artist.min()), "median": float(np.median(per_artist)),
+                                      "max": int(per_artist.max())} if len(a) else {},
+                "artists_with_2plus_albums": int((albums_per_artist >= 2).sum()),
+                "truth": self.truth, "root": self.root}
+
+
+class _SubsetFeatures:
+    """A row subset of a features array (keeps store-backed arrays lazy)."""
+
+    def __init__(self, base, rows: np.ndarray):
+        self.base, self.rows = base, rows
+        self.shape = (len(rows), *tuple(base.shape)[1:])
+        self.dtype = getattr(base, "dtype", np.float16)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            r, e = key
+            return self.base[self.rows[np.atleast_1d(r)], e]
+        return self.base[self.rows[np.atleast_1d(key)] if not isinstance(key, slice) else self.rows[key]]
+
+    def __array__(self, dtype=None, copy=None):
+        x = np.asarray(self.base[self.rows])
+        return x.astype(dtype) if dtype is not None else x
+
+
+def from_arrays(features, artists, albums=None, genres=None, sources=None, paths=None,
+                track_ids=None) -> EvalDataset:
+    """A dataset from in-memory arrays (tests, benchmarks, ``synthetic_training_data``)."""
+    n = len(artists)
+    artists = np.asarray(artists).astype(str)
+    albums = np.char.add(np.char.add(artists, "/"), np.asarray(albums).astype(str)) if albums is not None \
+        else np.char.add(artists, "/album")
+    return EvalDataset(
+        features, artists, albums,
+        np.asarray(genres).astype(str) if genres is not None else np.full(n, ""),
+        np.asarray(sources).astype(str) if sources is not None else albums,
+        np.arange(n) if track_ids is None else track_ids,
+        [str(p) for p in paths] if paths is not None else [f"track-{i}" for i in range(n)],
+    )
+
+
+# -- from a catalog --------------------------------------------------------------------------------
+def _read_manifest(root: Path, manifest: str | Path | None) -> dict[str, dict]:
+    path = Path(manifest) if manifest else root / "manifest.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    base = root.resolve()
+    return {str((base / r["path"]).resolve()): r for r in rows if r.get("path")}
+
+
+def _synth_truth(root: Path) -> dict[str, dict] | None:
+    p = root / "truth.json"
+    if not p.exists():
+        return None
+    try:
+        t = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(t, dict) or not isinstance(t.get("tracks"), list):
+        return None  # e.g. realcat's {artist: [tracks]}: its manifest carries the same truth
+    albums = {a["id"]: a for a in t.get("albums", [])}
+    base = root.resolve()
+    out = {}
+    for tr in t["tracks"]:
+        alb = albums.get(tr["album_id"], {})
+        out[str((base / tr["path"]).resolve())] = {
+            "artist": tr["artist_id"], "album": tr["album_id"], "genre": alb.get("genre", ""),
+            "source": alb.get("label") or tr["album_id"]}
+    return out
+
+
+def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = None,
+                    manifest: str | Path | None = None, max_memory_bytes: int = IN_MEMORY_LIMIT,
+                    stack: contextlib.ExitStack | None = None) -> EvalDataset:
+    """Tracks of ``catalog`` that have features, with truth as described in the module doc.
+
+    With features larger than ``max_memory_bytes`` the feature store stays open on ``stack``.
+    """
+    from sqlalchemy import select
+
+    from artdb.core.service import default_frontend_config, open_feature_store
+    from artdb.core.train_service import StoreFeatureArray
+    from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
+
+    frontend = frontend or default_frontend_config(catalog)
+    with catalog.session() as s:
+        rows = s.execute(
+            select(Track.id, Track.audio_path, ArtistPage.display_name, Album.id, Album.title,
+                   Genre.name, Label.name)
+            .join(Album, Album.id == Track.album_id)
+            .join(TrackCredit, (TrackCredit.track_id == Track.id) & (TrackCredit.position == 0))
+            .join(ArtistPage, ArtistPage.id == TrackCredit.page_id)
+            .outerjoin(Genre, Genre.id == Album.genre_id)
+            .outerjoin(Label, Label.id == Album.label_id)
+            .order_by(Track.id)
+        ).all()
+    root_p = Path(root) if root else None
+    synth = _synth_truth(root_p) if root_p else None
+    man = _read_manifest(root_p, manifest) if root_p else {}
+    store = open_feature_store(paths, frontend, mode="r")
+    try:
+        rows = [r for r in rows if int(r[0]) in store]
+        if not rows:
+            raise CatalogError("no catalogued tracks with features to evaluate on")
+        artists, albums, genres, sources = [], [], [], []
+        for tid, path, page, album_id, album_title, genre, label in rows:
+            key = str(Path(path).resolve())
+            if synth is not None:
+                t = synth.get(key)
+                if t is None:
+                    raise CatalogError(f"{path}: not in {root_p / 'truth.json'}")
+                artists.append(t["artist"]), albums.append(t["album"])
+                genres.append(t["genre"] or genre or ""), sources.append(t["source"])
+                continue
+            m = man.get(key, {})
+            artist = m.get("artist") or page
+            artists.append(artist)
+            albums.append(f"{artist}/{m.get('album') or album_title}#{album_id}")
+            genres.append(m.get("genre") or genre or "")
+            src = next((m[c] for c in SOURCE_COLUMNS if m.get(c)), None)
+            sources.append(src or label or f"album:{album_id}")
+        ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
+        feats = StoreFeatureArray(store, ids)
+        size = int(np.prod(feats.shape)) * 2
+        if size <= max_memory_bytes:
+            feats = np.concatenate([store.get_many(ids[i:i + 256]) for i in range(0, len(ids), 256)])
+            store.close()
+        elif stack is not None:
+            stack.callback(store.close)
+        else:
+            raise CatalogError(f"features take {size / 2**30:.1f} GiB: pass an ExitStack to keep the "
+                               "store open, or raise max_memory_bytes")
+    except BaseException:
+        store.close()
+        raise
+    return EvalDataset(feats, np.array(artists), np.array(albums), np.array(genres), np.array(sources),
+                       ids, [str(r[1]) for r in rows], frontend.to_dict(),
+                       str(root_p) if root_p else None,
+                       "truth.json" if synth is not None else ("manifest" if man else "tags"))
+
+
+@contextlib.contextmanager
+def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, frontend=None,
+                         manifest: str | Path | None = None, workers: int = 2,
+                         progress: Callable[[str, int, int], None] | None = None
+                         ) -> Iterator[tuple[EvalDataset, dict]]:
+    """Ingest ``root`` into a private catalog + feature store; yield ``(dataset, ingest summary)``.
+
+    ``workdir``: keep the private data dir there (a rerun re-reads nothing); default a temporary
+    directory removed on exit. ``frontend``: the front-end to extract with (a scored model's).
+    """
+    from artdb.core.config import Paths
+    from artdb.core.frontend import FeatureExtractor, FrontendConfig
+    from artdb.core.ingest import IngestOptions, ingest
+    from artdb.core.service import StoreFeatureStage, open_feature_store
+    from artdb.db.session import Catalog
+
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError(f"{root}: not a directory")
+    audio_root = root / "audio" if (root / "audio").is_dir() and (root / "manifest.csv").exists() else root
+    if manifest is None and (root / "manifest.csv").exists():
+        manifest = root / "manifest.csv"
+    frontend = frontend or FrontendConfig()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="artdb-eval-"))
+        home = Path(workdir)
+        home.mkdir(parents=True, exist_ok=True)
+        paths = Paths(home.resolve())
+        catalog = Catalog.open(f"sqlite:///{paths.home / 'catalog.sqlite'}")
+        stack.callback(getattr(catalog, "close", lambda: None))
+        # The manifest's paths are relative to the audio folder (realcat layout: DIR/audio + DIR/manifest.csv).
+        options = IngestOptions(manifest=_rebased_manifest(manifest, root, audio_root, home), workers=workers)
+        with open_feature_store(paths, frontend) as store, \
+                FeatureExtractor(frontend, workers=workers) as extractor:
+            summary = ingest(catalog, audio_root, options, features=StoreFeatureStage(store, extractor),
+                             progress=progress)
+        ds = catalog_dataset(catalog, paths, frontend, root=audio_root,
+                             manifest=options.manifest, stack=stack)
+        ds.root = str(root)
+        yield ds, summary.to_dict()
+
+
+def _rebased_manifest(manifest, root: Path, audio_root: Path, home: Path):
+    """The manifest, with paths relative to ``audio_root`` (written into ``home`` if they differ)."""
+    if manifest is None:
+        return None
+    manifest = Path(manifest)
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return manifest
+    probe = rows[0]["path"]
+    if (audio_root / probe).exists() or not (root / probe).exists():
+        return manifest
+    out = home / "manifest.rebased.csv"
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        for r in rows:
+            r = dict(r)
+            r["path"] = str((root / r["path"]).resolve().relative_to(audio_root.resolve()))
+            w.writerow(r)
+    return out

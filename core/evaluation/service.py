@@ -1,0 +1,104 @@
+"""What ``artdb evaluate`` calls: pick the data, add peers and models, run, write the outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from artdb.core.errors import ConfigError
+from artdb.core.evaluation.runner import EvalConfig, run_evaluation
+
+Progress = Callable[[dict], None]
+
+
+def synth_catalog(out: str | Path, artists: int, seed: int = 0, **kwargs) -> Path:
+    """Generate (once) a synthetic catalog with truth.json under ``out``."""
+    from artdb.core.synth import SynthConfig, generate_catalog
+
+    out = Path(out)
+    if not (out / "truth.json").exists():
+        cfg = SynthConfig(artists=artists, seed=seed, homonym_groups=0, synonym_pairs=0, **kwargs)
+        generate_catalog(out, cfg.validate())
+    return out
+
+
+def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_catalog=None,
+             user_paths=None, from_db: bool = False, workdir: str | Path | None = None,
+             peer: str | None = None, peer_python: str | None = None, peer_file: str | None = None,
+             out_prefix: str | Path | None = None, workers: int = 2,
+             progress: Progress | None = None) -> dict:
+    """Evaluate on a labelled catalog folder (ingested privately) or on the user's catalog.
+
+    ``cfg.models`` are looked up in ``user_catalog``'s registry and scored as they are (their
+    front-end is used to extract the evaluation catalog's features). ``peer="musicnn"`` runs the
+    peer in ``peer_python`` (or reuses ``peer_file`` if it exists) and scores it as ``file:musicnn``.
+    Returns the report; with ``out_prefix`` also writes PREFIX.json/.md/.png (``report["files"]``).
+    """
+    from artdb.core.evaluation.dataset import catalog_dataset, open_catalog_dataset
+    from artdb.core.evaluation.report import write_outputs
+
+    emit = progress or (lambda _e: None)
+    if (catalog_dir is None) == (not from_db):
+        raise ConfigError("give exactly one of a catalog folder or --from-db")
+    fitted, frontend = {}, None
+    for name in cfg.models:
+        from artdb.core.embedders import load_embedder
+        from artdb.core.frontend import FrontendConfig
+        from artdb.core.registry import get_model
+
+        if user_catalog is None:
+            raise ConfigError("scoring a registered model needs the catalog it is registered in")
+        emb = load_embedder(get_model(user_catalog, name))
+        fe = FrontendConfig.from_dict(emb.frontend) if emb.frontend else None
+        if frontend is not None and fe is not None and fe != frontend:
+            raise ConfigError("models with different front-ends cannot be scored in one run")
+        frontend = frontend or fe
+        fitted[name] = _chunked_embed(emb)
+    with contextlib.ExitStack() as stack:
+        if from_db:
+            if user_catalog is None:
+                raise ConfigError("--from-db needs a catalog")
+            ds = catalog_dataset(user_catalog, user_paths, frontend, stack=stack)
+            ingest = None
+        else:
+            ds, ingest = stack.enter_context(open_catalog_dataset(
+                catalog_dir, workdir=workdir, frontend=frontend, workers=workers,
+                progress=lambda stage, done, total: emit({"event": "ingest", "stage": stage,
+                                                          "done": done, "total": total})))
+        emit({"event": "dataset", **ds.summary()})
+        if peer:
+            if peer != "musicnn":
+                raise ConfigError(f"unknown peer {peer!r} (known: musicnn)")
+            path = Path(peer_file) if peer_file else None
+            if path is None or not path.exists():
+                from artdb.core.evaluation.peers import run_musicnn
+
+                if not peer_python:
+                    raise ConfigError("--peer musicnn needs --peer-python (the peer venv's python) "
+                                      "or an existing --peer-file")
+                if path is None:
+                    path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="artdb-peer-"))) / "musicnn.npz"
+                emit({"event": "peer", "peer": peer, "tracks": len(ds)})
+                run_musicnn(ds.paths, peer_python, path)
+            cfg = dataclasses.replace(cfg, embeddings=tuple(cfg.embeddings) + (("musicnn", str(path)),))
+        report = run_evaluation(ds, cfg, progress=progress, fitted_models=fitted)
+        if ingest is not None:
+            report["ingest"] = {k: ingest[k] for k in ("counts", "seconds", "errors") if k in ingest}
+    if out_prefix is not None:
+        report["files"] = write_outputs(report, out_prefix)
+    return report
+
+
+def _chunked_embed(embedder, chunk: int = 128):
+    import numpy as np
+
+    def run(features):
+        n = features.shape[0]
+        parts = [embedder.embed(np.asarray(features[np.arange(i, min(n, i + chunk))]))
+                 for i in range(0, n, chunk)]
+        return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+
+    return run

@@ -1,0 +1,188 @@
+"""The systems compared by ``artdb evaluate``, each a way to turn test tracks into vectors.
+
+- ``mfcc``: no learning, MFCC mean+std from the stored log-mels (:class:`MfccEmbedder`);
+- ``untrained``: the CNN with its random initial weights (what training adds is measured
+  against it);
+- ``cl`` / ``ml`` / ``ml-genre`` / ``ml-index`` / ``joint``: the CNN trained on the training
+  artists (softmax classifier; triplet loss with semi-hard mining; plus same-genre negatives; with
+  index-backed mining; triplet + classifier);
+- ``random`` and ``production``: controls (random unit vectors; one-hot of the track's album
+  and source, which knows the release but not the artist);
+- ``file:NAME``: vectors read from an embeddings file (``--embeddings``, the musicnn peer);
+- ``model:NAME``: a registered artdb model (``--model``), applied as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from artdb.core.errors import CatalogError, ConfigError
+
+ML_PLAIN = {"method": "ml", "mining": "semihard", "p_same_genre": 0.0, "same_genre_share": 0.0}
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    name: str
+    kind: str  # mfcc | untrained | train | random | production | file | model
+    label: str
+    train: dict = field(default_factory=dict)  # TrainConfig overrides for kind == "train"
+
+    @property
+    def trained(self) -> bool:
+        return self.kind == "train"
+
+
+BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
+    SystemSpec("mfcc", "mfcc", "MFCC mean+std (no learning)"),
+    SystemSpec("untrained", "untrained", "CNN, untrained"),
+    SystemSpec("cl", "train", "CL (softmax classifier)", {"method": "cl", "p_same_genre": 0.0,
+                                                          "same_genre_share": 0.0}),
+    SystemSpec("ml", "train", "ML, semi-hard", dict(ML_PLAIN)),
+    SystemSpec("ml-genre", "train", "ML + same-genre negatives",
+               {"method": "ml", "mining": "semihard", "p_same_genre": 0.5, "same_genre_share": 0.5}),
+    SystemSpec("ml-index", "train", "ML + index mining", {**ML_PLAIN, "mining": "index"}),
+    SystemSpec("joint", "train", "joint ML + CL", {**ML_PLAIN, "method": "joint"}),
+    SystemSpec("random", "random", "control: random vectors"),
+    SystemSpec("production", "production", "control: one-hot album/source"),
+)}
+DEFAULT_SYSTEMS = ("mfcc", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "random", "production")
+QUICK_SYSTEMS = DEFAULT_SYSTEMS
+
+# Evaluation trains many small models on 2 CPU cores: a lighter network and shorter crops than
+# `artdb train`'s defaults, the same for every trained system (overridable via EvalConfig.train).
+EVAL_TRAIN_DEFAULTS: dict[str, Any] = {
+    "embedding_dim": 64,
+    "channels": (16, 32, 64, 64),
+    "crop_frames": 96,
+    "artists_per_batch": 8,
+    "per_artist": 4,
+    "val_fraction": 0.2,
+    "val_excerpts": 2,
+    "patience": 0,
+    "lr": 2e-3,
+    "index_refresh_every": 50,
+    "index_budget": None,
+    "log_every": 50,
+}
+
+
+def resolve(names, files: dict[str, str] | None = None, models: list[str] | None = None) -> list[SystemSpec]:
+    out = []
+    for n in names:
+        if n not in BUILTIN:
+            raise ConfigError(f"unknown system {n!r} (known: {', '.join(BUILTIN)})")
+        out.append(BUILTIN[n])
+    for name in (files or {}):
+        out.append(SystemSpec(f"file:{name}", "file", f"external: {name}"))
+    for m in models or []:
+        out.append(SystemSpec(f"model:{m}", "model", f"artdb model {m}"))
+    return out
+
+
+def _codes(x) -> np.ndarray:
+    return np.unique(np.asarray(x), return_inverse=True)[1].reshape(-1)
+
+
+def _materialize(features, rows=None):
+    if rows is None:
+        return np.asarray(features)
+    if isinstance(features, np.ndarray):
+        return features[rows]
+    return np.asarray(features[np.asarray(rows)])
+
+
+@dataclass
+class Fitted:
+    """A system ready to embed: ``embed(features) -> [n, d]`` plus what training reported."""
+
+    embed: Callable[[Any], np.ndarray]
+    info: dict = field(default_factory=dict)
+
+
+def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists: int):
+    """The TrainConfig of a trained system: eval defaults, user overrides, then the system's own."""
+    from artdb.core.training import TrainConfig
+
+    d = {**EVAL_TRAIN_DEFAULTS, **base, **spec.train, "seed": int(seed), "steps": int(steps)}
+    n_fit = n_artists - int(round(d.get("val_fraction", 0.2) * n_artists))
+    d["artists_per_batch"] = max(2, min(int(d["artists_per_batch"]), n_fit))
+    d.setdefault("val_every", max(10, steps // 4))
+    return TrainConfig.from_dict(d)
+
+
+def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train: dict,
+               frontend: dict, n_mels: int, embed_excerpts: int | None = None,
+               progress: Callable[[dict], None] | None = None) -> Fitted:
+    """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn)."""
+    from artdb.core.embedders import MfccEmbedder
+
+    if spec.kind == "mfcc":
+        emb = MfccEmbedder(frontend=frontend)
+        return Fitted(lambda f: _chunked(emb.embed, f), {"dim": emb.dim})
+    if spec.kind == "untrained":
+        import torch
+
+        from artdb.core.models import ModelConfig, build_model
+
+        d = {**EVAL_TRAIN_DEFAULTS, **base_train}
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(n_mels=n_mels, embedding_dim=int(d["embedding_dim"]),
+                                        channels=tuple(d["channels"]),
+                                        input_norm=d.get("input_norm", "gain_bn"))).eval()
+        return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), {"dim": int(d["embedding_dim"])})
+    if spec.kind == "train":
+        import time
+
+        from artdb.core.training import TrainingData, train
+
+        cfg = train_config(spec, base_train, seed, steps, len(np.unique(train_ds.artists)))
+        data = TrainingData(_materialize(train_ds.features), artists=_codes(train_ds.artists),
+                            albums=_codes(train_ds.albums), genres=_codes(train_ds.genres),
+                            track_ids=train_ds.track_ids)
+        t0 = time.perf_counter()
+        result = train(data, cfg, progress=progress)
+        info = {"status": result.status, "steps": result.steps, "best_step": result.best_step,
+                "best_val_ari": result.best_val_ari, "initial_val_ari": result.initial_val_ari,
+                "train_s": round(time.perf_counter() - t0, 2), "dim": cfg.embedding_dim,
+                "n_train_artists": int(len(np.unique(train_ds.artists))),
+                "n_train_tracks": int(len(train_ds))}
+        model = result.model
+        return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), info)
+    raise ConfigError(f"system {spec.name!r} ({spec.kind}) is not fitted on features")
+
+
+def _chunked(fn, features, chunk: int = 256) -> np.ndarray:
+    n = features.shape[0]
+    return np.concatenate([fn(_materialize(features, np.arange(i, min(n, i + chunk))))
+                           for i in range(0, n, chunk)]) if n else np.zeros((0, 1), np.float32)
+
+
+def _cnn_embed(model, features, excerpts: int | None) -> np.ndarray:
+    from artdb.core.models import embed
+
+    feats = _materialize(features)
+    k = feats.shape[1]
+    if excerpts is None or excerpts >= k:
+        return embed(model, feats, batch_size=64)
+    pick = np.linspace(0, k - 1, excerpts).round().astype(int)
+    return embed(model, feats[:, pick], batch_size=64)
+
+
+def file_vectors(path: str, ds, require_all: bool = True) -> np.ndarray:
+    """Vectors of ``ds``'s tracks from an embeddings file (matched by path, else track id)."""
+    from artdb.core.export import match_rows, read_embeddings
+
+    emb = read_embeddings(path)
+    rows = match_rows(emb, ds.track_ids, ds.paths, root=ds.root)
+    missing = int((rows < 0).sum())
+    if missing and require_all:
+        example = ds.paths[int(np.flatnonzero(rows < 0)[0])]
+        raise CatalogError(f"{path}: no vector for {missing} of {len(rows)} tracks (e.g. {example}); "
+                           "every evaluated track needs one")
+    out = np.zeros((len(rows), emb.vectors.shape[1]), np.float32)
+    out[rows >= 0] = emb.vectors[rows[rows >= 0]]
+    return out
