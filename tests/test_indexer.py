@@ -316,9 +316,13 @@ def test_failed_save_keeps_previous_files(saved, monkeypatch, data):
 
 
 # -- index types ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("factory", ["HNSW32", "IDMap2,HNSW32", "IVF16,PQ8x4fs", "LSH"])
+@pytest.mark.parametrize(
+    "factory",
+    # IDMap over IVF: after remove_ids, searches return the wrong ids (checked on FAISS 1.15)
+    ["HNSW32", "IDMap2,HNSW32", "IVF16,PQ8x4fs", "LSH", "IDMap,IVF8,Flat", "IDMap2,IVF8,Flat"],
+)
 def test_refuses_types_that_cannot_remove(factory):
-    with pytest.raises(VectorIndexError, match="cannot remove|unsupported|refused"):
+    with pytest.raises(VectorIndexError, match="cannot remove|unsupported|refused|only supported over Flat"):
         FaissIndex(DIM, factory)
 
 
