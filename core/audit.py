@@ -405,6 +405,8 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
         weights.append(len(test))
     t, train_ari, _ = fit_threshold(groups, X, labels, linkage=link, metric=met)
     cv = float(np.average(fold_ari, weights=weights))
+    if not (np.isfinite(t) and np.isfinite(cv)):
+        raise CatalogError(f"calibration failed (threshold {t}, CV ARI {cv}): too few usable groups")
     result = {
         "threshold": float(t), "linkage": link, "metric": met, "cv_ari": cv,
         "fold_ari": [float(a) for a in fold_ari], "fold_thresholds": [float(x) for x in fold_t],
