@@ -193,8 +193,9 @@ def combine(audio: float, name: float, metadata: float,
 def proposal_clusters(proposal: Any) -> dict[str, list[int]]:
     """Cluster label -> album ids from an ``AuditFinding.proposal``, or ``{}`` if unreadable.
 
-    Tolerant on purpose (the audit owns the format): accepts ``{album_id: cluster}``,
-    ``{"albums": {album_id: cluster}}`` (also under ``assignment``/``album_clusters``/``labels``),
+    Tolerant on purpose (the audit owns the format): accepts ``{"partition": {album_id: cluster}}``
+    (what :mod:`artdb.core.audit` writes; also under ``albums``/``assignment``/``album_clusters``/
+    ``labels``), ``{album_id: cluster}``,
     ``{"clusters": {label: [album ids]}}`` and ``{"clusters": [[album ids], ...]}`` or
     ``{"clusters": [{"label"|"id"|"cluster": x, "albums"|"album_ids": [...]}, ...]}``.
     """
@@ -210,7 +211,7 @@ def proposal_clusters(proposal: Any) -> dict[str, list[int]]:
                 return {}
         return {k: sorted(v) for k, v in out.items()}
 
-    for key in ("albums", "assignment", "album_clusters", "labels"):
+    for key in ("partition", "albums", "assignment", "album_clusters", "labels"):
         if isinstance(proposal.get(key), dict):
             return invert(proposal[key])
     clusters = proposal.get("clusters")
@@ -247,14 +248,17 @@ def latest_homonym_run(catalog: Catalog, model: Model | None = None) -> AuditRun
         return s.scalars(q).first()
 
 
-def homonym_clusters(catalog: Catalog, model: Model | None = None) -> dict[int, dict[str, list[int]]]:
-    """page id -> {cluster: album ids} for the open findings of the latest homonym audit."""
-    run = latest_homonym_run(catalog, model)
-    if run is None:
-        return {}
+def homonym_clusters(catalog: Catalog) -> dict[int, dict[str, list[int]]]:
+    """page id -> {cluster: album ids} for the open homonym findings.
+
+    The audit keeps one open finding per page (a rerun supersedes the pages it audits), so every
+    open finding counts, whichever run made it; a page with several (not expected) takes its newest.
+    """
     with catalog.session() as s:
         rows = s.execute(select(AuditFinding.page_id, AuditFinding.proposal)
-                         .where(AuditFinding.run_id == run.id, AuditFinding.status == "open")).all()
+                         .join(AuditRun, AuditFinding.run_id == AuditRun.id)
+                         .where(AuditRun.kind == "homonym", AuditFinding.status == "open")
+                         .order_by(AuditFinding.id)).all()
     out = {}
     for page_id, proposal in rows:
         clusters = {k: v for k, v in proposal_clusters(proposal).items() if v}
@@ -323,7 +327,7 @@ def _build_units(catalog, paths, model, pages, albums_by_page, device) -> tuple[
     if len(page_ids):
         vectors.append(page_index.reconstruct(page_ids))
         units += [Unit(int(p), None, albums_by_page.get(int(p), [])) for p in page_ids]
-    clusters = homonym_clusters(catalog, model)
+    clusters = homonym_clusters(catalog)
     clusters = {p: c for p, c in clusters.items() if p in pages and pages[p].root == p}
     if clusters:
         album_index = open_level_index(catalog, paths, model, "album", device=device)

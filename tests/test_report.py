@@ -70,9 +70,10 @@ def audited(catalog, library, tmp_path):
         s.flush()
         eclipse = {albums["Тёмная ночь"]: 0, albums["Dark II"]: 0, albums["Bright"]: 1, albums["Bright II"]: 1}
         s.add(AuditFinding(run_id=run.id, page_id=pages["Eclipse"], n_clusters=2, score=0.9,
-                           proposal={str(a): c for a, c in eclipse.items()}, evidence_hash="e1"))
+                           proposal={"partition": {str(a): c for a, c in eclipse.items()},
+                                     "threshold": 0.25}, evidence_hash="e1"))
         s.add(AuditFinding(run_id=run.id, page_id=pages[NASTY], n_clusters=2, score=0.4,
-                           proposal={str(albums["<Un>"]): 0, str(albums["Deux & Trois"]): 1},
+                           proposal={"partition": {str(albums["<Un>"]): 0, str(albums["Deux & Trois"]): 1}},
                            evidence_hash="e2"))
     find_synonyms(catalog, paths, model, top=20)
     return catalog, paths, model
