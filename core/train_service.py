@@ -111,6 +111,22 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None 
         checkpoint_path=str(ckpt), checksum=sha, activate=activate,
     )
     if activate:
-        sync_model_index(catalog, paths, model, device=config.device if config.device != "cpu" else "cpu",
-                         progress=embed_progress)
+        sync_model_index(catalog, paths, model, device=config.device, progress=embed_progress)
+        model = recalibrate_audit_threshold(catalog, paths, model, seed=config.seed)
     return model, result
+
+
+def recalibrate_audit_threshold(catalog: Catalog, paths: Paths, model: Model, seed: int = 0) -> Model:
+    """Learn the audit threshold by cross-validation over artificial homonym groups of the catalog's
+    trusted pages (the validation artists alone are often too few for a stable threshold); keep
+    the validation threshold when the catalog cannot form enough groups."""
+    from artdb.core.audit import calibrate_threshold
+    from artdb.core.registry import get_model
+
+    for folds in (5, 3):
+        try:
+            calibrate_threshold(catalog, paths, model, folds=folds, seed=seed)
+            break
+        except (ConfigError, CatalogError):
+            continue
+    return get_model(catalog, model.id)

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import torch
 
+from artdb.core.distribute import silence_native_stderr
 from artdb.core.errors import AudioError, ConfigError
 from artdb.core.frontend.config import FrontendConfig
 from artdb.core.frontend.decode import decode_task
@@ -66,7 +67,8 @@ class FeatureExtractor:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
+                                             initializer=silence_native_stderr)
         return self._pool
 
     def start(self) -> "FeatureExtractor":
@@ -131,7 +133,7 @@ class FeatureExtractor:
 
     def _decode_alone(self, path: str) -> tuple:
         ctx = multiprocessing.get_context(self.start_method)
-        with ProcessPoolExecutor(1, mp_context=ctx) as alone:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=silence_native_stderr) as alone:
             try:
                 return alone.submit(decode_task, path, self.config).result()
             except BrokenProcessPool:

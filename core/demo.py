@@ -1,0 +1,207 @@
+"""``artdb demo``: the whole job on the embedded default, checked against a planted truth.
+
+synthesize a catalog with planted homonym pages and synonym pairs → ingest (features, MFCC
+baseline vectors) → audit with the baseline → train a metric-learning model on the catalog →
+re-embed, audit, find synonyms, write the HTML report → compare what was found with what was
+planted (ARI of each planted homonym page's proposed split; planted synonym pairs among the top
+ranked candidates), for the learned model and the MFCC baseline side by side.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+from sqlalchemy import select
+
+from artdb.core.config import Paths
+from artdb.core.names import page_key
+from artdb.db.models import ArtistPage, Track
+from artdb.db.session import Catalog
+
+ProgressFn = Callable[[str, int, int], None]
+LogFn = Callable[[str], None]
+
+
+@dataclass
+class DemoConfig:
+    artists: int = 32
+    albums_per_artist: float = 3.0
+    tracks_per_album: int = 3
+    seconds: float = 12.0
+    genres: int = 4
+    homonym_groups: int = 5
+    synonym_pairs: int = 4
+    difficulty: float = 0.7
+    seed: int = 0
+    train_steps: int = 300
+    workers: int = 2
+
+
+@dataclass
+class DemoResult:
+    home: str
+    catalog_dir: str
+    report: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    systems: dict[str, dict[str, Any]] = field(default_factory=dict)
+    homonym_pages: list[dict[str, Any]] = field(default_factory=list)
+    synonym_pairs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _album_truth(catalog: Catalog, catalog_dir: Path, truth: dict[str, Any]) -> dict[int, str]:
+    """Catalog album id -> true artist (majority of its tracks' true artists)."""
+    by_path = {str((catalog_dir / t["path"]).resolve()): t["artist_id"] for t in truth["tracks"]}
+    votes: dict[int, Counter] = {}
+    with catalog.session() as s:
+        for album_id, path in s.execute(select(Track.album_id, Track.audio_path)):
+            if path in by_path:
+                votes.setdefault(album_id, Counter())[by_path[path]] += 1
+    return {a: c.most_common(1)[0][0] for a, c in votes.items()}
+
+
+def score_homonyms(catalog: Catalog, report, truth: dict[str, Any], album_truth: dict[int, str]) -> list[dict]:
+    """ARI of each planted homonym page's proposed partition against the true artists."""
+    by_page = {p.page_id: p for p in report.pages}
+    rows = []
+    with catalog.session() as s:
+        for group in truth["homonym_groups"]:
+            pid = s.scalar(select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(group["page_name"]),
+                                                       ArtistPage.disambiguation == ""))
+            audit = by_page.get(pid)
+            if audit is None:
+                rows.append({"page": group["page_name"], "true_artists": len(group["artist_ids"]),
+                             "found_clusters": None, "ari": None, "flagged": False})
+                continue
+            truth_labels = [album_truth.get(a, "?") for a in audit.album_ids]
+            rows.append({
+                "page": group["page_name"], "true_artists": len(set(truth_labels)),
+                "albums": len(audit.album_ids), "found_clusters": audit.n_clusters,
+                "flagged": audit.flagged, "ari": float(adjusted_rand_score(truth_labels, audit.labels)),
+            })
+    return rows
+
+
+def false_alarms(report, truth: dict[str, Any]) -> list[str]:
+    planted = {page_key(g["page_name"]) for g in truth["homonym_groups"]}
+    return [p.page for p in report.findings if page_key(p.page.split(" [")[0]) not in planted]
+
+
+def run_demo(home: str | Path, config: DemoConfig | None = None, progress: ProgressFn | None = None,
+             log: LogFn | None = None, fresh: bool = True) -> DemoResult:
+    """Run the demo in its own data dir ``home`` (a SQLite catalog there); see the module doc."""
+    from artdb.core.audit import calibrate_threshold, run_audit
+    from artdb.core.ingest import IngestOptions
+    from artdb.core.registry import get_model, register_mfcc_baseline
+    from artdb.core.report import write_report
+    from artdb.core.service import index_catalog
+    from artdb.core.synonyms import find_synonyms, planted_recall
+    from artdb.core.synth import SynthConfig, generate_catalog
+    from artdb.core.train_service import train_from_catalog
+    from artdb.core.training import TrainConfig
+
+    config = config or DemoConfig()
+    say = log or (lambda _msg: None)
+    home = Path(home)
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    paths = Paths.from_home(home)
+    catalog_dir = home / "synthetic-catalog"
+    result = DemoResult(home=str(home), catalog_dir=str(catalog_dir), report=str(home / "report.html"))
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.seconds[name] = round(now - clock, 1)
+        clock = now
+
+    say(f"1/6 synthesizing {config.artists} artists into {catalog_dir}")
+    truth = generate_catalog(catalog_dir, SynthConfig(
+        artists=config.artists, albums_per_artist=config.albums_per_artist,
+        tracks_per_album=config.tracks_per_album, seconds=config.seconds, genres=config.genres,
+        homonym_groups=config.homonym_groups, synonym_pairs=config.synonym_pairs,
+        difficulty=config.difficulty, seed=config.seed, workers=config.workers),
+        progress=(lambda d, t: progress("synthesize", d, t)) if progress else None)
+    truth_d = truth.to_dict()
+    lap("synthesize")
+
+    catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}")
+    say("2/6 indexing the catalog (features + MFCC baseline vectors)")
+    baseline = register_mfcc_baseline(catalog, name="mfcc-baseline", activate=True)
+    summary = index_catalog(catalog, paths, catalog_dir, IngestOptions(workers=config.workers),
+                            progress=progress)
+    say(f"    {summary.counts}")
+    lap("index")
+
+    album_truth = _album_truth(catalog, catalog_dir, truth_d)
+    planted_syn = [tuple(p["names"]) for p in truth_d["synonym_pairs"]]
+
+    def evaluate_system(model) -> dict[str, Any]:
+        report = run_audit(catalog, paths, model, workers=config.workers)
+        pages = score_homonyms(catalog, report, truth_d, album_truth)
+        pairs = find_synonyms(catalog, paths, model, top=None)
+        recall = planted_recall(catalog, pairs, planted_syn, cutoffs=(10, 20))
+        aris = [p["ari"] for p in pages if p["ari"] is not None]
+        return {"report": report, "pages": pages, "pairs": pairs, "summary": {
+            "model": model.name, "threshold": report.threshold,
+            "mean_ari_planted_pages": float(np.mean(aris)) if aris else None,
+            "planted_pages_flagged": sum(p["flagged"] for p in pages),
+            "planted_pages": len(pages), "findings": len(report.findings),
+            "false_alarms": false_alarms(report, truth_d),
+            "synonym_recall_top10": recall[10], "synonym_recall_top20": recall[20],
+        }}
+
+    say("3/6 auditing with the MFCC baseline (threshold cross-validated on the catalog's pages)")
+    calibrate_threshold(catalog, paths, baseline, folds=3, seed=config.seed)
+    base_eval = evaluate_system(get_model(catalog, baseline.id))
+    result.systems["mfcc-baseline"] = base_eval["summary"]
+    lap("baseline audit")
+
+    say(f"4/6 training a metric-learning model ({config.train_steps} steps, semi-hard triplets, "
+        "side information)")
+    train_cfg = TrainConfig(method="ml", mining="semihard", steps=config.train_steps,
+                            artists_per_batch=8, per_artist=4, val_every=max(25, config.train_steps // 6),
+                            patience=3, crop_frames=100, seed=config.seed, val_fraction=0.2)
+
+    def train_progress(ev: dict) -> None:
+        if progress and "step" in ev:
+            progress("train", int(ev["step"]), config.train_steps)
+
+    model, train_result = train_from_catalog(catalog, paths, train_cfg, name="demo-ml",
+                                             progress=train_progress, embed_progress=progress)
+    say(f"    validation ARI {train_result.initial_val_ari:.3f} (untrained) -> "
+        f"{train_result.best_val_ari:.3f}")
+    lap("train")
+
+    say("5/6 auditing, finding synonyms, writing the report")
+    model = get_model(catalog, model.id)
+    ml_eval = evaluate_system(model)
+    result.systems["demo-ml"] = {**ml_eval["summary"], "val_ari": train_result.best_val_ari,
+                                 "val_ari_untrained": train_result.initial_val_ari}
+    write_report(catalog, paths, result.report, model=model)
+    lap("audit+synonyms+report")
+
+    say("6/6 comparing with what was planted")
+    base_pages = {p["page"]: p for p in base_eval["pages"]}
+    for p in ml_eval["pages"]:
+        result.homonym_pages.append({**p, "mfcc_ari": base_pages.get(p["page"], {}).get("ari"),
+                                     "mfcc_clusters": base_pages.get(p["page"], {}).get("found_clusters")})
+    ranked = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1 for i, x in enumerate(ml_eval["pairs"])}
+    ranked_base = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
+                   for i, x in enumerate(base_eval["pairs"])}
+    for pair in truth_d["synonym_pairs"]:
+        key = frozenset(page_key(n) for n in pair["names"])
+        result.synonym_pairs.append({"names": pair["names"], "kind": pair["kind"],
+                                     "rank": ranked.get(key), "mfcc_rank": ranked_base.get(key)})
+    catalog.close()
+    return result
