@@ -14,7 +14,6 @@ import base64
 import datetime as dt
 import html
 import io
-import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from artdb.core.synonyms import SynonymPair, latest_candidates, latest_homonym_r
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 from artdb.db.session import Catalog
 
-log = logging.getLogger(__name__)
 UNASSIGNED = "?"
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#bcbd22", "#7f7f7f"]

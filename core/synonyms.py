@@ -35,7 +35,6 @@ from sqlalchemy import select, update
 
 from artdb.core.aggregate import l2_normalize, mean_normalized
 from artdb.core.config import Paths
-from artdb.core.errors import CatalogError
 from artdb.core.names import match_key
 from artdb.core.vectors import open_level_index
 from artdb.db.models import (
