@@ -3,7 +3,7 @@
 It shows the ranked homonym findings of the latest homonym audit run — for the first ``top``
 flagged pages a dendrogram of the page's album vectors (SciPy, with the audit's distance threshold
 drawn) and a 2-D map of its albums (PCA of the album vectors) coloured by proposed cluster — and
-the candidates of the latest synonym run. Styles are inline and figures are base64 PNGs drawn with
+the open synonym candidates. Styles are inline and figures are base64 PNGs drawn with
 matplotlib's Agg canvas (no pyplot state, no display), so the file can be mailed or archived as
 is; every name from the catalog is HTML-escaped.
 """
@@ -24,7 +24,12 @@ from sqlalchemy import func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import MissingExtraError
-from artdb.core.synonyms import SynonymPair, latest_candidates, latest_homonym_run, proposal_clusters
+from artdb.core.synonyms import (
+    SynonymPair,
+    latest_homonym_run,
+    proposal_clusters,
+    synonym_candidates,
+)
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 from artdb.db.session import Catalog
 
@@ -297,7 +302,7 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
     run = latest_homonym_run(catalog, model)
     findings = collect_findings(catalog, run)
     notes = _attach_figures(catalog, paths, model, findings, run, top, device) if run else []
-    pairs = latest_candidates(catalog, status="open", limit=synonyms)
+    pairs = synonym_candidates(catalog, status="open", limit=synonyms)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     model_name = model.name if model else "none"
     body = (

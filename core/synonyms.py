@@ -505,24 +505,28 @@ def _store(catalog, model, pairs, page, focus, k, top, reference, n_units, weigh
     return pairs
 
 
-def latest_candidates(catalog: Catalog, status: str | None = "open", limit: int | None = None
-                      ) -> list[SynonymPair]:
-    """The candidates of the newest synonym run, best first (``status=None``: any status)."""
+def synonym_candidates(catalog: Catalog, status: str | None = "open", run_id: int | None = None,
+                       limit: int | None = None) -> list[SynonymPair]:
+    """Stored candidates, best first: by ``status`` (None: any) and ``run_id`` (None: any run).
+
+    The open candidates of all runs together are the current list: a run supersedes the open
+    candidates it replaces (all of them, or one page's for a page-restricted run).
+    """
     with catalog.session() as s:
-        run_id = s.scalar(select(AuditRun.id).where(AuditRun.kind == "synonym")
-                          .order_by(AuditRun.created_at.desc(), AuditRun.id.desc()).limit(1))
-        if run_id is None:
-            return []
-        q = select(SynonymCandidate).where(SynonymCandidate.run_id == run_id)
+        q = select(SynonymCandidate)
         if status is not None:
             q = q.where(SynonymCandidate.status == status)
+        if run_id is not None:
+            q = q.where(SynonymCandidate.run_id == run_id)
         q = q.order_by(SynonymCandidate.score.desc(), SynonymCandidate.id)
         if limit is not None:
             q = q.limit(limit)
         rows = s.scalars(q).all()
-        names = dict(s.execute(select(ArtistPage.id, ArtistPage.display_name).where(
-            ArtistPage.id.in_({r.page_a_id for r in rows} | {r.page_b_id for r in rows}))).all())
-    return [SynonymPair(r.page_a_id, names.get(r.page_a_id, "?"), r.page_b_id, names.get(r.page_b_id, "?"),
+        ids = {r.page_a_id for r in rows} | {r.page_b_id for r in rows}
+        pages = {pid: name + (f" [{dis}]" if dis else "") for pid, name, dis in s.execute(
+            select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
+            .where(ArtistPage.id.in_(ids)))} if ids else {}
+    return [SynonymPair(r.page_a_id, pages.get(r.page_a_id, "?"), r.page_b_id, pages.get(r.page_b_id, "?"),
                         r.score, r.audio_score, r.name_score, r.metadata_score, r.evidence or {},
                         r.evidence_hash, r.id, r.run_id) for r in rows]
 

@@ -22,10 +22,10 @@ from artdb.core.synonyms import (
     _AlbumMeta,
     evidence_hash,
     find_synonyms,
-    latest_candidates,
     metadata_similarity,
     name_similarity,
     proposal_clusters,
+    synonym_candidates,
 )
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, SynonymCandidate
 from audiofiles import write_audio
@@ -158,7 +158,7 @@ def test_known_answers_rank_store_reject_merge(indexed):
         run = s.scalars(select(AuditRun).where(AuditRun.kind == "synonym")).one()
         rows = s.scalars(select(SynonymCandidate).where(SynonymCandidate.run_id == run.id)).all()
     assert run.model_id == model.id and len(rows) == len(pairs)
-    assert [p.id for p in latest_candidates(catalog)] == [p.id for p in pairs]
+    assert [p.id for p in synonym_candidates(catalog)] == [p.id for p in pairs]
     assert top.evidence["audio"]["unit_a"]["cluster"] is None
     assert json.loads(json.dumps(top.to_dict()))["page_a_id"] == top.page_a_id
 
@@ -212,6 +212,14 @@ def test_cli_synonyms(indexed, catalog_url):
     assert len(out) == 3 and {out[0]["page_a"], out[0]["page_b"]} == {"Mira Kovač", "Mira Kovac"}
     r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "2"])
     assert r.exit_code == 0 and "Quiet Harbour" in r.output
+    # a run for one page replaces that page's open candidates only
+    r = runner.invoke(cli(), [*base, "neighbors", "Blue Static", "--synonyms", "--top", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    page_run = {p["id"] for p in json.loads(r.stdout)}
+    current = synonym_candidates(catalog)
+    assert {p.id for p in current if "Blue Static" in (p.page_a, p.page_b)} == page_run
+    assert {p.id for p in current} - page_run  # the full run's other pairs are still open
+    assert len({(p.page_a_id, p.page_b_id) for p in current}) == len(current)
 
 
 def cli():
