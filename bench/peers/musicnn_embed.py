@@ -10,7 +10,8 @@ and the mean of the patches' ``penultimate`` vectors. Output: an embeddings file
     /work/cache/musicnn-venv/bin/python bench/peers/musicnn_embed.py --out musicnn.npz FILE...
     ... --list paths.txt          (one path per line)
 
-Tracks that cannot be decoded are listed on stderr and left out of the file (evaluate then names
+``--max-seconds S`` reads only a centred window of S seconds of each track (to bound the cost on a
+CPU; the default reads everything). Tracks that cannot be decoded are listed on stderr and left out of the file (evaluate then names
 them). Nothing is downloaded: the weights ship inside the musicnn wheel.
 """
 
@@ -40,6 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="MSD_musicnn")
     ap.add_argument("--layer", default="penultimate", choices=["penultimate", "mean_pool", "max_pool"])
     ap.add_argument("--batch", type=int, default=64, help="patches per forward pass")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="read at most this much of each track (centred; default: the whole track)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("MUSICNN_THREADS", "2")))
     args = ap.parse_args(argv)
     paths = list(args.paths)
@@ -55,7 +58,20 @@ def main(argv=None) -> int:
     import tensorflow as tf
     from musicnn import configuration as config
     from musicnn import models
-    from musicnn.extractor import batch_data
+
+    def batch_data(path, n_frames, overlap):
+        """musicnn.extractor.batch_data (same front-end), optionally on a centred window."""
+        offset, duration = 0.0, None
+        if args.max_seconds:
+            total = librosa.get_duration(path=path)
+            if total > args.max_seconds:
+                offset, duration = (total - args.max_seconds) / 2, args.max_seconds
+        audio, sr = librosa.load(path, sr=config.SR, offset=offset, duration=duration)
+        rep = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=config.FFT_HOP,
+                                             n_fft=config.FFT_SIZE, n_mels=config.N_MELS).T
+        rep = np.log10(10000 * rep.astype(np.float16) + 1)
+        starts = range(0, rep.shape[0] - n_frames + 1, overlap)
+        return np.stack([rep[t:t + n_frames] for t in starts]), rep
 
     _fix_numpy_overflow(config)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)

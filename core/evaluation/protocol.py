@@ -168,7 +168,7 @@ def score_groups(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists
 def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists,
                            folds: int = 5, rng: np.random.Generator | None = None,
                            fold_ids: np.ndarray | None = None, linkage: str = "average",
-                           metric: str = "cosine") -> GroupScores:
+                           metric: str = "cosine", max_candidates: int = 64) -> GroupScores:
     """Score every group with a threshold fitted (:func:`fit_threshold`) on the *other* folds only.
 
     With a single group there is nothing to fit on: its threshold is fitted on itself and the
@@ -182,14 +182,16 @@ def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, un
     for f in np.unique(fold_ids):
         test = [g for g, k in zip(groups, fold_ids) if k == f]
         train = [g for g, k in zip(groups, fold_ids) if k != f] or test
-        t, _, _ = fit_threshold(train, vectors, unit_artists, linkage=linkage, metric=metric)
+        t, _, _ = fit_threshold(train, vectors, unit_artists, linkage=linkage, metric=metric,
+                                max_candidates=max_candidates)
         out.extend(score_groups(test, vectors, unit_artists, t, linkage, metric))
     return out
 
 
 def fitted_threshold(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists,
-                     linkage: str = "average", metric: str = "cosine") -> float:
-    t, _, _ = fit_threshold(groups, vectors, unit_artists, linkage=linkage, metric=metric)
+                     linkage: str = "average", metric: str = "cosine", max_candidates: int = 64) -> float:
+    t, _, _ = fit_threshold(groups, vectors, unit_artists, linkage=linkage, metric=metric,
+                            max_candidates=max_candidates)
     return t
 
 
