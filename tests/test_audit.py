@@ -11,7 +11,8 @@ from sqlalchemy import select
 from artdb.core import audit as audit_mod
 from artdb.core.aggregate import l2_normalize
 from artdb.core.audit import (
-    calibrate_threshold, canonical_labels, cluster_page, evidence_hash, run_audit, split_margin,
+    calibrate_threshold, canonical_labels, cluster_page, evidence_hash, merge_heights, run_audit,
+    split_margin,
 )
 from artdb.core.config import Paths
 from artdb.core.errors import ConfigError
@@ -42,6 +43,22 @@ def test_two_well_separated_blobs_give_two_clusters_with_a_positive_margin(rng):
     assert labels.tolist() == [0] * 5 and -1 < score < -0.5
     # ward on euclidean distances gives the same partition here
     assert cluster_page(x, 1.0, "ward", "euclidean")[0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("method,metric", [("average", "cosine"), ("complete", "cosine"),
+                                           ("ward", "euclidean")])
+def test_page_partition_is_scikit_learns(rng, method, metric):
+    from artdb.core.clustering import cluster_with_threshold
+
+    for n in (2, 3, 5, 9):
+        x = l2_normalize(rng.normal(size=(n, 8)))
+        h = merge_heights(x, method, metric)
+        for t in np.concatenate([(h[:-1] + h[1:]) / 2, [h[0] / 2, h[-1] * 1.01]]):
+            labels, _ = cluster_page(x, t, method, metric)
+            ref = cluster_with_threshold(x, t, method, metric)
+            assert adjusted_rand_score(ref, labels) == 1.0
+    with pytest.raises(ConfigError):
+        cluster_page(x, 0.5, "ward", "cosine")
 
 
 def test_three_blobs_and_margin_uses_the_smallest_refused_merge(rng):
