@@ -255,6 +255,8 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli_main(), ["audit", "--json"])
     assert r.exit_code == 1 and "--calibrate" in r.output  # the baseline has no threshold yet
+    r = runner.invoke(cli_main(), ["audit", "--calibrate", "--folds", "2"])
+    assert r.exit_code == 1 and "artificial groups" in r.output  # 3 pages: too few to calibrate
     r = runner.invoke(cli_main(), ["audit", "--threshold", str(THRESHOLD), "--json", "--all"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -293,3 +295,40 @@ def cli_main():
     from artdb.cli.main import cli
 
     return cli
+
+
+def test_synonym_candidates_are_reviewed_rejected_and_merged(lib):
+    """Rows another module writes into synonym_candidates: listed, rejected, applied, undone."""
+    from artdb.db.models import AuditRun, SynonymCandidate
+
+    catalog, paths, model, _ = lib
+    a, b = page_id(catalog, "Youssou N'Dour"), page_id(catalog, "Youssou Ndour")
+    nova = page_id(catalog, "Nova")
+    with catalog.session() as s:
+        run = AuditRun(model_id=model.id, kind="synonym", params={})
+        s.add(run)
+        s.flush()
+        pair = SynonymCandidate(run_id=run.id, page_a_id=a, page_b_id=b, audio_score=0.9, name_score=1.0,
+                                metadata_score=0.5, score=0.85, evidence={}, evidence_hash="e1")
+        other = SynonymCandidate(run_id=run.id, page_a_id=a, page_b_id=nova, audio_score=0.2,
+                                 name_score=0.0, metadata_score=0.0, score=0.1, evidence={},
+                                 evidence_hash="e2")
+        s.add_all([pair, other])
+        s.flush()
+        pair_id, other_id = pair.id, other.id
+    listed = open_findings(catalog)["synonyms"]
+    assert [c["ref"] for c in listed] == [f"s{pair_id}", f"s{other_id}"]
+    assert listed[0]["page_a"] == "Youssou N'Dour" and listed[0]["page_b"] == "Youssou Ndour"
+
+    r = reject_finding(catalog, f"s{other_id}")
+    assert r.finding_kind == "synonym" and r.summary["evidence_hash"] == "e2"
+    with pytest.raises(CatalogError, match="candidate"):
+        merge_pages(catalog, a, nova, candidate=f"s{pair_id}")  # not that pair
+    d = merge_pages(catalog, a, b, candidate=f"s{pair_id}")
+    assert [c["ref"] for c in open_findings(catalog)["synonyms"]] == []
+    undo_decision(catalog, d.id)
+    undo_decision(catalog, r.id)
+    assert [c["ref"] for c in open_findings(catalog)["synonyms"]] == [f"s{pair_id}", f"s{other_id}"]
+    # without --candidate, the open candidate of the pair is the one applied
+    d = merge_pages(catalog, b, a)
+    assert d.finding_id == pair_id
