@@ -188,7 +188,6 @@ def test_page_filter_and_dry_run(synth):
 @pytest.mark.slow
 def test_briefly_trained_cnn_audits_with_its_own_threshold(catalog, tmp_path, synth_audio):
     """A CNN trained for a few steps (pages as noisy labels) stores a threshold the audit uses."""
-    from artdb.core.registry import register_mfcc_baseline  # noqa: F401 - the catalog needs no model
     from artdb.core.train_service import train_from_catalog
     from artdb.core.training import TrainConfig
 

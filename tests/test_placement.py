@@ -15,7 +15,7 @@ from artdb.core.errors import CatalogError
 from artdb.core.ingest import IngestOptions
 from artdb.core.placement import linkage_distance, place_album
 from artdb.core.service import index_catalog
-from test_curation import LIBRARY, THRESHOLD, lib, page_id, write_library  # noqa: F401 - fixture
+from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 
 @pytest.mark.parametrize("method,metric", [("average", "cosine"), ("complete", "cosine"),
