@@ -11,11 +11,13 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @click.argument("album")
 @click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Move the album to the matched page (a curator decision, undoable with artdb undo).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @handle_errors
 def place(app: AppContext, album: str, threshold: float | None, model_name: str | None,
-          as_json: bool) -> None:
+          apply_: bool, as_json: bool) -> None:
     """Place ALBUM among the artists that share its artist name.
 
     ALBUM is an album id, "Artist - Title", or a folder of audio files already ingested. The
@@ -27,8 +29,14 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     from artdb.core.placement import place_album
 
     result = place_album(app.catalog(), app.paths, _model(app, model_name), album, threshold=threshold)
+    moved = None
+    if apply_ and result.best is not None and result.best.page_id != result.page_id:
+        from artdb.core.curation import move_album
+
+        moved = move_album(app.catalog(), result.album_id, result.best.page_id,
+                           note=f"artdb place: distance {result.best.distance:.4f}")
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "applied": moved.to_dict() if moved else None})
         return
     click.echo(f"album #{result.album_id} {result.album!r} on {result.page!r}: "
                f"threshold {result.threshold:.4f} ({result.linkage}/{result.metric})")
@@ -41,3 +49,8 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     for c in result.candidates:
         what = f" cluster {c.cluster + 1}" if c.cluster is not None else ""
         click.echo(f"   {c.distance:7.4f}  {c.page}{what} (#{c.page_id}, {len(c.album_ids)} albums)")
+    if moved is not None:
+        click.echo(f"moved to {moved.summary['to']['page']} (decision #{moved.id}; "
+                   f"`artdb undo {moved.id}` reverts it)")
+    elif apply_:
+        click.echo("nothing applied (no match on another page)")

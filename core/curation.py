@@ -13,6 +13,9 @@ then disambiguated "1", "2", … (the kept page takes the next free number if it
 undisambiguated name is free again: later deliveries under that name land on a fresh page, and
 ``artdb place`` proposes which of the numbered artists they belong to.
 
+``artdb place --apply`` moves one album to the page its placement chose (:func:`move_album`),
+also undoable.
+
 Finding references: ``h12`` (or ``12``) is homonym finding 12, ``s3`` synonym candidate 3.
 """
 
@@ -298,6 +301,58 @@ def _album_row(album: Album) -> dict[str, Any]:
     return row
 
 
+# -- place -----------------------------------------------------------------------------------------
+def move_album(catalog: Catalog, album_id: int, page: str | int, note: str | None = None) -> Decision:
+    """Move one album to ``page`` (what ``artdb place --apply`` does with the placement's answer).
+
+    The credits naming the album's old page on its tracks move with it (other credits are kept).
+    Refused if ``page`` already has an album of that title.
+    """
+    with catalog.session() as s:
+        alb = s.get(Album, int(album_id), with_for_update=True)
+        if alb is None:
+            raise CatalogError(f"no album {album_id}")
+        dst = _page(s, page)
+        src = s.get(ArtistPage, alb.page_id, with_for_update=True)
+        if dst.id == src.id:
+            raise CatalogError(f"album {alb.id} is already on {_label(dst)!r}")
+        if dst.merged_into_id is not None:
+            raise CatalogError(f"{_label(dst)!r} was merged into page #{dst.merged_into_id}")
+        if s.scalar(select(Album.id).where(Album.page_id == dst.id,
+                                           Album.normalized_title == alb.normalized_title)):
+            raise CatalogError(f"{_label(dst)!r} already has an album titled {alb.title!r}")
+        tracks = s.scalars(select(Track.id).where(Track.album_id == alb.id)).all()
+        moved = sorted(s.scalars(select(TrackCredit.track_id).where(
+            TrackCredit.track_id.in_(tracks), TrackCredit.page_id == src.id)).all()) if tracks else []
+        clash = set(s.scalars(select(TrackCredit.track_id).where(
+            TrackCredit.track_id.in_(moved), TrackCredit.page_id == dst.id))) if moved else set()
+        if clash:
+            raise CatalogError(f"tracks {sorted(clash)} already credit {_label(dst)!r}")
+        s.execute(update(Album).where(Album.id == alb.id).values(page_id=dst.id))
+        if moved:
+            s.execute(update(TrackCredit).where(TrackCredit.track_id.in_(moved),
+                                                TrackCredit.page_id == src.id).values(page_id=dst.id))
+        bump_page_changes(s)
+        undo = {"albums": [[alb.id, src.id, dst.id]], "credits": [[t, src.id, dst.id] for t in moved],
+                "pages": [src.id, dst.id]}
+        d = CuratorDecision(action="place", undo=undo, note=note)
+        s.add(d)
+        s.flush()
+        return Decision(d.id, "place", None, None, {
+            "album_id": alb.id, "album": alb.title, "from": {"page_id": src.id, "page": _label(src)},
+            "to": {"page_id": dst.id, "page": _label(dst)}, "credits_moved": len(moved)})
+
+
+def _undo_place(s, u: dict[str, Any]) -> dict[str, Any]:
+    for aid, old, _ in u["albums"]:
+        s.execute(update(Album).where(Album.id == aid).values(page_id=old))
+    for tid, old, new in u["credits"]:
+        s.execute(update(TrackCredit).where(TrackCredit.track_id == tid, TrackCredit.page_id == new)
+                  .values(page_id=old))
+    bump_page_changes(s)
+    return {"albums_restored": len(u["albums"]), "credits_restored": len(u["credits"])}
+
+
 # -- reject ----------------------------------------------------------------------------------------
 def reject_finding(catalog: Catalog, finding: str | int, note: str | None = None) -> Decision:
     """Mark a finding rejected; the audit will not raise the same evidence again."""
@@ -350,6 +405,8 @@ def undo_decision(catalog: Catalog, decision_id: int) -> Decision:
             summary = _undo_split(s, u)
         elif d.action == "merge":
             summary = _undo_merge(s, u)
+        elif d.action == "place":
+            summary = _undo_place(s, u)
         elif d.action == "reject":
             summary = _undo_status(s, u["finding"]["kind"], u["finding"]["id"], "rejected",
                                    u["finding"]["status"])
@@ -436,6 +493,6 @@ def _undo_merge(s, u: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "Decision", "list_decisions", "merge_pages", "open_findings", "parse_finding_ref",
+    "Decision", "list_decisions", "merge_pages", "move_album", "open_findings", "parse_finding_ref",
     "reject_finding", "split_page", "undo_decision",
 ]

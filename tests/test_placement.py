@@ -48,6 +48,18 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     # the same album named by its folder
     assert place_album(catalog, paths, model, str(tmp_path / "new" / "Eclipse-High C")).best.page_id == high
 
+    # applying it moves the album and its credits; undo puts them back
+    from artdb.core.curation import move_album, undo_decision
+    from test_curation import albums_of, snapshot
+
+    before = snapshot(catalog)
+    d = move_album(catalog, p.album_id, p.best.page_id)
+    assert albums_of(catalog, high) == ["High A", "High B", "High C"] and d.summary["credits_moved"] == 2
+    with pytest.raises(CatalogError, match="already on"):
+        move_album(catalog, p.album_id, high)
+    undo_decision(catalog, d.id)
+    assert snapshot(catalog) == before
+
     deliver(catalog, paths, tmp_path / "other", "Solo", [("so1", 5000), ("so2", 5010)])
     p = place_album(catalog, paths, model, "Eclipse - Solo")
     assert p.decision == "new artist" and p.best is None
@@ -80,5 +92,5 @@ def test_unknown_album_and_cli(lib, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["decision"] == "match" and out["best"]["page"] == "Nova"
-    r = CliRunner().invoke(cli, ["place", "Nova - Nova One"])
-    assert r.exit_code == 0 and "→ Nova" in r.output
+    r = CliRunner().invoke(cli, ["place", "Nova - Nova One", "--apply"])
+    assert r.exit_code == 0 and "→ Nova" in r.output and "nothing applied" in r.output
