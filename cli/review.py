@@ -117,7 +117,7 @@ def reject(app: AppContext, finding: str, note: str | None, as_json: bool) -> No
 @pass_app
 @handle_errors
 def undo(app: AppContext, decision_id: int, as_json: bool) -> None:
-    """Undo curator decision DECISION_ID (split, merge or reject), restoring the catalog exactly."""
+    """Undo curator decision DECISION_ID (split, merge, place or reject), restoring the catalog exactly."""
     from artdb.core.curation import undo_decision
 
     d = undo_decision(app.catalog(), decision_id)
