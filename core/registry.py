@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,13 +13,25 @@ from artdb.db.models import Model
 from artdb.db.session import Catalog
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats as None: PostgreSQL's JSON type rejects them (SQLite doesn't)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def register_model(catalog: Catalog, *, name: str, kind: str, dim: int, config: dict[str, Any],
                    metrics: dict[str, Any] | None = None, checkpoint_path: str | None = None,
                    checksum: str | None = None, activate: bool = False) -> Model:
     with catalog.session() as s:
         if s.scalar(select(Model.id).where(Model.name == name)) is not None:
             raise CatalogError(f"a model named {name!r} is already registered")
-        model = Model(name=name, kind=kind, version=__version__, config=config, metrics=metrics or {},
+        model = Model(name=name, kind=kind, version=__version__, config=json_safe(config),
+                      metrics=json_safe(metrics or {}),
                       checkpoint_path=checkpoint_path, checksum=checksum, dim=dim, active=False)
         s.add(model)
         s.flush()

@@ -7,6 +7,7 @@ checkpoint in the data dir, registers it, and (by default) activates it and embe
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -112,14 +113,16 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None 
     )
     if activate:
         sync_model_index(catalog, paths, model, device=config.device, progress=embed_progress)
-        model = recalibrate_audit_threshold(catalog, paths, model, seed=config.seed)
+        if not math.isfinite(result.threshold):
+            model = recalibrate_audit_threshold(catalog, paths, model, seed=config.seed)
     return model, result
 
 
 def recalibrate_audit_threshold(catalog: Catalog, paths: Paths, model: Model, seed: int = 0) -> Model:
     """Learn the audit threshold by cross-validation over artificial homonym groups of the catalog's
-    trusted pages (the validation artists alone are often too few for a stable threshold); keep
-    the validation threshold when the catalog cannot form enough groups."""
+    pages — used only when validation could not fit one (no held-out artist with two albums):
+    pages the model was trained on cluster more cleanly than unseen artists, so a threshold fitted
+    on them splits too little (measured in docs/audit.md); the validation threshold is preferred."""
     from artdb.core.audit import calibrate_threshold
     from artdb.core.registry import get_model
 
