@@ -55,6 +55,10 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     echo("")
     echo("Planted synonym pairs (one artist under two names): rank among synonym candidates")
     for s in result.synonym_pairs:
+        if s["same_page"]:
+            echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): one page already "
+                 "(the names fold to one catalog key at ingest)")
+            continue
         echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): ML rank {s['rank'] or '-'}, "
              f"MFCC rank {s['mfcc_rank'] or '-'}")
     echo("")

@@ -16,6 +16,7 @@ import unicodedata
 
 _WS = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_SEPARATORS = re.compile(r"[-_/‐-―]+")
 _FEAT = re.compile(r"\s+(?:feat\.?|ft\.?|featuring)\s+", re.IGNORECASE)
 _SPLIT_MAIN = re.compile(r"\s*(?:;|/|\s&\s|,\s)\s*")
 
@@ -51,6 +52,7 @@ def match_key(name: str) -> str:
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = s.replace("&", " and ").replace("+", " and ")
+    s = _SEPARATORS.sub(" ", s)  # Echo-Static -> echo static
     s = _PUNCT.sub("", s)  # N'Dour -> ndour, A.B.C. -> abc
     s = _WS.sub(" ", s).strip()
     if s.startswith("the "):

@@ -65,11 +65,20 @@ def resolve_query(catalog: Catalog, query: str, level: str) -> int:
         if level == "artist":
             if query.isdigit() and s.get(ArtistPage, int(query)):
                 return int(query)
-            ids = s.scalars(select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(query))
-                            .order_by(ArtistPage.disambiguation)).all()
-            if not ids:
+            stmt = select(ArtistPage.id, ArtistPage.disambiguation)
+            if query.endswith("]") and " [" in query:  # a split page: "Name [2]"
+                base, _, dis = query[:-1].rpartition(" [")
+                stmt = stmt.where(ArtistPage.normalized_name == page_key(base),
+                                  ArtistPage.disambiguation == dis.strip())
+            else:
+                stmt = stmt.where(ArtistPage.normalized_name == page_key(query))
+            rows = s.execute(stmt.order_by(ArtistPage.disambiguation)).all()
+            if not rows:
                 raise CatalogError(f"no artist page named {query!r}")
-            return ids[0]
+            if len(rows) > 1:
+                labels = ", ".join(f"'{query} [{d}]'" if d else repr(query) for _, d in rows)
+                raise CatalogError(f"{query!r} names several pages (after a split): use one of {labels}")
+            return rows[0][0]
     raise CatalogError(f"unknown level {level!r} (track, album or artist)")
 
 
