@@ -13,7 +13,8 @@ Entry point: :func:`train` ``(data, config, progress=None, model=None) -> TrainR
   time budget (``index_budget``, share of training time).
 - Validation is split by artist: held-out artists are put in artificial homonym groups of 2-4, their
   album vectors clustered (agglomerative, cosine/average, threshold fitted on those groups), and the
-  mean ARI selects the model and drives early stopping.
+  mean ARI selects the model and drives early stopping. When too few artists have two albums
+  (``val_unit="auto"``), artists with two tracks are held out and their *tracks* are clustered.
 - Collapse guard: non-finite loss or embedding spread (mean pairwise distance in the batch) below
   ``min_spread`` for ``collapse_patience`` steps restores the last good state and stops (or raises
   :class:`TrainingCollapsedError` with ``on_collapse="raise"``).
@@ -46,6 +47,7 @@ from .sampling import (
 )
 
 MININGS = ("semihard", "hard", "index")
+VAL_UNITS = ("auto", "album", "track")
 Progress = Callable[[dict], None]
 
 
@@ -135,7 +137,11 @@ class TrainConfig:
     channels_last: bool = True  # NHWC conv weights: faster on CPU and with cuDNN AMP
     # validation (split by artist)
     val_fraction: float = 0.2
-    val_min_albums: int = 2
+    val_min_albums: int = 2  # units (albums, or tracks at track unit) a held-out artist needs
+    # what validation clusters: "album" (the paper), "track" (the paper's protocol at track unit,
+    # for catalogs of single-album artists), "auto": albums when they can form homonym groups,
+    # else tracks
+    val_unit: str = "auto"
     val_group_sizes: tuple[int, int] = (2, 4)
     val_every: int = 100
     val_excerpts: int | None = 2  # fixed excerpts per track at validation (None: all k)
@@ -173,6 +179,8 @@ class TrainConfig:
             bad("index_budget must be > 0 or None")
         if not 0.0 <= self.val_fraction < 1.0:
             bad("val_fraction must be in [0, 1)")
+        if self.val_unit not in VAL_UNITS:
+            bad(f"val_unit must be one of {VAL_UNITS}, got {self.val_unit!r}")
         if self.steps < 1 and self.epochs is None:
             bad("steps must be >= 1")
         if self.per_artist < 2 or self.artists_per_batch < 2:
@@ -227,6 +235,7 @@ class TrainResult:
     val_artists: list
     history: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    val_unit: str = "album"  # what validation clustered: album | track
 
     def summary(self) -> dict:
         """Plain-value summary for checkpoints and reports (no model, no history)."""
@@ -242,6 +251,7 @@ class TrainResult:
             "metric": self.train_config.get("metric"),
             "n_classes": len(self.class_ids),
             "n_val_artists": len(self.val_artists),
+            "val_unit": self.val_unit,
             "timings": dict(self.timings),
         }
 
@@ -314,12 +324,31 @@ def album_vectors(track_vectors: np.ndarray, artists: np.ndarray, albums: np.nda
     return vecs, artists[first]
 
 
+def split_validation(data: TrainingData, cfg: TrainConfig, rng: np.random.Generator):
+    """``(train_artist_ids, val_artist_ids, unit)``: the artist-level split and what validation clusters.
+
+    ``val_unit="auto"`` holds out artists with ``val_min_albums`` albums when there are enough of
+    them to form one homonym group (``val_group_sizes[0]``), else artists with that many *tracks*,
+    whose tracks are then clustered (catalogs where most artists have a single album).
+    """
+    unit = cfg.val_unit
+    if unit in ("auto", "album"):
+        train_ids, val_ids = split_artists(data.artists, data.albums, cfg.val_fraction, rng, cfg.val_min_albums)
+        if unit == "album" or cfg.val_fraction <= 0 or len(val_ids) >= cfg.val_group_sizes[0]:
+            return train_ids, val_ids, "album"
+    tracks = np.arange(data.n_tracks)
+    train_ids, val_ids = split_artists(data.artists, tracks, cfg.val_fraction, rng, cfg.val_min_albums)
+    return train_ids, val_ids, "track"
+
+
 class _Validator:
-    def __init__(self, data: TrainingData, val_ids: np.ndarray, config: TrainConfig, rng):
+    def __init__(self, data: TrainingData, val_ids: np.ndarray, config: TrainConfig, rng, unit: str = "album"):
         self.rows = np.flatnonzero(np.isin(data.artists, val_ids))
-        self.data, self.config = data, config
+        self.data, self.config, self.unit = data, config, unit
+        # track unit: every track is its own "album"
+        self.albums = data.albums if unit == "album" else np.arange(data.n_tracks)
         _, unit_artists = album_vectors(
-            np.zeros((len(self.rows), 1), np.float32), data.artists[self.rows], data.albums[self.rows]
+            np.zeros((len(self.rows), 1), np.float32), data.artists[self.rows], self.albums[self.rows]
         )
         self.groups = make_homonym_groups(
             unit_artists, rng, sizes=config.val_group_sizes, min_albums=config.val_min_albums
@@ -346,7 +375,7 @@ class _Validator:
             rows = np.unique(self.rows)
         else:
             rows = self.rows
-        units, unit_artists = album_vectors(vecs, self.data.artists[rows], self.data.albums[rows])
+        units, unit_artists = album_vectors(vecs, self.data.artists[rows], self.albums[rows])
         t, ari, _ = fit_threshold(
             self.groups, units, unit_artists, linkage=self.config.linkage, metric=self.config.metric
         )
@@ -409,12 +438,12 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
     emit = progress or (lambda _event: None)
     rng = np.random.default_rng(cfg.seed)
 
-    train_ids, val_ids = split_artists(data.artists, data.albums, cfg.val_fraction, rng, cfg.val_min_albums)
+    train_ids, val_ids, val_unit = split_validation(data, cfg, rng)
     if len(train_ids) < cfg.artists_per_batch:
         raise ConfigError(
             f"{len(train_ids)} training artists < artists_per_batch={cfg.artists_per_batch}"
         )
-    validator = _Validator(data, val_ids, cfg, np.random.default_rng(cfg.seed + 1))
+    validator = _Validator(data, val_ids, cfg, np.random.default_rng(cfg.seed + 1), val_unit)
     train_rows = np.flatnonzero(np.isin(data.artists, train_ids))
     class_of = {a: i for i, a in enumerate(train_ids.tolist())}
     tr_artists = data.artists[train_rows]
@@ -604,6 +633,7 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
         val_artists=val_ids.tolist(),
         history=history,
         timings=timings,
+        val_unit=val_unit,
     )
 
 

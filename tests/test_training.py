@@ -131,6 +131,30 @@ def test_split_is_by_artist(data, rng):
     assert set(tr) | set(val) == set(np.unique(data.artists))
 
 
+def _single_album(d: TrainingData) -> TrainingData:
+    # every artist's tracks on one album (a catalog of single-album artists)
+    return dataclasses.replace(d, albums=d.artists.copy())
+
+
+def test_validation_falls_back_to_tracks_without_multi_album_artists(data):
+    single = _single_album(data)
+    cfg = TrainConfig(method="ml", steps=50, patience=0, **{**TINY, "log_every": 25})
+    result = train(single, cfg)
+    assert result.val_unit == "track" and result.summary()["val_unit"] == "track"
+    assert len(result.val_artists) == 10 and not set(result.val_artists) & set(result.class_ids)
+    vals = [e for e in result.history if e["event"] == "val"]
+    assert [e["step"] for e in vals] == [0, 25, 50]  # validation ran: model selection works
+    assert np.isfinite(result.initial_val_ari) and np.isfinite(result.threshold)
+    assert result.best_step > 0 and result.best_val_ari > result.initial_val_ari
+    # album unit asked explicitly: no held-out artist qualifies, so no validation (old behaviour)
+    album = train(single, dataclasses.replace(cfg, val_unit="album", steps=2))
+    assert album.val_unit == "album" and album.val_artists == [] and np.isnan(album.initial_val_ari)
+    # multi-album catalogs keep the paper's album unit under "auto"
+    assert train(data, dataclasses.replace(cfg, steps=1)).val_unit == "album"
+    with pytest.raises(ConfigError):
+        TrainConfig(val_unit="page")
+
+
 def _constant_model(n_mels):
     model = build_model(ModelConfig(n_mels=n_mels, embedding_dim=32, channels=(8, 16, 16, 32)))
     with torch.no_grad():
