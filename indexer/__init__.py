@@ -8,7 +8,6 @@ matmul + top-k on a torch device, imported lazily). See docs/index.md.
 from .base import IdSet, VectorIndex
 from .errors import IndexCorruptError, IndexMismatchError, VectorIndexError
 from .faiss_index import FaissIndex, gpu_count
-from .groups import mean_normalized
 from .persist import IndexInfo, read_sidecar, sidecar_path
 from .spec import IndexSpec, choose_index, estimate_memory
 from .tuning import TuneResult, exact_knn, recall_at_k, tune_nprobe
@@ -28,7 +27,6 @@ __all__ = [
     "estimate_memory",
     "exact_knn",
     "gpu_count",
-    "mean_normalized",
     "read_sidecar",
     "recall_at_k",
     "sidecar_path",

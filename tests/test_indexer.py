@@ -22,7 +22,6 @@ from artdb.indexer import (
     estimate_memory,
     exact_knn,
     gpu_count,
-    mean_normalized,
     read_sidecar,
     recall_at_k,
     sidecar_path,
@@ -429,14 +428,6 @@ def test_tune_reports_unreachable_target(rng):
 
 
 # -- groups -----------------------------------------------------------------------------------------
-def test_mean_normalized_known_answer():
-    v = np.array([[2, 0], [0, 5], [0, -1], [3, 0]], dtype=np.float32)
-    groups, means = mean_normalized(v, [7, 7, 3, 7])
-    assert groups.tolist() == [3, 7]
-    np.testing.assert_allclose(means, [[0, -1], [2 / np.sqrt(5), 1 / np.sqrt(5)]], atol=1e-6)
-
-
-# -- GPU --------------------------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_gpu_results_equal_cpu(data):
     import torch
