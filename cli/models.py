@@ -77,14 +77,21 @@ def activate(app: AppContext, name: str, no_embed: bool) -> None:
 
 
 @models.command("add-baseline")
-@click.argument("kind", type=click.Choice(["mfcc"]))
+@click.argument("kind", type=click.Choice(["mfcc", "stats"]))
 @click.option("--name", default=None, help="Registry name (default: the kind).")
 @click.option("--activate", "make_active", is_flag=True, help="Also make it the active model.")
 @pass_app
 @handle_errors
 def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool) -> None:
-    """Register a no-learning baseline model (MFCC mean+std from the stored log-mels)."""
-    from artdb.core.registry import register_mfcc_baseline
+    """Register a no-learning baseline model.
 
-    model = register_mfcc_baseline(app.catalog(), name=name or kind, activate=make_active)
+    mfcc: MFCC mean+std from the stored log-mels (the paper's baseline). stats: MFCC and delta-MFCC
+    mean+std, each dimension standardised with statistics fitted now on the catalog's features.
+    """
+    from artdb.core.registry import register_mfcc_baseline, register_stats_baseline
+
+    if kind == "stats":
+        model = register_stats_baseline(app.catalog(), app.paths, name=name or kind, activate=make_active)
+    else:
+        model = register_mfcc_baseline(app.catalog(), name=name or kind, activate=make_active)
     click.echo(f"registered {model.name} (d={model.dim}){' and activated it' if make_active else ''}")

@@ -4,8 +4,11 @@ Every model kind in the registry maps to an ``Embedder`` here, so ingest, audit,
 evaluation embed through one place:
 
 - ``cl`` / ``ml`` / ``joint`` / ``untrained``: a CNN checkpoint (``artdb.core.checkpoint``);
-- ``mfcc``: the no-learning baseline — MFCCs computed from the stored log-mels (a DCT over mel
-  bands), mean and std over frames and excerpts, without c0 (loudness).
+- ``mfcc``: the paper's plain no-learning baseline — MFCCs computed from the stored log-mels (a DCT
+  over mel bands), mean and std over frames and excerpts, without c0 (loudness);
+- ``stats``: a stronger no-learning embedding — MFCC and delta-MFCC mean+std (:func:`stats_features`),
+  each dimension standardised with a mean and std fitted once on a catalog (:func:`fit_standardizer`)
+  and stored in the model's config, so every track is embedded by the same fixed function.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from artdb.core.aggregate import l2_normalize
 from artdb.core.errors import CatalogError
 
 CNN_KINDS = ("cl", "ml", "joint", "untrained")
+STATS_N_MFCC = 20
 
 
 class Embedder(Protocol):
@@ -67,12 +71,102 @@ class MfccEmbedder:
         return l2_normalize(stats.astype(np.float32))
 
 
+def stats_features(features: np.ndarray, n_mfcc: int = STATS_N_MFCC) -> np.ndarray:
+    """Raw (unstandardised) ``stats`` vectors: ``[n, 4 * (n_mfcc - 1)]`` float32.
+
+    MFCCs c1..c{n_mfcc-1} (c0, loudness, dropped) from ``[n, k, mels, frames]`` log-mels, and their
+    first difference over frames; mean and std of each over all frames of all excerpts.
+    """
+    from scipy.fft import dct
+
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 4:
+        raise CatalogError(f"features must be [n_tracks, k, mels, frames], got shape {x.shape}")
+    ceps = dct(x, type=2, axis=2, norm="ortho")[:, :, 1:n_mfcc, :]
+    delta = np.diff(ceps, axis=3)
+    parts = []
+    for c in (ceps, delta):
+        c = c.transpose(0, 2, 1, 3).reshape(x.shape[0], n_mfcc - 1, -1)
+        parts += [c.mean(axis=2), c.std(axis=2)]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def fit_standardizer(features, n_mfcc: int = STATS_N_MFCC, chunk: int = 256,
+                     rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension ``(mean, std)`` of :func:`stats_features` over ``features`` (read in chunks).
+
+    ``features``: ``[n, k, mels, frames]`` array or anything indexable by row arrays (feature-store
+    views). Needs at least two tracks; a constant dimension gets std 1.
+    """
+    rows = np.arange(features.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) < 2:
+        raise CatalogError(f"fitting the stats standardisation needs >= 2 tracks, got {len(rows)}")
+    total = total_sq = None
+    for i in range(0, len(rows), chunk):
+        v = stats_features(np.asarray(features[rows[i:i + chunk]]), n_mfcc).astype(np.float64)
+        total = v.sum(0) if total is None else total + v.sum(0)
+        total_sq = (v ** 2).sum(0) if total_sq is None else total_sq + (v ** 2).sum(0)
+    mean = total / len(rows)
+    std = np.sqrt(np.maximum(total_sq / len(rows) - mean ** 2, 0.0))
+    std[std < 1e-6] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+@dataclass
+class StatsEmbedder:
+    """Standardised MFCC + delta mean+std (no learning; ``mean``/``std`` fitted on a catalog)."""
+
+    frontend: dict[str, Any]
+    mean: np.ndarray
+    std: np.ndarray
+    n_mfcc: int = STATS_N_MFCC
+
+    def __post_init__(self):
+        self.mean = np.asarray(self.mean, dtype=np.float32)
+        self.std = np.asarray(self.std, dtype=np.float32)
+        want = 4 * (self.n_mfcc - 1)
+        if self.mean.shape != (want,) or self.std.shape != (want,):
+            raise CatalogError(f"stats standardisation must have {want} dims for n_mfcc={self.n_mfcc}, "
+                               f"got {self.mean.shape} and {self.std.shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    def config(self) -> dict[str, Any]:
+        return {"frontend": self.frontend, "n_mfcc": self.n_mfcc,
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "StatsEmbedder":
+        try:
+            return cls(frontend=config.get("frontend", {}), mean=config["mean"], std=config["std"],
+                       n_mfcc=int(config.get("n_mfcc", STATS_N_MFCC)))
+        except KeyError as e:
+            raise CatalogError(f"stats model config lacks {e.args[0]!r} (register it with "
+                               "`artdb models add-baseline stats`)") from None
+
+    @classmethod
+    def fit(cls, features, frontend: dict[str, Any] | None = None, n_mfcc: int = STATS_N_MFCC,
+            rows: np.ndarray | None = None) -> "StatsEmbedder":
+        mean, std = fit_standardizer(features, n_mfcc, rows=rows)
+        return cls(frontend=frontend or {}, mean=mean, std=std, n_mfcc=n_mfcc)
+
+    def standardized(self, features: np.ndarray) -> np.ndarray:
+        return (stats_features(features, self.n_mfcc) - self.mean) / self.std
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        return l2_normalize(self.standardized(features).astype(np.float32))
+
+
 def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
     """The embedder of a registered model (``artdb.db.models.Model`` row)."""
     kind = model_row.kind
     config = model_row.config or {}
     if kind == "mfcc":
         return MfccEmbedder(frontend=config.get("frontend", {}), n_mfcc=int(config.get("n_mfcc", 20)))
+    if kind == "stats":
+        return StatsEmbedder.from_config(config)
     if kind in CNN_KINDS:
         from artdb.core.checkpoint import load_checkpoint
 

@@ -81,3 +81,46 @@ def register_mfcc_baseline(catalog: Catalog, name: str = "mfcc", n_mfcc: int = 2
     return register_model(catalog, name=name, kind="mfcc", dim=2 * (n_mfcc - 1),
                           config={"frontend": frontend.to_dict(), "n_mfcc": n_mfcc},
                           activate=activate)
+
+
+def register_stats_baseline(catalog: Catalog, paths, name: str = "stats", n_mfcc: int = 20,
+                            frontend=None, activate: bool = False) -> Model:
+    """Register the standardised MFCC + delta baseline (``kind="stats"``).
+
+    The per-dimension mean and std are fitted once on every track in the feature store of
+    ``frontend`` (default: the active model's, else the default front-end) and stored in the
+    model's config, so embedding is a fixed function, the same for every track embedded later.
+    """
+    import numpy as np
+
+    from artdb.core.embedders import StatsEmbedder
+    from artdb.core.service import default_frontend_config, open_feature_store
+
+    from artdb.core.errors import ArtdbError
+
+    frontend = frontend or default_frontend_config(catalog)
+    try:
+        store_cm = open_feature_store(paths, frontend, mode="r")
+    except ArtdbError as e:
+        raise CatalogError(f"the stats baseline is fitted on the catalog's features, and there are "
+                           f"none for this front-end (run `artdb index` first): {e}") from None
+    with store_cm as store:
+        ids = np.sort(np.asarray(store.ids(), dtype=np.int64))
+        if len(ids) < 2:
+            raise CatalogError(f"the stats baseline is fitted on the catalog's features: {len(ids)} "
+                               "track(s) with features (run `artdb index` first)")
+        emb = StatsEmbedder.fit(_StoreRows(store, ids), frontend.to_dict(), n_mfcc=n_mfcc)
+    config = {**emb.config(), "fitted_on": {"tracks": int(len(ids))}}
+    return register_model(catalog, name=name, kind="stats", dim=emb.dim, config=config,
+                          activate=activate)
+
+
+class _StoreRows:
+    """``a[rows]`` -> features of the store's ``ids[rows]`` (what ``fit_standardizer`` reads)."""
+
+    def __init__(self, store, ids):
+        self.store, self.ids = store, ids
+        self.shape = (len(ids), *store.shape)
+
+    def __getitem__(self, rows):
+        return self.store.get_many(self.ids[rows])
