@@ -8,6 +8,13 @@ layer to a ``d``-dim embedding that is L2-normalised. Small enough to train on a
 softmax head over the training artists on the (un-normalised) penultimate layer. Only the encoder is
 used at inference time; the head is dropped from the embedding but kept in checkpoints.
 
+*Hybrid* embedding (``stats_dim > 0``): the track vector is the concatenation of the CNN vector
+and the standardised MFCC + delta statistics vector (:mod:`artdb.core.embedders`), each
+L2-normalised and weighted by ``sqrt(1 - stats_weight)`` and ``sqrt(stats_weight)``, so its cosine
+similarity is ``(1 - w) * cos_cnn + w * cos_stats``. The standardisation (mean, std) is fitted on
+the training catalog and kept as buffers in the state dict; ``embedding_dim`` is then the whole
+vector's size and the CNN learns ``embedding_dim - stats_dim`` of it (:attr:`ModelConfig.cnn_dim`).
+
 The whole architecture is described by a plain ``dict`` (:meth:`ArtistNet.config`) so checkpoints
 can rebuild it with ``torch.load(weights_only=True)``.
 """
@@ -36,6 +43,15 @@ class ModelConfig:
     input_norm: str = "gain_bn"
     n_classes: int = 0  # 0: no classification head (pure metric learning)
     dropout: float = 0.0
+    # hybrid: the last stats_dim dims of the embedding are standardised MFCC + delta statistics
+    stats_dim: int = 0
+    stats_weight: float = 0.0
+    stats_n_mfcc: int = 20
+
+    @property
+    def cnn_dim(self) -> int:
+        """Size of the learned (CNN) part of the embedding."""
+        return self.embedding_dim - self.stats_dim
 
     def __post_init__(self):
         if self.n_mels < 4:
@@ -48,6 +64,14 @@ class ModelConfig:
             raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
         if self.n_classes < 0:
             raise ConfigError("n_classes must be >= 0")
+        if self.stats_dim:
+            if self.stats_dim != 4 * (self.stats_n_mfcc - 1):
+                raise ConfigError(f"stats_dim must be 4 * (stats_n_mfcc - 1) = {4 * (self.stats_n_mfcc - 1)}")
+            if not 0.0 < self.stats_weight < 1.0:
+                raise ConfigError(f"a hybrid model needs 0 < stats_weight < 1, got {self.stats_weight}")
+            if self.cnn_dim < 2:
+                raise ConfigError(f"embedding_dim {self.embedding_dim} leaves {self.cnn_dim} dims for the "
+                                  f"CNN beside {self.stats_dim} stats dims")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
     def to_dict(self) -> dict:
@@ -108,7 +132,7 @@ class ConvEncoder(nn.Module):
             c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.proj = nn.Linear(2 * c_in, cfg.embedding_dim)
+        self.proj = nn.Linear(2 * c_in, cfg.cnn_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_norm(x.float())
@@ -128,7 +152,26 @@ class ArtistNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = ConvEncoder(cfg)
-        self.classifier = nn.Linear(cfg.embedding_dim, cfg.n_classes) if cfg.n_classes else None
+        self.classifier = nn.Linear(cfg.cnn_dim, cfg.n_classes) if cfg.n_classes else None
+        if cfg.stats_dim:  # hybrid: the standardisation of the stats part (set by training)
+            self.register_buffer("stats_mean", torch.zeros(cfg.stats_dim))
+            self.register_buffer("stats_std", torch.ones(cfg.stats_dim))
+
+    def set_stats_standardizer(self, mean, std) -> None:
+        """Store the stats part's per-dimension mean and std (hybrid models only)."""
+        if not self.cfg.stats_dim:
+            raise ConfigError("not a hybrid model (stats_dim=0)")
+        self.stats_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.stats_std.copy_(torch.as_tensor(np.asarray(std), dtype=torch.float32))
+
+    def stats_vectors(self, features: np.ndarray) -> np.ndarray:
+        """Standardised, L2-normalised stats vectors of ``[n, k, mels, frames]`` features."""
+        from .aggregate import l2_normalize
+        from .embedders import stats_features
+
+        v = stats_features(features, self.cfg.stats_n_mfcc)
+        v = (v - self.stats_mean.cpu().numpy()) / self.stats_std.cpu().numpy()
+        return l2_normalize(v.astype(np.float32))
 
     def config(self) -> dict:
         return self.cfg.to_dict()
@@ -166,8 +209,12 @@ def embed(
     batch_size: int = 64,
     tracks: np.ndarray | None = None,
     excerpts: np.ndarray | None = None,
+    hybrid: bool = True,
 ) -> np.ndarray:
     """Track vectors: the mean of each track's excerpt embeddings, re-normalised.
+
+    A hybrid model (``stats_dim > 0``) appends the weighted stats part (module docstring) unless
+    ``hybrid=False`` (the CNN part alone, ``cnn_dim`` wide: what index mining searches).
 
     Args:
         model: an :class:`ArtistNet` (its encoder is used; the head is ignored).
@@ -180,7 +227,8 @@ def embed(
             (used by index mining to keep refreshes cheap). Default: all ``k`` excerpts.
 
     Returns:
-        ``[len(tracks), d]`` float32, unit rows.
+        ``[len(tracks), d]`` float32, unit rows (``d = embedding_dim``, or ``cnn_dim`` with
+        ``hybrid=False``).
     """
     from .aggregate import excerpts_to_tracks
 
@@ -192,7 +240,10 @@ def embed(
     per = max(1, batch_size // k)
     was_training = model.training
     model.eval()
-    out = np.zeros((len(rows), model.cfg.embedding_dim), dtype=np.float32)
+    use_stats = hybrid and model.cfg.stats_dim > 0
+    d_cnn = model.cfg.cnn_dim
+    out = np.zeros((len(rows), d_cnn + (model.cfg.stats_dim if use_stats else 0)), dtype=np.float32)
+    w = float(model.cfg.stats_weight)
     try:
         with torch.inference_mode():
             for s in range(0, len(rows), per):
@@ -203,7 +254,12 @@ def embed(
                     x = np.asarray(features[r])
                 t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
                 e = model.embed(t.reshape(-1, shape[2], x.shape[-1]))
-                out[s : s + len(r)] = excerpts_to_tracks(e.reshape(len(r), k, -1).cpu().numpy())
+                cnn = excerpts_to_tracks(e.reshape(len(r), k, -1).cpu().numpy())
+                if use_stats:
+                    out[s : s + len(r), :d_cnn] = np.sqrt(1.0 - w) * cnn
+                    out[s : s + len(r), d_cnn:] = np.sqrt(w) * model.stats_vectors(x)
+                else:
+                    out[s : s + len(r)] = cnn
     finally:
         model.train(was_training)
     return out

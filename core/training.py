@@ -36,6 +36,7 @@ import torch
 
 from .aggregate import mean_normalized
 from .clustering import fit_threshold, make_homonym_groups
+from .embedders import STATS_N_MFCC, fit_standardizer
 from .errors import ArtdbError, ConfigError
 from .losses import METHODS, ArtistLoss, mean_pairwise_distance
 from .models import ArtistNet, ModelConfig, build_model, embed
@@ -115,9 +116,12 @@ class TrainConfig:
     p_same_genre: float = 0.5  # negatives from another artist of the anchor's genre
     same_genre_share: float = 0.5  # artists in a batch drawn from a genre already in it
     # model
-    embedding_dim: int = 128
+    embedding_dim: int = 128  # the learned (CNN) part; a hybrid model appends the stats part
     channels: tuple[int, ...] = (32, 64, 96, 128)
     input_norm: str = "gain_bn"
+    # hybrid embedding (docs/training.md): weight of the standardised MFCC + delta statistics in the
+    # track vector's cosine similarity; 0 = the CNN alone
+    stats_weight: float = 0.0
     # optimisation
     steps: int = 2000
     epochs: float | None = None  # if set, steps = ceil(epochs * n_train_tracks / batch)
@@ -175,6 +179,8 @@ class TrainConfig:
         for name in ("p_other_album", "p_same_genre", "same_genre_share", "index_pair_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.stats_weight < 1.0:
+            bad(f"stats_weight must be in [0, 1), got {self.stats_weight}")
         if self.index_budget is not None and self.index_budget <= 0:
             bad("index_budget must be > 0 or None")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -328,13 +334,14 @@ def split_validation(data: TrainingData, cfg: TrainConfig, rng: np.random.Genera
     """``(train_artist_ids, val_artist_ids, unit)``: the artist-level split and what validation clusters.
 
     ``val_unit="auto"`` holds out artists with ``val_min_albums`` albums when there are enough of
-    them to form one homonym group (``val_group_sizes[0]``), else artists with that many *tracks*,
-    whose tracks are then clustered (catalogs where most artists have a single album).
+    them to form two homonym groups (``2 * val_group_sizes[0]`` artists: one group of albums
+    saturates at ARI 1 and cannot select a model), else artists with that many *tracks*, whose
+    tracks are then clustered (catalogs where most artists have a single album).
     """
     unit = cfg.val_unit
     if unit in ("auto", "album"):
         train_ids, val_ids = split_artists(data.artists, data.albums, cfg.val_fraction, rng, cfg.val_min_albums)
-        if unit == "album" or cfg.val_fraction <= 0 or len(val_ids) >= cfg.val_group_sizes[0]:
+        if unit == "album" or cfg.val_fraction <= 0 or len(val_ids) >= 2 * cfg.val_group_sizes[0]:
             return train_ids, val_ids, "album"
     tracks = np.arange(data.n_tracks)
     train_ids, val_ids = split_artists(data.artists, tracks, cfg.val_fraction, rng, cfg.val_min_albums)
@@ -454,15 +461,21 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
     steps = cfg.steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * len(train_rows) / batch))
 
     use_cl = cfg.method in ("cl", "joint")
+    stats_dim = 4 * (STATS_N_MFCC - 1) if cfg.stats_weight > 0 else 0
     mcfg = ModelConfig(
         n_mels=data.n_mels,
-        embedding_dim=cfg.embedding_dim,
+        embedding_dim=cfg.embedding_dim + stats_dim,
         channels=cfg.channels,
         input_norm=cfg.input_norm,
         n_classes=len(train_ids) if use_cl else 0,
+        stats_dim=stats_dim,
+        stats_weight=cfg.stats_weight,
+        stats_n_mfcc=STATS_N_MFCC,
     )
     if model is None:
         model = build_model(mcfg)
+        if stats_dim:  # fitted on every track (no labels used), as `add-baseline stats` does
+            model.set_stats_standardizer(*fit_standardizer(data.features, STATS_N_MFCC))
     else:
         if model.cfg.n_mels != data.n_mels:
             raise ConfigError(f"model expects {model.cfg.n_mels} mel bands, data has {data.n_mels}")
@@ -526,7 +539,8 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
             if n_refresh == 0 or cfg.index_budget is None or refresh_s <= cfg.index_budget * (elapsed - refresh_s - val_s):
                 t0 = time.perf_counter()
                 exc = rng.integers(k, size=len(train_rows))
-                vecs = embed(model, data.features, cfg.device, cfg.batch_size_embed, tracks=train_rows, excerpts=exc)
+                vecs = embed(model, data.features, cfg.device, cfg.batch_size_embed, tracks=train_rows,
+                             excerpts=exc, hybrid=False)
                 index = make_search_index(vecs.shape[1], cfg.index_backend, cfg.device)
                 nb = other_artist_neighbours(index, vecs, tr_artists, cfg.index_neighbours)
                 sampler.set_neighbours(nb)
@@ -590,9 +604,12 @@ def _train(data, cfg: TrainConfig, progress, model, device) -> TrainResult:
             model.train()
             report({"event": "val", "step": step, "val_ari": ari, "threshold": t})
             good_state, good_step = _state_copy(model), step
-            if ari > best_ari + 1e-9 or not math.isfinite(best_ari):
+            improved = ari > best_ari + 1e-9 or not math.isfinite(best_ari)
+            if improved or ari >= best_ari - 1e-9:
+                # a tie keeps the later (longer-trained) weights; only a gain resets the patience
                 best_ari, best_step, best_t = ari, step, t
                 best_state = good_state
+            if improved:
                 bad_checks = 0
             else:
                 bad_checks += 1

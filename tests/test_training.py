@@ -259,3 +259,30 @@ def test_checkpoint_rejects_foreign_file(tmp_path):
     torch.save({"hello": 1}, bad)
     with pytest.raises(ArtdbError, match="not an artdb model checkpoint"):
         load_checkpoint(bad)
+
+
+def test_hybrid_model_appends_weighted_standardised_stats(data, tmp_path):
+    from artdb.core.embedders import StatsEmbedder
+
+    cfg = TrainConfig(method="ml", mining="index", index_refresh_every=2, index_budget=None, steps=4,
+                      stats_weight=0.64, **{**TINY, "val_fraction": 0.0})
+    result = train(data, cfg)
+    mcfg = result.model.cfg
+    assert (mcfg.stats_dim, mcfg.cnn_dim, mcfg.embedding_dim) == (76, 32, 108)
+    assert any(e["event"] == "refresh" for e in result.history)  # index mining on the CNN part
+    x = data.features[:8]
+    v = embed(result.model, x)
+    cnn = embed(result.model, x, hybrid=False)
+    stats = StatsEmbedder.fit(data.features).embed(x)  # standardised on every track, like training
+    assert v.shape == (8, 108) and cnn.shape == (8, 32)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    # cosine of the hybrid = (1 - w) cos_cnn + w cos_stats
+    np.testing.assert_allclose(v @ v.T, 0.36 * (cnn @ cnn.T) + 0.64 * (stats @ stats.T), atol=2e-4)
+    # the standardisation travels in the checkpoint
+    path = tmp_path / "h.pt"
+    save_checkpoint(path, result, frontend=_Frontend())
+    np.testing.assert_array_equal(embed(load_checkpoint(path).model, x), v)
+    with pytest.raises(ConfigError):
+        TrainConfig(stats_weight=1.0)
+    with pytest.raises(ConfigError):
+        ModelConfig(n_mels=32, embedding_dim=77, stats_dim=76, stats_weight=0.5)  # 1 dim left for the CNN
