@@ -82,6 +82,8 @@ def stats_features(features: np.ndarray, n_mfcc: int = STATS_N_MFCC) -> np.ndarr
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 4:
         raise CatalogError(f"features must be [n_tracks, k, mels, frames], got shape {x.shape}")
+    if x.shape[2] < n_mfcc:
+        raise CatalogError(f"{n_mfcc} MFCCs need >= {n_mfcc} mel bands, the features have {x.shape[2]}")
     ceps = dct(x, type=2, axis=2, norm="ortho")[:, :, 1:n_mfcc, :]
     delta = np.diff(ceps, axis=3)
     parts = []

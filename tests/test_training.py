@@ -32,6 +32,7 @@ from artdb.core.training import (
 TINY = dict(
     embedding_dim=32, channels=(8, 16, 16, 32), artists_per_batch=8, per_artist=4,
     val_fraction=0.25, val_every=25, log_every=5, lr=3e-3, num_threads=1,
+    stats_weight=0.0,  # the CNN alone: these tests are about what training learns
 )
 
 
@@ -265,7 +266,7 @@ def test_hybrid_model_appends_weighted_standardised_stats(data, tmp_path):
     from artdb.core.embedders import StatsEmbedder
 
     cfg = TrainConfig(method="ml", mining="index", index_refresh_every=2, index_budget=None, steps=4,
-                      stats_weight=0.64, **{**TINY, "val_fraction": 0.0})
+                      **{**TINY, "val_fraction": 0.0, "stats_weight": 0.64})
     result = train(data, cfg)
     mcfg = result.model.cfg
     assert (mcfg.stats_dim, mcfg.cnn_dim, mcfg.embedding_dim) == (76, 32, 108)

@@ -96,7 +96,7 @@ def plot(report: dict, out: str | Path) -> Path | None:
             x = np.array([r["n_train_artists"] for r in rs])
             y = np.array([r["ari"] for r in rs])
             e = np.array([r["ari_seed_std"] if r["n_seeds"] > 1 else r["ari_sem"] for r in rs])
-            flat = sys in ("mfcc", "untrained", "random", "production") or sys.startswith(("file:", "model:"))
+            flat = sys in ("mfcc", "stats", "untrained", "random", "production") or sys.startswith(("file:", "model:"))
             ax.errorbar(x, y, yerr=e, label=label, capsize=3, linestyle="--" if flat else "-",
                         marker="" if flat else "o")
         ax.set_xscale("log")

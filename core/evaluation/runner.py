@@ -361,9 +361,9 @@ def _settings(ds, split: Split, cfg: EvalConfig, specs) -> list[tuple[str, Any, 
 
 
 def _fixed_vectors(spec: SystemSpec, ds, test, split, cfg, seed, n_mels, external, fitted_models):
-    if spec.kind in ("mfcc", "untrained"):
+    if spec.kind in ("mfcc", "stats", "untrained"):
         f = fit_system(spec, None, seed=seed, steps=0, base_train=cfg.train, frontend=ds.frontend,
-                       n_mels=n_mels, embed_excerpts=cfg.embed_excerpts)
+                       n_mels=n_mels, embed_excerpts=cfg.embed_excerpts, unlabelled=ds.features)
         return f.embed(test.features), dict(f.info)
     if spec.kind == "random":
         return P.random_embedding(len(test), 64, seed=seed), {"dim": 64}

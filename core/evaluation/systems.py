@@ -1,11 +1,15 @@
 """The systems compared by ``artdb evaluate``, each a way to turn test tracks into vectors.
 
 - ``mfcc``: no learning, MFCC mean+std from the stored log-mels (:class:`MfccEmbedder`);
+- ``stats``: no learning, MFCC + delta mean+std standardised per dimension with statistics fitted
+  on the whole evaluation catalog's features, labels unused (:class:`StatsEmbedder`, what
+  ``artdb models add-baseline stats`` registers);
 - ``untrained``: the CNN with its random initial weights (what training adds is measured
   against it);
 - ``cl`` / ``ml`` / ``ml-genre`` / ``ml-index`` / ``joint``: the CNN trained on the training
   artists (softmax classifier; triplet loss with semi-hard mining; plus same-genre negatives; with
-  index-backed mining; triplet + classifier);
+  index-backed mining; triplet + classifier); ``ml-hybrid``: ``ml`` whose track vector appends the
+  standardised stats vector (``stats_weight``, what ``artdb train`` produces by default);
 - ``random`` and ``production``: controls (random unit vectors; one-hot of the track's album
   and source, which knows the release but not the artist);
 - ``file:NAME``: vectors read from an embeddings file (``--embeddings``, the musicnn peer);
@@ -21,13 +25,20 @@ import numpy as np
 
 from artdb.core.errors import CatalogError, ConfigError
 
+def _default_stats_weight() -> float:
+    from artdb.core.training import TrainConfig
+
+    return TrainConfig().stats_weight or 0.5
+
+
+HYBRID_STATS_WEIGHT = _default_stats_weight()  # artdb train's default
 ML_PLAIN = {"method": "ml", "mining": "semihard", "p_same_genre": 0.0, "same_genre_share": 0.0}
 
 
 @dataclass(frozen=True)
 class SystemSpec:
     name: str
-    kind: str  # mfcc | untrained | train | random | production | file | model
+    kind: str  # mfcc | stats | untrained | train | random | production | file | model
     label: str
     train: dict = field(default_factory=dict)  # TrainConfig overrides for kind == "train"
 
@@ -38,6 +49,7 @@ class SystemSpec:
 
 BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("mfcc", "mfcc", "MFCC mean+std (no learning)"),
+    SystemSpec("stats", "stats", "MFCC+delta mean+std, standardised (no learning)"),
     SystemSpec("untrained", "untrained", "CNN, untrained"),
     SystemSpec("cl", "train", "CL (softmax classifier)", {"method": "cl", "p_same_genre": 0.0,
                                                           "same_genre_share": 0.0}),
@@ -46,10 +58,13 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
                {"method": "ml", "mining": "semihard", "p_same_genre": 0.5, "same_genre_share": 0.5}),
     SystemSpec("ml-index", "train", "ML + index mining", {**ML_PLAIN, "mining": "index"}),
     SystemSpec("joint", "train", "joint ML + CL", {**ML_PLAIN, "method": "joint"}),
+    SystemSpec("ml-hybrid", "train", "ML + standardised stats (hybrid)",
+               {**ML_PLAIN, "stats_weight": HYBRID_STATS_WEIGHT}),
     SystemSpec("random", "random", "control: random vectors"),
     SystemSpec("production", "production", "control: one-hot album/source"),
 )}
-DEFAULT_SYSTEMS = ("mfcc", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "random", "production")
+DEFAULT_SYSTEMS = ("mfcc", "stats", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "ml-hybrid",
+                   "random", "production")
 QUICK_SYSTEMS = DEFAULT_SYSTEMS
 
 # Evaluation trains many small models on 2 CPU cores: a lighter network and shorter crops than
@@ -60,16 +75,16 @@ EVAL_TRAIN_DEFAULTS: dict[str, Any] = {
     "crop_frames": 96,
     "artists_per_batch": 8,
     "per_artist": 4,
-    # no internal model selection: its validation needs artists with >= 2 albums, which a real
-    # catalog of mostly single-album artists lacks (it then kept the step-0 weights); the paper
-    # reports the trained model, so the last weights are kept
-    "val_fraction": 0.0,
+    # model selection as `artdb train` does it: held-out training-pool artists, their albums
+    # clustered, or their tracks when too few have two albums (val_unit="auto")
+    "val_fraction": 0.2,
     "val_excerpts": 2,
     "patience": 0,
     "lr": 2e-3,
     "index_refresh_every": 50,
     "index_budget": None,
     "log_every": 50,
+    "stats_weight": 0.0,  # the CNN alone; ml-hybrid sets its own
 }
 
 
@@ -119,12 +134,20 @@ def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists:
 
 def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train: dict,
                frontend: dict, n_mels: int, embed_excerpts: int | None = None,
-               progress: Callable[[dict], None] | None = None) -> Fitted:
-    """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn)."""
-    from artdb.core.embedders import MfccEmbedder
+               progress: Callable[[dict], None] | None = None, unlabelled=None) -> Fitted:
+    """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn).
+
+    ``unlabelled``: features the ``stats`` system fits its standardisation on (no labels are read).
+    """
+    from artdb.core.embedders import MfccEmbedder, StatsEmbedder
 
     if spec.kind == "mfcc":
         emb = MfccEmbedder(frontend=frontend)
+        return Fitted(lambda f: _chunked(emb.embed, f), {"dim": emb.dim})
+    if spec.kind == "stats":
+        if unlabelled is None:
+            raise ConfigError("the stats system needs features to fit its standardisation on")
+        emb = StatsEmbedder.fit(unlabelled, frontend)
         return Fitted(lambda f: _chunked(emb.embed, f), {"dim": emb.dim})
     if spec.kind == "untrained":
         import torch
