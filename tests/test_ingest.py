@@ -267,3 +267,17 @@ def test_cli_index_json_and_stats(tmp_path, artdb_home):
     data = json.loads(result.stdout)
     assert data["tracks"] == expected["tracks"] and data["artist_pages"] == expected["pages"]
     assert (artdb_home / "catalog.sqlite").exists()
+
+
+def test_ingest_on_a_dask_cluster_matches_the_process_pool(tmp_path):
+    """The scale-out seam: analysis on a Dask LocalCluster (loopback only) gives the same catalog."""
+    pytest.importorskip("distributed")
+    from artdb.db.session import Catalog
+
+    root = tmp_path / "lib"
+    expected = make_library(root)
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'dask.sqlite'}")
+    summary = ingest(cat, root, IngestOptions(workers=2, executor_backend="dask"))
+    assert summary.counts == {"added": expected["tracks"]}
+    assert count(cat, ArtistPage) == expected["pages"] and count(cat, Album) == expected["albums"]
+    cat.close()
