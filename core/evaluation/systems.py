@@ -173,7 +173,7 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
         result = train(data, cfg, progress=progress)
         info = {"status": result.status, "steps": result.steps, "best_step": result.best_step,
                 "best_val_ari": result.best_val_ari, "initial_val_ari": result.initial_val_ari,
-                "train_s": round(time.perf_counter() - t0, 2), "dim": cfg.embedding_dim,
+                "train_s": round(time.perf_counter() - t0, 2), "dim": int(result.model.cfg.embedding_dim),
                 "n_train_artists": int(len(np.unique(train_ds.artists))),
                 "n_train_tracks": int(len(train_ds))}
         model = result.model
