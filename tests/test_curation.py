@@ -275,6 +275,8 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     assert r.exit_code == 0, r.output
     decision = json.loads(r.stdout)["decision_id"]
     r = runner.invoke(cli_main(), ["neighbors", "Eclipse", "--level", "artist", "--json"])
+    assert r.exit_code == 1 and "'Eclipse [1]', 'Eclipse [2]'" in r.output  # ambiguous after a split
+    r = runner.invoke(cli_main(), ["neighbors", "Eclipse [1]", "--level", "artist", "--json"])
     assert r.exit_code == 0, r.output
     assert "Eclipse [2]" in [n["name"] for n in json.loads(r.stdout)["neighbors"]]
     r = runner.invoke(cli_main(), ["undo", str(decision)])
