@@ -315,6 +315,12 @@ def split_artists(
     return np.setdiff1d(ids, val), val
 
 
+def _n_with_units(artists: np.ndarray, units: np.ndarray, min_units: int) -> int:
+    """How many artists have at least ``min_units`` distinct units (albums)."""
+    pairs = np.unique(np.stack([_codes(artists), _codes(units)], axis=1), axis=0)
+    return int((np.unique(pairs[:, 0], return_counts=True)[1] >= min_units).sum())
+
+
 def _codes(x: np.ndarray) -> np.ndarray:
     return np.unique(np.asarray(x), return_inverse=True)[1].reshape(-1)
 
@@ -334,15 +340,19 @@ def album_vectors(track_vectors: np.ndarray, artists: np.ndarray, albums: np.nda
 def split_validation(data: TrainingData, cfg: TrainConfig, rng: np.random.Generator):
     """``(train_artist_ids, val_artist_ids, unit)``: the artist-level split and what validation clusters.
 
-    ``val_unit="auto"`` holds out artists with ``val_min_albums`` albums when there are enough of
-    them to form two homonym groups (``2 * val_group_sizes[0]`` artists: one group of albums
-    saturates at ARI 1 and cannot select a model), else artists with that many *tracks*, whose
-    tracks are then clustered (catalogs where most artists have a single album).
+    ``val_unit="auto"`` holds out artists with ``val_min_albums`` albums when at least half of the
+    artists have that many (a multi-album catalog) and they fill two homonym groups
+    (``2 * val_group_sizes[0]`` artists: one group of a few albums saturates at ARI 1 and cannot
+    select a model); otherwise artists with that many *tracks*, whose tracks are then clustered
+    (catalogs where most artists have a single album).
     """
     unit = cfg.val_unit
     if unit in ("auto", "album"):
+        n_artists = len(np.unique(data.artists))
         train_ids, val_ids = split_artists(data.artists, data.albums, cfg.val_fraction, rng, cfg.val_min_albums)
-        if unit == "album" or cfg.val_fraction <= 0 or len(val_ids) >= 2 * cfg.val_group_sizes[0]:
+        multi = _n_with_units(data.artists, data.albums, cfg.val_min_albums)
+        if (unit == "album" or cfg.val_fraction <= 0
+                or (len(val_ids) >= 2 * cfg.val_group_sizes[0] and 2 * multi >= n_artists)):
             return train_ids, val_ids, "album"
     tracks = np.arange(data.n_tracks)
     train_ids, val_ids = split_artists(data.artists, tracks, cfg.val_fraction, rng, cfg.val_min_albums)

@@ -150,6 +150,9 @@ def test_validation_falls_back_to_tracks_without_multi_album_artists(data):
     # album unit asked explicitly: no held-out artist qualifies, so no validation (old behaviour)
     album = train(single, dataclasses.replace(cfg, val_unit="album", steps=2))
     assert album.val_unit == "album" and album.val_artists == [] and np.isnan(album.initial_val_ari)
+    # a few multi-album artists (8 of 40) are not a multi-album catalog: tracks still
+    few = dataclasses.replace(data, albums=np.where(data.artists < 8, data.albums, data.artists + 10_000))
+    assert train(few, dataclasses.replace(cfg, steps=1)).val_unit == "track"
     # multi-album catalogs keep the paper's album unit under "auto"
     assert train(data, dataclasses.replace(cfg, steps=1)).val_unit == "album"
     with pytest.raises(ConfigError):
