@@ -26,6 +26,9 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--margin", type=float, default=0.2, show_default=True)
 @click.option("--cl-weight", type=float, default=1.0, show_default=True, help="joint: weight of CE.")
+@click.option("--stats-weight", type=float, default=0.5, show_default=True,
+              help="Share of the hybrid vector given to the standardised MFCC statistics "
+                   "(0: the CNN embedding alone).")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of artists held out for validation (split by artist, never by track).")
 @click.option("--val-every", type=int, default=100, show_default=True)
@@ -40,7 +43,7 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @pass_app
 @handle_errors
 def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, p_other_album, steps,
-          epochs, embedding_dim, artists_per_batch, per_artist, lr, margin, cl_weight, val_fraction,
+          epochs, embedding_dim, artists_per_batch, per_artist, lr, margin, cl_weight, stats_weight, val_fraction,
           val_every, patience, exclude_pages, seed, device, name, no_activate, as_json, no_progress) -> None:
     """Train an artist embedding on the catalog (artist pages as labels) and register it.
 
@@ -60,7 +63,8 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
         p_other_album=p_other_album if side_info in ("album", "both") else 0.0,
         same_genre_share=0.5 if side_info in ("genre", "both") else 0.0,
         steps=steps, epochs=epochs, embedding_dim=embedding_dim, artists_per_batch=artists_per_batch,
-        per_artist=per_artist, lr=lr, margin=margin, cl_weight=cl_weight, val_fraction=val_fraction,
+        per_artist=per_artist, lr=lr, margin=margin, cl_weight=cl_weight, stats_weight=stats_weight,
+        val_fraction=val_fraction,
         val_every=val_every, patience=patience, seed=seed, device=device,
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
