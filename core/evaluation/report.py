@@ -81,6 +81,7 @@ def plot(report: dict, out: str | Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     summ = [r for r in report["summary"] if r["experiment"] == "balanced" and r["groups"] == "random"]
     units = [u for u in report["config"]["units"] if any(r["unit"] == u for r in summ)]
@@ -100,6 +101,11 @@ def plot(report: dict, out: str | Path) -> Path | None:
             ax.errorbar(x, y, yerr=e, label=label, capsize=3, linestyle="--" if flat else "-",
                         marker="" if flat else "o")
         ax.set_xscale("log")
+        # Label the sizes that were trained, in plain numbers (log axes default to 8×10⁰).
+        sizes = sorted({r["n_train_artists"] for r in summ if r["unit"] == unit})
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(n) for n in sizes])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("training artists (balanced)")
         ax.set_ylabel("mean ARI")
         ax.set_title(f"unit = {unit}")
