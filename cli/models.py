@@ -64,22 +64,18 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 @handle_errors
 def activate(app: AppContext, name: str, no_embed: bool) -> None:
     """Make NAME the active model and embed the catalog with it."""
-    from artdb.cli.progress import progress_bar
     from artdb.core.registry import activate_model
-    from artdb.core.vectors import sync_model_index
 
     model = activate_model(app.catalog(), name)
     click.echo(f"active model: {model.name}")
     if not no_embed:
-        with progress_bar() as bar:
-            report = sync_model_index(app.catalog(), app.paths, model, progress=bar)
-        click.echo(f"embedded {report.embedded} tracks; index holds {report.total}")
+        _embed_catalog(app, model)
 
 
 @models.command("add-baseline")
 @click.argument("kind", type=click.Choice(["mfcc", "stats"]))
 @click.option("--name", default=None, help="Registry name (default: the kind).")
-@click.option("--activate", "make_active", is_flag=True, help="Also make it the active model.")
+@click.option("--activate", "make_active", is_flag=True, help="Also make it the active model and embed the catalog with it.")
 @pass_app
 @handle_errors
 def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool) -> None:
@@ -95,3 +91,15 @@ def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool
     else:
         model = register_mfcc_baseline(app.catalog(), name=name or kind, activate=make_active)
     click.echo(f"registered {model.name} (d={model.dim}){' and activated it' if make_active else ''}")
+    if make_active:
+        _embed_catalog(app, model)
+
+
+def _embed_catalog(app: AppContext, model) -> None:
+    """Embed every catalogued track with features into the (now active) model's index."""
+    from artdb.cli.progress import progress_bar
+    from artdb.core.vectors import sync_model_index
+
+    with progress_bar() as bar:
+        report = sync_model_index(app.catalog(), app.paths, model, progress=bar)
+    click.echo(f"embedded {report.embedded} tracks; index holds {report.total}")

@@ -20,9 +20,9 @@ def stats(app: AppContext, as_json: bool, runs: int) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"catalog      {data['database']}")
+    click.echo(f"{'catalog':<16}{data['database']}")
     for key in ("artist_pages", "albums", "tracks", "genres", "labels", "hours_of_audio"):
-        click.echo(f"{key.replace('_', ' '):<13}{data[key]}")
+        click.echo(f"{key.replace('_', ' '):<16}{data[key]}")
     if data["models"]:
         click.echo("models:")
         for m in data["models"]:

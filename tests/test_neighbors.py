@@ -71,3 +71,12 @@ def test_models_list_show_and_stats(indexed):
     assert json.loads(r.stdout)["models"][0]["embedded_tracks"] == 8
     r = runner.invoke(cli, ["index", "--help"])
     assert "--rebuild-index" in r.output
+
+
+def test_baseline_added_after_ingest_embeds_the_catalog(indexed):
+    runner, _ = indexed
+    r = runner.invoke(cli, ["models", "add-baseline", "stats", "--activate"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["stats", "--json"])
+    embedded = {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]}
+    assert embedded == {"mfcc": 8, "stats": 8}
