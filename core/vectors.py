@@ -97,10 +97,16 @@ def _embedded_ids(catalog: Catalog, model: Model) -> np.ndarray:
 
 
 def _feature_store(paths: Paths, embedder):
+    """The feature store the embedder reads, or an empty one when nothing was ingested yet."""
+    from artdb.core.featurestore import FeatureStore
     from artdb.core.frontend import FrontendConfig
-    from artdb.core.service import open_feature_store
+    from artdb.core.service import feature_store_dir, open_feature_store
 
-    return open_feature_store(paths, FrontendConfig.from_dict(embedder.frontend), mode="r")
+    config = FrontendConfig.from_dict(embedder.frontend)
+    if not (feature_store_dir(paths, config) / "frontend.json").exists():
+        # A model registered before any ingest: create the (empty) store so readers can open it.
+        FeatureStore.open(feature_store_dir(paths, config), config, mode="a").close()
+    return open_feature_store(paths, config, mode="r")
 
 
 def _new_index(model: Model):
