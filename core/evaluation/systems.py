@@ -60,11 +60,15 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("joint", "train", "joint ML + CL", {**ML_PLAIN, "method": "joint"}),
     SystemSpec("ml-hybrid", "train", "ML + standardised stats (hybrid)",
                {**ML_PLAIN, "stats_weight": HYBRID_STATS_WEIGHT}),
+    # Exactly what `artdb train` produces by default: side information both ways + hybrid vector.
+    SystemSpec("artdb-default", "train", "artdb train default (ML + side info + hybrid)",
+               {"method": "ml", "mining": "semihard", "p_same_genre": 0.5, "same_genre_share": 0.5,
+                "p_other_album": 0.8, "stats_weight": HYBRID_STATS_WEIGHT}),
     SystemSpec("random", "random", "control: random vectors"),
     SystemSpec("production", "production", "control: one-hot album/source"),
 )}
 DEFAULT_SYSTEMS = ("mfcc", "stats", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "ml-hybrid",
-                   "random", "production")
+                   "artdb-default", "random", "production")
 QUICK_SYSTEMS = DEFAULT_SYSTEMS
 
 # Evaluation trains many small models on 2 CPU cores: a lighter network and shorter crops than
