@@ -150,6 +150,19 @@ class VectorIndex(abc.ABC):
     def add(self, vectors: Any, ids: Any) -> None:
         """Add new vectors; every id must be new (use :meth:`replace` to overwrite)."""
 
+    def _new_entries(self, vectors: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated ``(vectors, ids)`` for :meth:`add`; refuses ids already stored (``self._ids``)."""
+        vectors, ids = vectors_and_ids(vectors, ids)
+        x = as_vectors(vectors, self.dim)
+        xids = as_ids(ids, x.shape[0])
+        present = self._ids.contains(xids)
+        if present.any():
+            raise VectorIndexError(
+                f"id {int(xids[present][0])} is already in the index ({int(present.sum())} ids in all); "
+                "use replace() to overwrite"
+            )
+        return x, xids
+
     @abc.abstractmethod
     def remove(self, ids: Any) -> int:
         """Remove the vectors with these ids (absent ids are ignored); returns how many were removed."""

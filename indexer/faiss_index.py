@@ -22,7 +22,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors, vectors_and_ids, pad_results
+from .base import IdSet, VectorIndex, as_ids, as_vectors, pad_results
 from .errors import VectorIndexError
 from .spec import IndexSpec
 
@@ -308,17 +308,9 @@ class FaissIndex(VectorIndex):
         self._gpu_index = None
 
     def add(self, vectors: Any, ids: Any) -> None:
-        vectors, ids = vectors_and_ids(vectors, ids)
-        x = as_vectors(vectors, self.dim)
-        xids = as_ids(ids, x.shape[0])
         if not self.is_trained:
             raise VectorIndexError(f"{self.factory}: train() the index before adding vectors")
-        present = self._ids.contains(xids)
-        if present.any():
-            raise VectorIndexError(
-                f"id {int(xids[present][0])} is already in the index ({int(present.sum())} ids in all); "
-                "use replace() to overwrite"
-            )
+        x, xids = self._new_entries(vectors, ids)
         if x.shape[0] == 0:
             return
         if self._ivf is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors, vectors_and_ids
+from .base import IdSet, VectorIndex, as_ids, as_vectors
 from .errors import VectorIndexError
 
 #: score-block size (queries x database rows) held in memory at once
@@ -59,15 +59,7 @@ class TorchExactIndex(VectorIndex):
 
     # -- updates -----------------------------------------------------------------------------------
     def add(self, vectors: Any, ids: Any) -> None:
-        vectors, ids = vectors_and_ids(vectors, ids)
-        x = as_vectors(vectors, self.dim)
-        xids = as_ids(ids, x.shape[0])
-        present = self._ids.contains(xids)
-        if present.any():
-            raise VectorIndexError(
-                f"id {int(xids[present][0])} is already in the index ({int(present.sum())} ids in all); "
-                "use replace() to overwrite"
-            )
+        x, xids = self._new_entries(vectors, ids)
         if x.shape[0] == 0:
             return
         self._vecs = torch.cat([self._vecs, torch.from_numpy(x).to(self.device)])
