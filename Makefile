@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install --no-deps musicnn==0.1.0
 	$(BIN)/pip install -e '.[dev]'
 
 # The default suite (PostgreSQL tests included; they skip with a reason when no server answers,
