@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from artdb.core.frontend import FeatureExtractor, FrontendConfig, LogMel, extract_features
+from artdb.core.features.frontend import FeatureExtractor, FrontendConfig, LogMel, extract_features
 
 TRACK_PLAN = [  # (seconds, extension, format, subtype, sample rate)
     (185, "flac", "FLAC", "PCM_16", 44100),

@@ -5,8 +5,8 @@ Sections (JSON on stdout and in ``--out``):
 
 * ``train``: training excerpts/s of the default CNN (``TrainConfig()`` architecture) on
   front-end-shaped excerpts (96 mels x 151 frames: 3 s at a 20 ms hop), measured between step
-  events of a real :func:`artdb.core.training.train` run (sampling, data reads, mining included).
-* ``inference``: :func:`artdb.core.models.embed` excerpts/s, channels_last (artdb's default) vs
+  events of a real :func:`artdb.core.learn.training.train` run (sampling, data reads, mining included).
+* ``inference``: :func:`artdb.core.learn.networks.embed` excerpts/s, channels_last (artdb's default) vs
   contiguous weights, and with ``--compile`` a ``torch.compile``'d encoder.
 * ``index_mining``: a real ``mining="index"`` run: seconds per refresh (re-embed one excerpt per
   training track + exact index + search), refresh share of training time without a cap and with
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artdb.core.clustering import fit_threshold, make_homonym_groups, mean_ari
-from artdb.core.models import ModelConfig, build_model, count_parameters, embed
-from artdb.core.training import TrainConfig, album_vectors, synthetic_training_data, train
+from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups, mean_ari
+from artdb.core.learn.networks import ModelConfig, build_model, count_parameters, embed
+from artdb.core.learn.training import TrainConfig, album_vectors, synthetic_training_data, train
 
 SHAPE = dict(n_mels=96, n_frames=151)
 

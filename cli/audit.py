@@ -11,7 +11,7 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 
 
 def _model(app: AppContext, name: str | None):
-    from artdb.core.registry import active_model, get_model
+    from artdb.core.learn.registry import active_model, get_model
 
     model = get_model(app.catalog(), name) if name else active_model(app.catalog())
     if model is None:
@@ -48,7 +48,7 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
     their split margin (how far the closest pair of proposed clusters lies beyond the threshold).
     """
     from artdb.cli.progress import progress_bar
-    from artdb.core.audit import calibrate_threshold, run_audit
+    from artdb.core.analysis.audit import calibrate_threshold, run_audit
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")

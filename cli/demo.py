@@ -29,7 +29,7 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     <data dir>/demo/report.html. Nothing is downloaded.
     """
     from artdb.cli.progress import progress_bar, stderr_console
-    from artdb.core.demo import DemoConfig, run_demo
+    from artdb.core.reporting.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(artists=artists, albums_per_artist=albums_per_artist,
                      tracks_per_album=tracks_per_album, seconds=seconds,

@@ -22,7 +22,7 @@ def export(app: AppContext, out, level, model_name, parquet, as_json) -> None:
 
     The files are what `artdb evaluate --embeddings` reads.
     """
-    from artdb.core.export import export_vectors
+    from artdb.core.vectors.export import export_vectors
 
     summary = export_vectors(app.catalog(), app.paths, out, level=level, model_name=model_name,
                              parquet=parquet)

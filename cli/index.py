@@ -36,13 +36,13 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     and listed at the end; it never stops the run.
     """
     from artdb.core.ingest import IngestOptions
-    from artdb.core.service import index_catalog
+    from artdb.core.ingest.service import index_catalog
 
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
                             executor_backend=executor, scheduler_address=scheduler)
     if rebuild_index:
-        from artdb.core.registry import active_model
-        from artdb.core.vectors import rebuild_index as rebuild
+        from artdb.core.learn.registry import active_model
+        from artdb.core.vectors.index import rebuild_index as rebuild
 
         model = active_model(app.catalog())
         if model is None:

@@ -24,7 +24,7 @@ def models() -> None:
 @handle_errors
 def list_(app: AppContext, as_json: bool) -> None:
     """Registered models (* = active)."""
-    from artdb.core.registry import list_models
+    from artdb.core.learn.registry import list_models
 
     rows = list_models(app.catalog())
     if as_json:
@@ -43,7 +43,7 @@ def list_(app: AppContext, as_json: bool) -> None:
 @handle_errors
 def show(app: AppContext, name: str, as_json: bool) -> None:
     """Everything recorded about model NAME (or id)."""
-    from artdb.core.registry import get_model
+    from artdb.core.learn.registry import get_model
 
     row = _row(get_model(app.catalog(), name))
     if as_json:
@@ -64,7 +64,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 @handle_errors
 def activate(app: AppContext, name: str, no_embed: bool) -> None:
     """Make NAME the active model and embed the catalog with it."""
-    from artdb.core.registry import activate_model
+    from artdb.core.learn.registry import activate_model
 
     model = activate_model(app.catalog(), name)
     click.echo(f"active model: {model.name}")
@@ -84,7 +84,7 @@ def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool
     mfcc: MFCC mean+std from the stored log-mels (the paper's baseline). stats: MFCC and delta-MFCC
     mean+std, each dimension standardised with statistics fitted now on the catalog's features.
     """
-    from artdb.core.registry import register_mfcc_baseline, register_stats_baseline
+    from artdb.core.learn.registry import register_mfcc_baseline, register_stats_baseline
 
     if kind == "stats":
         model = register_stats_baseline(app.catalog(), app.paths, name=name or kind, activate=make_active)
@@ -98,7 +98,7 @@ def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool
 def _embed_catalog(app: AppContext, model) -> None:
     """Embed every catalogued track with features into the (now active) model's index."""
     from artdb.cli.progress import progress_bar
-    from artdb.core.vectors import sync_model_index
+    from artdb.core.vectors.index import sync_model_index
 
     with progress_bar() as bar:
         report = sync_model_index(app.catalog(), app.paths, model, progress=bar)

@@ -28,14 +28,14 @@ def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_sa
     QUERY is a track id or audio path (--level track), an album id or title ("Artist - Title")
     (--level album), or an artist page id or name (--level artist).
     """
-    from artdb.core.registry import active_model, get_model
+    from artdb.core.learn.registry import active_model, get_model
 
     catalog = app.catalog()
     model = get_model(catalog, model_name) if model_name else active_model(catalog)
     if model is None:
         raise click.ClickException("no active model: train one (artdb train) or activate one (artdb models activate)")
     if synonyms:
-        from artdb.core.synonyms import find_synonyms
+        from artdb.core.analysis.synonyms import find_synonyms
 
         pairs = find_synonyms(catalog, app.paths, model, top=top, page=query)
         if as_json:
@@ -48,7 +48,7 @@ def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_sa
         return
     if not query:
         raise click.UsageError("QUERY is required (or use --synonyms)")
-    from artdb.core.neighbors import nearest
+    from artdb.core.vectors.neighbors import nearest
 
     q, results = nearest(catalog, app.paths, model, query, level=level, k=k,
                          exclude_same_page=exclude_same_page)

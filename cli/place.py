@@ -26,12 +26,12 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     threshold, or "new artist".
     """
     from artdb.cli.audit import _model
-    from artdb.core.placement import place_album
+    from artdb.core.analysis.placement import place_album
 
     result = place_album(app.catalog(), app.paths, _model(app, model_name), album, threshold=threshold)
     moved = None
     if apply_ and result.best is not None and result.best.page_id != result.page_id:
-        from artdb.core.curation import move_album
+        from artdb.core.curation.actions import move_album
 
         moved = move_album(app.catalog(), result.album_id, result.best.page_id,
                            note=f"artdb place: distance {result.best.distance:.4f}")

@@ -21,8 +21,8 @@ def report(app: AppContext, out: str, top: int, n_synonyms: int, model_name: str
            as_json: bool) -> None:
     """Write a self-contained HTML report of the latest audit: homonym pages with figures and
     synonym candidates."""
-    from artdb.core.registry import get_model
-    from artdb.core.report import write_report
+    from artdb.core.learn.registry import get_model
+    from artdb.core.reporting.report import write_report
 
     catalog = app.catalog()
     model = get_model(catalog, model_name) if model_name else None

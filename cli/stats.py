@@ -14,7 +14,7 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @handle_errors
 def stats(app: AppContext, as_json: bool, runs: int) -> None:
     """Catalog counts, embedded tracks per model, recent ingest runs and their errors."""
-    from artdb.core.stats import catalog_stats
+    from artdb.core.reporting.stats import catalog_stats
 
     data = catalog_stats(app.catalog(), last_runs=runs)
     if as_json:

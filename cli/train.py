@@ -53,8 +53,8 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
     import torch
 
     from artdb.cli.progress import progress_bar, stderr_console
-    from artdb.core.train_service import train_from_catalog
-    from artdb.core.training import TrainConfig
+    from artdb.core.learn.catalog import train_from_catalog
+    from artdb.core.learn.training import TrainConfig
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = TrainConfig(

@@ -8,19 +8,19 @@ from scipy.cluster.hierarchy import linkage as scipy_linkage
 from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import select
 
-from artdb.core import audit as audit_mod
-from artdb.core.aggregate import l2_normalize
-from artdb.core.audit import (
+from artdb.core.analysis import audit as audit_mod
+from artdb.core.vectors.aggregate import l2_normalize
+from artdb.core.analysis.audit import (
     calibrate_threshold, canonical_labels, cluster_page, evidence_hash, merge_heights, run_audit,
     split_margin,
 )
 from artdb.core.config import Paths
 from artdb.core.errors import ConfigError
-from artdb.core.frontend import FrontendConfig
+from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.names import page_key
-from artdb.core.registry import get_model, register_model
-from artdb.core.service import index_catalog
+from artdb.core.learn.registry import get_model, register_model
+from artdb.core.ingest.service import index_catalog
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
 
 
@@ -48,7 +48,7 @@ def test_two_well_separated_blobs_give_two_clusters_with_a_positive_margin(rng):
 @pytest.mark.parametrize("method,metric", [("average", "cosine"), ("complete", "cosine"),
                                            ("ward", "euclidean")])
 def test_page_partition_is_scikit_learns(rng, method, metric):
-    from artdb.core.clustering import cluster_with_threshold
+    from artdb.core.analysis.clustering import cluster_with_threshold
 
     for n in (2, 3, 5, 9):
         x = l2_normalize(rng.normal(size=(n, 8)))
@@ -166,7 +166,7 @@ def test_planted_homonym_pages_are_flagged_and_split_near_their_truth(synth):
     assert all(f.n_clusters >= 2 and f.status == "open" for f in found)
 
     # applying the best planted finding gives pages that follow the true artists
-    from artdb.core.curation import split_page
+    from artdb.core.curation.actions import split_page
 
     best = next(p for p in report.findings if names[p.page_id] in planted)
     d = split_page(catalog, best.page_id)
@@ -188,8 +188,8 @@ def test_page_filter_and_dry_run(synth):
 @pytest.mark.slow
 def test_briefly_trained_cnn_audits_with_its_own_threshold(catalog, tmp_path, synth_audio):
     """A CNN trained for a few steps (pages as noisy labels) stores a threshold the audit uses."""
-    from artdb.core.train_service import train_from_catalog
-    from artdb.core.training import TrainConfig
+    from artdb.core.learn.catalog import train_from_catalog
+    from artdb.core.learn.training import TrainConfig
 
     root, truth = synth_audio
     paths = Paths.from_home(tmp_path / "home")

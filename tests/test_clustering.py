@@ -7,8 +7,8 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.metrics import adjusted_rand_score
 
-from artdb.core.aggregate import excerpts_to_tracks, l2_normalize, mean_normalized
-from artdb.core.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari
+from artdb.core.vectors.aggregate import excerpts_to_tracks, l2_normalize, mean_normalized
+from artdb.core.analysis.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari
 from artdb.core.errors import ConfigError
 
 

@@ -15,17 +15,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from artdb.core.audit import run_audit
+from artdb.core.analysis.audit import run_audit
 from artdb.core.config import Paths
-from artdb.core.curation import (
+from artdb.core.curation.actions import (
     merge_pages, open_findings, reject_finding, split_page, undo_decision,
 )
 from artdb.core.errors import CatalogError
-from artdb.core.frontend import FrontendConfig
+from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.registry import register_model
-from artdb.core.service import index_catalog
-from artdb.core.vectors import open_level_index
+from artdb.core.learn.registry import register_model
+from artdb.core.ingest.service import index_catalog
+from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, Track, TrackCredit
 from audiofiles import write_audio
 
@@ -111,7 +111,7 @@ def artist_index(catalog, paths, model):
 
 def test_threshold_sits_between_within_and_between_distances(lib):
     catalog, paths, model, _ = lib
-    from artdb.core.audit import album_vectors
+    from artdb.core.analysis.audit import album_vectors
 
     vec = album_vectors(catalog, paths, model)
     with catalog.session() as s:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from artdb.cli.main import cli
-from artdb.core.embedders import (
+from artdb.core.learn.embedders import (
     StatsEmbedder,
     fit_standardizer,
     load_embedder,

@@ -10,8 +10,8 @@ import pytest
 from artdb.core.evaluation import EvalConfig, from_arrays, make_split, run_evaluation
 from artdb.core.evaluation import protocol as P
 from artdb.core.evaluation.report import markdown
-from artdb.core.export import Embeddings, write_embeddings
-from artdb.core.training import synthetic_training_data
+from artdb.core.vectors.export import Embeddings, write_embeddings
+from artdb.core.learn.training import synthetic_training_data
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from artdb.cli.main import cli
-from artdb.core.export import (
+from artdb.core.vectors.export import (
     Embeddings,
     EmbeddingsFileError,
     match_rows,

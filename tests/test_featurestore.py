@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from artdb.core.errors import ConfigError, ModelMismatchError
-from artdb.core.featurestore import FeatureStore, FeatureStoreError, store_bytes
-from artdb.core.frontend.config import FrontendConfig
+from artdb.core.features.store import FeatureStore, FeatureStoreError, store_bytes
+from artdb.core.features.frontend.config import FrontendConfig
 
 # A small config keeps records tiny: 2 excerpts x 8 mels x 26 frames.
 SMALL = FrontendConfig(excerpts_per_track=2, n_mels=8, excerpt_seconds=0.5, min_track_seconds=0.5)
@@ -91,7 +91,7 @@ def test_replace_delete_and_compact(store_dir):
 
 
 def test_many_updates_merge_overlay(store_dir, monkeypatch):
-    monkeypatch.setattr("artdb.core.featurestore._MERGE_THRESHOLD", 5)
+    monkeypatch.setattr("artdb.core.features.store._MERGE_THRESHOLD", 5)
     with FeatureStore.open(store_dir, SMALL) as store:
         for i in range(12):
             store.put_many([i, i + 100], feats_for([i, i + 100]))
@@ -169,7 +169,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from test_featurestore import SMALL, feats_for
-    from artdb.core.featurestore import FeatureStore
+    from artdb.core.features.store import FeatureStore
     store = FeatureStore.open({path!r}, SMALL)
     for start in range(0, 1_000_000, 10):
         ids = [i for i in range(start, start + 10) if i not in store]

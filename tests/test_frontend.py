@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from artdb.core.errors import AudioError, ConfigError, ModelMismatchError
-from artdb.core.frontend import (
+from artdb.core.features.frontend import (
     FeatureExtractor,
     FrontendConfig,
     LogMel,
@@ -17,7 +17,7 @@ from artdb.core.frontend import (
     extract_features,
     mel_matrix,
 )
-from artdb.core.frontend.decode import plan_windows
+from artdb.core.features.frontend.decode import plan_windows
 
 # Small and fast: 3 excerpts of 1 s.
 CFG = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=3, probes=8, min_track_seconds=0.5)
@@ -275,7 +275,7 @@ def test_worker_pool_matches_in_process(tmp_path):
 
 def test_mp3_seek_reads_what_a_full_decode_reads(tmp_path):
     """libsndfile's MP3 seek yields silence until the bit reservoir refills: pre-roll fixes it."""
-    from artdb.core.frontend.decode import _open
+    from artdb.core.features.frontend.decode import _open
 
     sr = 44100
     path = write(tmp_path / "tonal.mp3", tone(1000.0, 6.0, sr), sr, "MP3", "MPEG_LAYER_III")
@@ -292,7 +292,7 @@ def _crash_on_bad(path, config):
     """Stands for libsndfile segfaulting on a malformed file inside a worker."""
     import os
 
-    from artdb.core.frontend.decode import decode_task
+    from artdb.core.features.frontend.decode import decode_task
 
     if os.path.basename(path) == "crash.wav":
         os._exit(139)
@@ -300,7 +300,7 @@ def _crash_on_bad(path, config):
 
 
 def test_worker_crash_costs_only_that_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("artdb.core.frontend.pipeline.decode_task", _crash_on_bad)
+    monkeypatch.setattr("artdb.core.features.frontend.pipeline.decode_task", _crash_on_bad)
     sr = 22050
     good = [write(tmp_path / f"ok{i}.wav", tone(400.0 + 100 * i, 3.0, sr), sr) for i in range(6)]
     (tmp_path / "second").mkdir()

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from scipy.cluster.hierarchy import linkage as scipy_linkage
 
-from artdb.core.audit import run_audit
-from artdb.core.curation import split_page
+from artdb.core.analysis.audit import run_audit
+from artdb.core.curation.actions import split_page
 from artdb.core.errors import CatalogError
 from artdb.core.ingest import IngestOptions
-from artdb.core.placement import linkage_distance, place_album
-from artdb.core.service import index_catalog
+from artdb.core.analysis.placement import linkage_distance, place_album
+from artdb.core.ingest.service import index_catalog
 from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 
@@ -49,7 +49,7 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     assert place_album(catalog, paths, model, str(tmp_path / "new" / "Eclipse-High C")).best.page_id == high
 
     # applying it moves the album and its credits; undo puts them back
-    from artdb.core.curation import move_album, undo_decision
+    from artdb.core.curation.actions import move_album, undo_decision
     from test_curation import albums_of, snapshot
 
     before = snapshot(catalog)

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from artdb.core.config import Paths
-from artdb.core.frontend import FrontendConfig
+from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.registry import register_model
-from artdb.core.report import render_report, write_report
-from artdb.core.service import index_catalog
-from artdb.core.synonyms import find_synonyms
+from artdb.core.learn.registry import register_model
+from artdb.core.reporting.report import render_report, write_report
+from artdb.core.ingest.service import index_catalog
+from artdb.core.analysis.synonyms import find_synonyms
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
 from audiofiles import write_audio
 

@@ -8,7 +8,7 @@ import torch
 
 from artdb.core.errors import ConfigError
 from artdb.indexer import FaissIndex, TorchExactIndex
-from artdb.core.sampling import (
+from artdb.core.learn.sampling import (
     ArtistBatchSampler,
     NeighbourBatchSampler,
     SideInfoTripletMiner,

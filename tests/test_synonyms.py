@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from artdb.core.config import Paths
-from artdb.core.frontend import FrontendConfig
+from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.registry import register_model
-from artdb.core.service import index_catalog
-from artdb.core.synonyms import (
+from artdb.core.learn.registry import register_model
+from artdb.core.ingest.service import index_catalog
+from artdb.core.analysis.synonyms import (
     _AlbumMeta,
     evidence_hash,
     find_synonyms,
@@ -115,7 +115,7 @@ def test_metadata_similarity():
 def test_proposal_formats():
     want = {"0": [3, 5], "1": [4]}
     assert proposal_clusters({"3": 0, "5": 0, "4": 1}) == want
-    # what artdb.core.audit writes
+    # what artdb.core.analysis.audit writes
     assert proposal_clusters({"partition": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3,
                               "linkage": "average", "metric": "cosine", "model": "m"}) == want
     assert proposal_clusters({"albums": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3}) == want
@@ -236,7 +236,7 @@ def test_planted_synonym_pairs_rank_high(sqlite_url, tmp_path):
     variants are the top 2 of 84/74/74 scored pairs; the alias ranks 14, 3 and 7. Only what holds
     for every seed is asserted. docs/synonyms.md has figures on larger catalogs.
     """
-    from artdb.core.synonyms import planted_recall
+    from artdb.core.analysis.synonyms import planted_recall
     from artdb.core.synth import SynthConfig, generate_catalog
     from artdb.db.session import Catalog
 

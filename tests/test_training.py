@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from artdb.core.checkpoint import embed as embed_from_checkpoint_module
-from artdb.core.checkpoint import load_checkpoint, save_checkpoint
-from artdb.core.clustering import fit_threshold, make_homonym_groups
+from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
+from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
-from artdb.core.models import ModelConfig, build_model, embed
-from artdb.core.training import (
+from artdb.core.learn.networks import ModelConfig, build_model, embed
+from artdb.core.learn.training import (
     CollapseGuard,
     TrainConfig,
     TrainingCollapsedError,
@@ -240,7 +239,7 @@ def test_checkpoint_round_trip_identical_embeddings(trained, data, tmp_path):
     assert ck.summary["best_step"] == trained.best_step and ck.train_config["method"] == "joint"
     assert ck.metrics["class_ids"] == trained.class_ids
     x = data.features[:6]
-    np.testing.assert_array_equal(embed(trained.model, x), embed_from_checkpoint_module(ck.model, x))
+    np.testing.assert_array_equal(embed(trained.model, x), embed(ck.model, x))
     assert not list(path.parent.glob("*.tmp"))  # atomic write leaves no temp file
 
 
@@ -266,7 +265,7 @@ def test_checkpoint_rejects_foreign_file(tmp_path):
 
 
 def test_hybrid_model_appends_weighted_standardised_stats(data, tmp_path):
-    from artdb.core.embedders import StatsEmbedder
+    from artdb.core.learn.embedders import StatsEmbedder
 
     cfg = TrainConfig(method="ml", mining="index", index_refresh_every=2, index_budget=None, steps=4,
                       **{**TINY, "val_fraction": 0.0, "stats_weight": 0.64})

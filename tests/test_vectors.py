@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import IndexMismatchError
-from artdb.core.frontend import FrontendConfig
+from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.registry import register_model
-from artdb.core.service import index_catalog
-from artdb.core import vectors
+from artdb.core.learn.registry import register_model
+from artdb.core.ingest.service import index_catalog
+from artdb.core.vectors import index as vectors
 from artdb.db.models import Embedding, Track
 from audiofiles import write_audio
 

@@ -154,8 +154,8 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
     """
     from sqlalchemy import select
 
-    from artdb.core.service import default_frontend_config, open_feature_store
-    from artdb.core.train_service import StoreFeatureArray
+    from artdb.core.ingest.service import default_frontend_config, open_feature_store
+    from artdb.core.learn.catalog import StoreFeatureArray
     from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
 
     frontend = frontend or default_frontend_config(catalog)
@@ -226,9 +226,9 @@ def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, fr
     directory removed on exit. ``frontend``: the front-end to extract with (a scored model's).
     """
     from artdb.core.config import Paths
-    from artdb.core.frontend import FeatureExtractor, FrontendConfig
+    from artdb.core.features.frontend import FeatureExtractor, FrontendConfig
     from artdb.core.ingest import IngestOptions, ingest
-    from artdb.core.service import StoreFeatureStage, open_feature_store
+    from artdb.core.ingest.service import StoreFeatureStage, open_feature_store
     from artdb.db.session import Catalog
 
     root = Path(root)

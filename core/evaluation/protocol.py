@@ -7,7 +7,7 @@ cross-validation over groups, so the threshold that scores a group was fitted on
 only; the score is the mean adjusted Rand index (ARI) over groups (AMI reported beside it).
 
 Nothing here trains, reads files or prints; the clusterer is the one in
-:mod:`artdb.core.clustering` (the same code training validation and audit use).
+:mod:`artdb.core.analysis.clustering` (the same code training validation and audit use).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from artdb.core.aggregate import mean_normalized
-from artdb.core.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups
+from artdb.core.vectors.aggregate import mean_normalized
+from artdb.core.analysis.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups
 from artdb.core.errors import ConfigError
 
 UNITS = ("album", "track")
@@ -61,7 +61,7 @@ def make_units(artists, albums, unit: str) -> Units:
 def unit_vectors(track_vectors: np.ndarray, units: Units) -> np.ndarray:
     """Unit vectors: each unit's tracks mean-normalised (:func:`mean_normalized`)."""
     if units.unit == "track":
-        from artdb.core.aggregate import l2_normalize
+        from artdb.core.vectors.aggregate import l2_normalize
 
         return l2_normalize(track_vectors)
     _, vecs = mean_normalized(track_vectors, units.of_track)
@@ -198,7 +198,7 @@ def fitted_threshold(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_art
 # -- controls --------------------------------------------------------------------------------------
 def random_embedding(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     """Gaussian unit vectors: a system that knows nothing (expected ARI ~ 0)."""
-    from artdb.core.aggregate import l2_normalize
+    from artdb.core.vectors.aggregate import l2_normalize
 
     return l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)))
 
@@ -209,7 +209,7 @@ def production_embedding(*keys) -> np.ndarray:
     It knows only *which release a track comes from*: any score it earns measures production
     identity, not artist identity (at album level it sees every album as equally far apart).
     """
-    from artdb.core.aggregate import l2_normalize
+    from artdb.core.vectors.aggregate import l2_normalize
 
     parts = []
     for k in keys:

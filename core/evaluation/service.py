@@ -45,9 +45,9 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
         raise ConfigError("give exactly one of a catalog folder or --from-db")
     fitted, frontend = {}, None
     for name in cfg.models:
-        from artdb.core.embedders import load_embedder
-        from artdb.core.frontend import FrontendConfig
-        from artdb.core.registry import get_model
+        from artdb.core.learn.embedders import load_embedder
+        from artdb.core.features.frontend import FrontendConfig
+        from artdb.core.learn.registry import get_model
 
         if user_catalog is None:
             raise ConfigError("scoring a registered model needs the catalog it is registered in")

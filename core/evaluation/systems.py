@@ -26,7 +26,7 @@ import numpy as np
 from artdb.core.errors import CatalogError, ConfigError
 
 def _default_stats_weight() -> float:
-    from artdb.core.training import TrainConfig
+    from artdb.core.learn.training import TrainConfig
 
     return TrainConfig().stats_weight or 0.5
 
@@ -127,7 +127,7 @@ class Fitted:
 
 def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists: int):
     """The TrainConfig of a trained system: eval defaults, user overrides, then the system's own."""
-    from artdb.core.training import TrainConfig
+    from artdb.core.learn.training import TrainConfig
 
     d = {**EVAL_TRAIN_DEFAULTS, **base, **spec.train, "seed": int(seed), "steps": int(steps)}
     n_fit = n_artists - int(round(d.get("val_fraction", 0.2) * n_artists))
@@ -143,7 +143,7 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
 
     ``unlabelled``: features the ``stats`` system fits its standardisation on (no labels are read).
     """
-    from artdb.core.embedders import MfccEmbedder, StatsEmbedder
+    from artdb.core.learn.embedders import MfccEmbedder, StatsEmbedder
 
     if spec.kind == "mfcc":
         emb = MfccEmbedder(frontend=frontend)
@@ -156,7 +156,7 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
     if spec.kind == "untrained":
         import torch
 
-        from artdb.core.models import ModelConfig, build_model
+        from artdb.core.learn.networks import ModelConfig, build_model
 
         d = {**EVAL_TRAIN_DEFAULTS, **base_train}
         torch.manual_seed(seed)
@@ -167,7 +167,7 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
     if spec.kind == "train":
         import time
 
-        from artdb.core.training import TrainingData, train
+        from artdb.core.learn.training import TrainingData, train
 
         cfg = train_config(spec, base_train, seed, steps, len(np.unique(train_ds.artists)))
         data = TrainingData(_materialize(train_ds.features), artists=_codes(train_ds.artists),
@@ -192,7 +192,7 @@ def _chunked(fn, features, chunk: int = 256) -> np.ndarray:
 
 
 def _cnn_embed(model, features, excerpts: int | None) -> np.ndarray:
-    from artdb.core.models import embed
+    from artdb.core.learn.networks import embed
 
     feats = _materialize(features)
     k = feats.shape[1]
@@ -204,7 +204,7 @@ def _cnn_embed(model, features, excerpts: int | None) -> np.ndarray:
 
 def file_vectors(path: str, ds, require_all: bool = True) -> np.ndarray:
     """Vectors of ``ds``'s tracks from an embeddings file (matched by path, else track id)."""
-    from artdb.core.export import match_rows, read_embeddings
+    from artdb.core.vectors.export import match_rows, read_embeddings
 
     emb = read_embeddings(path)
     rows = match_rows(emb, ds.track_ids, ds.paths, root=ds.root)

@@ -2,7 +2,7 @@
 
 Stage boundary: everything up to *plan* works on paths; ``FeatureStage`` (the audio front-end
 and feature store) plugs in between *plan* and *write*, and the vector index is brought in line
-with the catalog afterwards (``artdb.core.vectors``), so the index never runs ahead of the DB.
+with the catalog afterwards (``artdb.core.vectors.index``), so the index never runs ahead of the DB.
 
 Durability: each batch is one DB transaction, committed after its features are flushed to the
 feature store. Ctrl-C or a crash loses at most the batch in flight; a rerun skips what was
@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from artdb.core.distribute import make_executor
+from artdb.core.executor import make_executor
 from artdb.core.errors import CatalogError
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter

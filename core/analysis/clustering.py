@@ -19,7 +19,7 @@ from scipy.cluster.hierarchy import fcluster, linkage as scipy_linkage
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from .errors import ConfigError
+from artdb.core.errors import ConfigError
 
 LINKAGES = ("average", "complete", "single", "ward")
 

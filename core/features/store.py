@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
-from artdb.core.frontend.config import FrontendConfig, check_compatible
+from artdb.core.features.frontend.config import FrontendConfig, check_compatible
 
 FORMAT_VERSION = 1
 _HEADER = "frontend.json"
@@ -434,3 +434,13 @@ class FeatureStore:
             path.unlink(missing_ok=True)
         self._load_commit()
         return before - (n * self.record_bytes + n * 16)
+
+
+def feature_store_dir(paths, config) -> Path:
+    """One store per front-end config: a model with other parameters gets its own.
+    ``paths`` is a :class:`artdb.core.config.Paths`."""
+    return paths.features / config.fingerprint()[:16]
+
+
+def open_feature_store(paths, config, mode: str = "a") -> FeatureStore:
+    return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)

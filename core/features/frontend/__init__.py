@@ -1,6 +1,6 @@
 """Audio front-end: decode → excerpts → batched log-mel, with one config stored beside every model.
 
-Public API (imported lazily, so ``import artdb.core.frontend.decode`` in a worker process does not
+Public API (imported lazily, so ``import artdb.core.features.frontend.decode`` in a worker process does not
 pull in torch):
 
 - :class:`FrontendConfig`, :func:`check_compatible` (``.config``)

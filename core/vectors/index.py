@@ -21,9 +21,15 @@ from typing import Any, Callable
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from artdb.core.aggregate import mean_normalized
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, IndexMismatchError
+from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
+from artdb.core.learn.embedders import load_embedder
+from artdb.core.learn.registry import active_model
+from artdb.core.vectors.aggregate import mean_normalized
+from artdb.indexer import FaissIndex, IndexCorruptError, choose_index, read_sidecar
+from artdb.indexer import IndexMismatchError as IndexerMismatchError
 from artdb.db.models import Album, CatalogMeta, Embedding, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 
@@ -98,9 +104,6 @@ def _embedded_ids(catalog: Catalog, model: Model) -> np.ndarray:
 
 def _feature_store(paths: Paths, embedder):
     """The feature store the embedder reads, or an empty one when nothing was ingested yet."""
-    from artdb.core.featurestore import FeatureStore
-    from artdb.core.frontend import FrontendConfig
-    from artdb.core.service import feature_store_dir, open_feature_store
 
     config = FrontendConfig.from_dict(embedder.frontend)
     if not (feature_store_dir(paths, config) / "frontend.json").exists():
@@ -110,21 +113,16 @@ def _feature_store(paths: Paths, embedder):
 
 
 def _new_index(model: Model):
-    from artdb.indexer import FaissIndex
-
     return FaissIndex(model.dim, "IDMap2,Flat", model=model.name, name="track")
 
 
 def _load_or_new(paths: Paths, model: Model):
-    from artdb.indexer import FaissIndex, IndexCorruptError
-    from artdb.indexer import IndexMismatchError as VecMismatch
-
     path = index_path(paths, model)
     if not path.exists():
         return _new_index(model), True
     try:
         return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim), False
-    except VecMismatch as exc:
+    except IndexerMismatchError as exc:
         raise IndexMismatchError(
             f"{exc}; rebuild it with `artdb index --rebuild-index` (model {model.name})") from exc
     except IndexCorruptError as exc:
@@ -158,7 +156,6 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
     missing = np.setdiff1d(rows, stored)
     if missing.size:
         if embedder is None:
-            from artdb.core.embedders import load_embedder
 
             embedder = load_embedder(model, device)
         with _feature_store(paths, embedder) as store:
@@ -178,7 +175,6 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
 def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
                      progress: ProgressFn | None = None) -> SyncReport:
     """Embed every track that has features but no vector for ``model``; drop stale vectors."""
-    from artdb.core.embedders import load_embedder
 
     embedder = load_embedder(model, device)
     report = SyncReport(model.name)
@@ -214,7 +210,6 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
 
 def _maybe_upgrade_index_type(index, model: Model):
     """Swap an exact index for an approximate one once the collection outgrows exact search."""
-    from artdb.indexer import FaissIndex, choose_index
 
     spec = choose_index(index.ntotal, index.dim, memory_budget_bytes=1 << 62)
     if spec.factory == index.factory or spec.factory == "IDMap2,Flat":
@@ -227,7 +222,6 @@ def _maybe_upgrade_index_type(index, model: Model):
 
 def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
                       progress: ProgressFn | None = None) -> SyncReport | None:
-    from artdb.core.registry import active_model
 
     model = active_model(catalog)
     if model is None:
@@ -273,7 +267,6 @@ def level_vectors(catalog: Catalog, index, level: str) -> tuple[np.ndarray, np.n
 
 def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, device: str = "cpu"):
     """The album or artist-page index, rebuilt when the track index changed since it was made."""
-    from artdb.indexer import FaissIndex, read_sidecar
 
     track_index = open_track_index(catalog, paths, model, device=device)
     if level == "track":

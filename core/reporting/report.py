@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import MissingExtraError
-from artdb.core.synonyms import (
+from artdb.core.analysis.synonyms import (
     SynonymPair,
     latest_homonym_run,
     proposal_clusters,
@@ -196,7 +196,7 @@ def _attach_figures(catalog: Catalog, paths: Paths, model: Model | None, finding
     if model is None:
         notes.append("no model: album vectors unavailable, figures left out")
         return notes
-    from artdb.core.vectors import open_level_index
+    from artdb.core.vectors.index import open_level_index
 
     index = open_level_index(catalog, paths, model, "album", device=device)
     params = run.params or {}
@@ -296,7 +296,7 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
                   synonyms: int = 100, device: str = "cpu") -> tuple[str, ReportSummary]:
     """The report as an HTML string, and what it holds (``path`` left empty)."""
     if model is None:
-        from artdb.core.registry import active_model
+        from artdb.core.learn.registry import active_model
 
         model = active_model(catalog)
     run = latest_homonym_run(catalog, model)

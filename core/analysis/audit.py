@@ -1,7 +1,7 @@
 """Homonymy audit (``artdb audit``): artist pages whose albums form several audio clusters.
 
 For every page with at least ``min_albums`` embedded albums, the album vectors (track vectors
-averaged and re-normalised, :mod:`artdb.core.aggregate`) are clustered agglomeratively with a
+averaged and re-normalised, :mod:`artdb.core.vectors.aggregate`) are clustered agglomeratively with a
 distance threshold (:func:`artdb.core.clustering.cluster_with_threshold`). The number of artists
 on a page is never given: the threshold decides it. The threshold comes from the model's
 ``config["audit"]`` (fitted on held-out training artists' artificial homonym groups) or from
@@ -29,7 +29,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage as scipy_linkage
 from sqlalchemy import select, update
 
-from artdb.core.clustering import (
+from artdb.core.analysis.clustering import (
     cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari,
 )
 from artdb.core.config import Paths
@@ -186,7 +186,7 @@ def page_label(display_name: str, disambiguation: str) -> str:
 
 def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.ndarray]:
     """Album id -> album vector (mean of its embedded tracks, re-normalised)."""
-    from artdb.core.vectors import open_level_index
+    from artdb.core.vectors.index import open_level_index
 
     index = open_level_index(catalog, paths, model, "album")
     ids = index.index_ids()

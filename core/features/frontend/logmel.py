@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from artdb.core.frontend.config import FrontendConfig
+from artdb.core.features.frontend.config import FrontendConfig
 
 
 @lru_cache(maxsize=8)

@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .aggregate import mean_normalized
-from .clustering import fit_threshold, make_homonym_groups
-from .embedders import STATS_N_MFCC, fit_standardizer
-from .errors import ArtdbError, ConfigError
-from .losses import METHODS, ArtistLoss, mean_pairwise_distance
-from .models import ArtistNet, ModelConfig, build_model, embed
-from .sampling import (
+from artdb.core.vectors.aggregate import mean_normalized
+from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
+from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer
+from artdb.core.errors import ArtdbError, ConfigError
+from artdb.core.learn.losses import METHODS, ArtistLoss, mean_pairwise_distance
+from artdb.core.learn.networks import ArtistNet, ModelConfig, build_model, embed
+from artdb.core.learn.sampling import (
     ArtistBatchSampler,
     NeighbourBatchSampler,
     SideInfoTripletMiner,

@@ -9,7 +9,7 @@ softmax head over the training artists on the (un-normalised) penultimate layer.
 used at inference time; the head is dropped from the embedding but kept in checkpoints.
 
 *Hybrid* embedding (``stats_dim > 0``): the track vector is the concatenation of the CNN vector
-and the standardised MFCC + delta statistics vector (:mod:`artdb.core.embedders`), each
+and the standardised MFCC + delta statistics vector (:mod:`artdb.core.learn.embedders`), each
 L2-normalised and weighted by ``sqrt(1 - stats_weight)`` and ``sqrt(stats_weight)``, so its cosine
 similarity is ``(1 - w) * cos_cnn + w * cos_stats``. The standardisation (mean, std) is fitted on
 the training catalog and kept as buffers in the state dict; ``embedding_dim`` is then the whole
@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
+from artdb.core.errors import ConfigError
+from artdb.core.features.mfcc import stats_features
+from artdb.core.vectors.aggregate import excerpts_to_tracks, l2_normalize
 
 INPUT_NORMS = ("gain_bn", "bn", "instance", "none")
 
@@ -166,9 +168,6 @@ class ArtistNet(nn.Module):
 
     def stats_vectors(self, features: np.ndarray) -> np.ndarray:
         """Standardised, L2-normalised stats vectors of ``[n, k, mels, frames]`` features."""
-        from .aggregate import l2_normalize
-        from .embedders import stats_features
-
         v = stats_features(features, self.cfg.stats_n_mfcc)
         v = (v - self.stats_mean.cpu().numpy()) / self.stats_std.cpu().numpy()
         return l2_normalize(v.astype(np.float32))
@@ -230,8 +229,6 @@ def embed(
         ``[len(tracks), d]`` float32, unit rows (``d = embedding_dim``, or ``cnn_dim`` with
         ``hybrid=False``).
     """
-    from .aggregate import excerpts_to_tracks
-
     shape = tuple(features.shape)
     if len(shape) != 4:
         raise ConfigError(f"features must be [n_tracks, k, mels, frames], got shape {shape}")

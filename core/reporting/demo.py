@@ -99,15 +99,15 @@ def false_alarms(report, truth: dict[str, Any]) -> list[str]:
 def run_demo(home: str | Path, config: DemoConfig | None = None, progress: ProgressFn | None = None,
              log: LogFn | None = None, fresh: bool = True) -> DemoResult:
     """Run the demo in its own data dir ``home`` (a SQLite catalog there); see the module doc."""
-    from artdb.core.audit import calibrate_threshold, run_audit
+    from artdb.core.analysis.audit import calibrate_threshold, run_audit
     from artdb.core.ingest import IngestOptions
-    from artdb.core.registry import get_model, register_mfcc_baseline
-    from artdb.core.report import write_report
-    from artdb.core.service import index_catalog
-    from artdb.core.synonyms import find_synonyms, planted_recall
+    from artdb.core.learn.registry import get_model, register_mfcc_baseline
+    from artdb.core.reporting.report import write_report
+    from artdb.core.ingest.service import index_catalog
+    from artdb.core.analysis.synonyms import find_synonyms, planted_recall
     from artdb.core.synth import SynthConfig, generate_catalog
-    from artdb.core.train_service import train_from_catalog
-    from artdb.core.training import TrainConfig
+    from artdb.core.learn.catalog import train_from_catalog
+    from artdb.core.learn.training import TrainConfig
 
     config = config or DemoConfig()
     say = log or (lambda _msg: None)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sqlalchemy import select
 
-from artdb.core.audit import album_vectors, audit_threshold, page_label
+from artdb.core.analysis.audit import album_vectors, audit_threshold, page_label
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.db.models import Album, ArtistPage, AuditFinding, Model, Track
@@ -101,7 +101,7 @@ def resolve_album(catalog: Catalog, album: str | int) -> int:
             raise CatalogError(f"the files under {text!r} belong to {len(ids)} albums ({ids[:10]}); "
                                "name one album (id or 'Artist - Title')")
         return ids[0]
-    from artdb.core.neighbors import resolve_query
+    from artdb.core.vectors.neighbors import resolve_query
 
     return resolve_query(catalog, text, "album")
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from artdb.core.audit import page_label, resolve_pages
+from artdb.core.analysis.audit import page_label, resolve_pages
 from artdb.core.errors import CatalogError, ConfigError
-from artdb.core.vectors import bump_page_changes
+from artdb.core.vectors.index import bump_page_changes
 from artdb.db.models import (
     Album, ArtistPage, AuditFinding, AuditRun, CuratorDecision, SynonymCandidate, Track,
     TrackCredit,

@@ -11,7 +11,7 @@ import torch
 from pytorch_metric_learning.losses import TripletMarginLoss
 from torch import nn
 
-from .errors import ConfigError
+from artdb.core.errors import ConfigError
 
 METHODS = ("ml", "cl", "joint")
 

@@ -1,4 +1,4 @@
-"""Commands' library entry points that compose several stages (what the CLI calls).
+"""``artdb index`` as one library call: the catalog, its features and the active model's index.
 
 ``index_catalog`` = ingest (``artdb.core.ingest``) + the feature stage (front-end + feature
 store) + bringing the active model's vector index in line with the catalog.
@@ -13,32 +13,14 @@ import numpy as np
 
 from artdb.core.config import Paths
 from artdb.core.errors import AudioError
-from artdb.core.ingest import IngestOptions, IngestSummary, ingest
+from artdb.core.features.frontend.pipeline import FeatureExtractor
+from artdb.core.features.store import open_feature_store
+from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
+from artdb.core.learn.registry import default_frontend_config
+from artdb.core.vectors.index import sync_active_index
 from artdb.db.session import Catalog
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-def default_frontend_config(catalog: Catalog):
-    """The front-end config of the active model, else the default one."""
-    from artdb.core.frontend import FrontendConfig
-    from artdb.core.registry import active_model
-
-    model = active_model(catalog)
-    if model is not None and model.config.get("frontend"):
-        return FrontendConfig.from_dict(model.config["frontend"])
-    return FrontendConfig()
-
-
-def feature_store_dir(paths: Paths, config) -> Path:
-    """One store per front-end config: a model with other parameters gets its own."""
-    return paths.features / config.fingerprint()[:16]
-
-
-def open_feature_store(paths: Paths, config, mode: str = "a"):
-    from artdb.core.featurestore import FeatureStore
-
-    return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)
 
 
 class StoreFeatureStage:
@@ -75,14 +57,10 @@ def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
     options = options or IngestOptions()
     if not with_features:
         return ingest(catalog, root, options, features=None, progress=progress)
-    from artdb.core.frontend import FeatureExtractor
-
     config = default_frontend_config(catalog)
     with open_feature_store(paths, config) as store, \
             FeatureExtractor(config, workers=options.workers, device=device) as extractor:
         stage = StoreFeatureStage(store, extractor)
         summary = ingest(catalog, root, options, features=stage, progress=progress)
-    from artdb.core.vectors import sync_active_index
-
     sync_active_index(catalog, paths, device=device, progress=progress)
     return summary

@@ -33,10 +33,10 @@ from typing import Any, Iterable
 import numpy as np
 from sqlalchemy import select, update
 
-from artdb.core.aggregate import l2_normalize, mean_normalized
+from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 from artdb.core.config import Paths
 from artdb.core.names import match_key
-from artdb.core.vectors import open_level_index
+from artdb.core.vectors.index import open_level_index
 from artdb.db.models import (
     Album,
     ArtistPage,
@@ -193,7 +193,7 @@ def proposal_clusters(proposal: Any) -> dict[str, list[int]]:
     """Cluster label -> album ids from an ``AuditFinding.proposal``, or ``{}`` if unreadable.
 
     Tolerant on purpose (the audit owns the format): accepts ``{"partition": {album_id: cluster}}``
-    (what :mod:`artdb.core.audit` writes; also under ``albums``/``assignment``/``album_clusters``/
+    (what :mod:`artdb.core.analysis.audit` writes; also under ``albums``/``assignment``/``album_clusters``/
     ``labels``), ``{album_id: cluster}``,
     ``{"clusters": {label: [album ids]}}`` and ``{"clusters": [[album ids], ...]}`` or
     ``{"clusters": [{"label"|"id"|"cluster": x, "albums"|"album_ids": [...]}, ...]}``.
@@ -380,7 +380,7 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
         rejected = _rejected_hashes(s)
     focus = None
     if page is not None:
-        from artdb.core.neighbors import resolve_query
+        from artdb.core.vectors.neighbors import resolve_query
 
         focus = resolve_query(catalog, str(page), "artist")
         focus = pages[focus].root if focus in pages else focus

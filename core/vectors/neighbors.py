@@ -12,7 +12,7 @@ from sqlalchemy import select
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
 from artdb.core.names import page_key
-from artdb.core.vectors import open_level_index, track_groups
+from artdb.core.vectors.index import open_level_index, track_groups
 from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 

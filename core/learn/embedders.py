@@ -3,11 +3,11 @@
 Every model kind in the registry maps to an ``Embedder`` here, so ingest, audit, neighbors and
 evaluation embed through one place:
 
-- ``cl`` / ``ml`` / ``joint`` / ``untrained``: a CNN checkpoint (``artdb.core.checkpoint``);
+- ``cl`` / ``ml`` / ``joint`` / ``untrained``: a CNN checkpoint (``artdb.core.learn.checkpoint``);
 - ``mfcc``: the paper's plain no-learning baseline — MFCCs computed from the stored log-mels (a DCT
   over mel bands), mean and std over frames and excerpts, without c0 (loudness);
-- ``stats``: a stronger no-learning embedding — MFCC and delta-MFCC mean+std (:func:`stats_features`),
-  each dimension standardised with a mean and std fitted once on a catalog (:func:`fit_standardizer`)
+- ``stats``: a stronger no-learning embedding — MFCC and delta-MFCC mean+std (``features.mfcc.stats_features``),
+  each dimension standardised with a mean and std fitted once on a catalog (``features.mfcc.fit_standardizer``)
   and stored in the model's config, so every track is embedded by the same fixed function.
 """
 
@@ -18,11 +18,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from artdb.core.aggregate import l2_normalize
 from artdb.core.errors import CatalogError
+from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer, mfcc_mean_std, stats_features
+from artdb.core.learn.checkpoint import load_checkpoint
+from artdb.core.learn.networks import embed
+from artdb.core.vectors.aggregate import l2_normalize
+
+__all__ = ["CNN_KINDS", "STATS_N_MFCC", "CheckpointEmbedder", "Embedder", "MfccEmbedder",
+           "StatsEmbedder", "fit_standardizer", "load_embedder", "stats_features"]
 
 CNN_KINDS = ("cl", "ml", "joint", "untrained")
-STATS_N_MFCC = 20
 
 
 class Embedder(Protocol):
@@ -45,8 +50,6 @@ class CheckpointEmbedder:
         return int(self.model.cfg.embedding_dim)
 
     def embed(self, features: np.ndarray) -> np.ndarray:
-        from artdb.core.models import embed
-
         return embed(self.model, features, device=self.device, batch_size=self.batch_size)
 
 
@@ -62,56 +65,7 @@ class MfccEmbedder:
         return 2 * (self.n_mfcc - 1)
 
     def embed(self, features: np.ndarray) -> np.ndarray:
-        from scipy.fft import dct
-
-        x = np.asarray(features, dtype=np.float32)  # [n, k, mels, frames]
-        ceps = dct(x, type=2, axis=2, norm="ortho")[:, :, 1:self.n_mfcc, :]  # drop c0 (loudness)
-        ceps = ceps.transpose(0, 2, 1, 3).reshape(x.shape[0], self.n_mfcc - 1, -1)
-        stats = np.concatenate([ceps.mean(axis=2), ceps.std(axis=2)], axis=1)
-        return l2_normalize(stats.astype(np.float32))
-
-
-def stats_features(features: np.ndarray, n_mfcc: int = STATS_N_MFCC) -> np.ndarray:
-    """Raw (unstandardised) ``stats`` vectors: ``[n, 4 * (n_mfcc - 1)]`` float32.
-
-    MFCCs c1..c{n_mfcc-1} (c0, loudness, dropped) from ``[n, k, mels, frames]`` log-mels, and their
-    first difference over frames; mean and std of each over all frames of all excerpts.
-    """
-    from scipy.fft import dct
-
-    x = np.asarray(features, dtype=np.float32)
-    if x.ndim != 4:
-        raise CatalogError(f"features must be [n_tracks, k, mels, frames], got shape {x.shape}")
-    if x.shape[2] < n_mfcc:
-        raise CatalogError(f"{n_mfcc} MFCCs need >= {n_mfcc} mel bands, the features have {x.shape[2]}")
-    ceps = dct(x, type=2, axis=2, norm="ortho")[:, :, 1:n_mfcc, :]
-    delta = np.diff(ceps, axis=3)
-    parts = []
-    for c in (ceps, delta):
-        c = c.transpose(0, 2, 1, 3).reshape(x.shape[0], n_mfcc - 1, -1)
-        parts += [c.mean(axis=2), c.std(axis=2)]
-    return np.concatenate(parts, axis=1).astype(np.float32)
-
-
-def fit_standardizer(features, n_mfcc: int = STATS_N_MFCC, chunk: int = 256,
-                     rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension ``(mean, std)`` of :func:`stats_features` over ``features`` (read in chunks).
-
-    ``features``: ``[n, k, mels, frames]`` array or anything indexable by row arrays (feature-store
-    views). Needs at least two tracks; a constant dimension gets std 1.
-    """
-    rows = np.arange(features.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    if len(rows) < 2:
-        raise CatalogError(f"fitting the stats standardisation needs >= 2 tracks, got {len(rows)}")
-    total = total_sq = None
-    for i in range(0, len(rows), chunk):
-        v = stats_features(np.asarray(features[rows[i:i + chunk]]), n_mfcc).astype(np.float64)
-        total = v.sum(0) if total is None else total + v.sum(0)
-        total_sq = (v ** 2).sum(0) if total_sq is None else total_sq + (v ** 2).sum(0)
-    mean = total / len(rows)
-    std = np.sqrt(np.maximum(total_sq / len(rows) - mean ** 2, 0.0))
-    std[std < 1e-6] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+        return l2_normalize(mfcc_mean_std(features, self.n_mfcc))
 
 
 @dataclass
@@ -170,8 +124,6 @@ def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
     if kind == "stats":
         return StatsEmbedder.from_config(config)
     if kind in CNN_KINDS:
-        from artdb.core.checkpoint import load_checkpoint
-
         if not model_row.checkpoint_path:
             raise CatalogError(f"model {model_row.name!r} has no checkpoint file recorded")
         ckpt = load_checkpoint(model_row.checkpoint_path, expect_frontend=frontend,

@@ -26,7 +26,7 @@ import torch
 from pytorch_metric_learning.miners import BaseMiner
 from torch.utils.data import Sampler
 
-from .errors import ConfigError
+from artdb.core.errors import ConfigError
 
 MINING_TYPES = ("semihard", "hard", "all")
 

@@ -29,7 +29,7 @@ import soundfile as sf
 import soxr
 
 from artdb.core.errors import AudioError
-from artdb.core.frontend.config import FrontendConfig
+from artdb.core.features.frontend.config import FrontendConfig
 
 # Extra source frames read past each window so that the resampled window is never short.
 _RESAMPLE_MARGIN = 64

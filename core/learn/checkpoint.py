@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .errors import ArtdbError, ModelMismatchError
-from .models import ArtistNet, build_model, embed  # noqa: F401  (embed is re-exported)
+from artdb.core import __version__
+from artdb.core.errors import ArtdbError, ModelMismatchError
+from artdb.core.learn.networks import ArtistNet, build_model
 
 __all__ = ["Checkpoint", "embed", "file_sha256", "load_checkpoint", "save_checkpoint"]
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, update
 
 from artdb.core import __version__
-from artdb.core.errors import CatalogError
+from artdb.core.errors import ArtdbError, CatalogError
+from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.features.store import open_feature_store
+from artdb.core.learn.embedders import StatsEmbedder
 from artdb.db.models import Model
 from artdb.db.session import Catalog
 
@@ -46,6 +50,14 @@ def active_model(catalog: Catalog) -> Model | None:
         return s.scalars(select(Model).where(Model.active.is_(True))).first()
 
 
+def default_frontend_config(catalog: Catalog) -> FrontendConfig:
+    """The front-end config of the active model, else the default one."""
+    model = active_model(catalog)
+    if model is not None and model.config.get("frontend"):
+        return FrontendConfig.from_dict(model.config["frontend"])
+    return FrontendConfig()
+
+
 def get_model(catalog: Catalog, name_or_id: str | int) -> Model:
     with catalog.session() as s:
         if isinstance(name_or_id, int) or str(name_or_id).isdigit():
@@ -75,8 +87,6 @@ def activate_model(catalog: Catalog, name_or_id: str | int) -> Model:
 def register_mfcc_baseline(catalog: Catalog, name: str = "mfcc", n_mfcc: int = 20,
                            frontend=None, activate: bool = False) -> Model:
     """Register the MFCC mean+std baseline over the (given or default) front-end's log-mels."""
-    from artdb.core.frontend import FrontendConfig
-
     frontend = frontend or FrontendConfig()
     return register_model(catalog, name=name, kind="mfcc", dim=2 * (n_mfcc - 1),
                           config={"frontend": frontend.to_dict(), "n_mfcc": n_mfcc},
@@ -91,13 +101,6 @@ def register_stats_baseline(catalog: Catalog, paths, name: str = "stats", n_mfcc
     ``frontend`` (default: the active model's, else the default front-end) and stored in the
     model's config, so embedding is a fixed function, the same for every track embedded later.
     """
-    import numpy as np
-
-    from artdb.core.embedders import StatsEmbedder
-    from artdb.core.service import default_frontend_config, open_feature_store
-
-    from artdb.core.errors import ArtdbError
-
     frontend = frontend or default_frontend_config(catalog)
     try:
         store_cm = open_feature_store(paths, frontend, mode="r")

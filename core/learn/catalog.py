@@ -80,11 +80,11 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None 
                        progress: Callable[[dict], None] | None = None,
                        embed_progress: Callable[[str, int, int], None] | None = None) -> tuple[Model, Any]:
     """Train on the catalog with ``config`` (a ``TrainConfig``); returns (registered model, result)."""
-    from artdb.core.checkpoint import save_checkpoint
-    from artdb.core.registry import register_model
-    from artdb.core.service import default_frontend_config, open_feature_store
-    from artdb.core.training import TrainingData, train
-    from artdb.core.vectors import sync_model_index
+    from artdb.core.learn.checkpoint import save_checkpoint
+    from artdb.core.learn.registry import register_model
+    from artdb.core.ingest.service import default_frontend_config, open_feature_store
+    from artdb.core.learn.training import TrainingData, train
+    from artdb.core.vectors.index import sync_model_index
 
     frontend = default_frontend_config(catalog)
     name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
@@ -123,8 +123,8 @@ def recalibrate_audit_threshold(catalog: Catalog, paths: Paths, model: Model, se
     pages — used only when validation could not fit one (no held-out artist with two albums):
     pages the model was trained on cluster more cleanly than unseen artists, so a threshold fitted
     on them splits too little (measured in docs/audit.md); the validation threshold is preferred."""
-    from artdb.core.audit import calibrate_threshold
-    from artdb.core.registry import get_model
+    from artdb.core.analysis.audit import calibrate_threshold
+    from artdb.core.learn.registry import get_model
 
     for folds in (5, 3):
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ArtdbError
+from artdb.core.errors import ArtdbError
 
 _EPS = 1e-12
 

@@ -1,8 +1,8 @@
 """Decode in worker processes, log-mel in batches: ``extract_features`` for ingest and embedding.
 
-Worker processes run :func:`artdb.core.frontend.decode.decode_task` (numpy/soundfile/soxr only)
+Worker processes run :func:`artdb.core.features.frontend.decode.decode_task` (numpy/soundfile/soxr only)
 and send back ``[k, excerpt_samples]`` float32 audio; the calling process stacks a batch of tracks
-and runs one :class:`~artdb.core.frontend.logmel.LogMel` call on it (CPU or GPU). Results come back
+and runs one :class:`~artdb.core.features.frontend.logmel.LogMel` call on it (CPU or GPU). Results come back
 in input order; a file that fails is yielded as an :class:`AudioError`, never raised.
 """
 
@@ -19,11 +19,11 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import torch
 
-from artdb.core.distribute import silence_native_stderr
+from artdb.core.executor import silence_native_stderr
 from artdb.core.errors import AudioError, ConfigError
-from artdb.core.frontend.config import FrontendConfig
-from artdb.core.frontend.decode import decode_task
-from artdb.core.frontend.logmel import LogMel
+from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.features.frontend.decode import decode_task
+from artdb.core.features.frontend.logmel import LogMel
 
 # progress(done, total, path): total is None when ``paths`` has no len().
 ProgressCallback = Callable[[int, "int | None", str], None]

@@ -259,9 +259,9 @@ def export_vectors(catalog, paths, out: str | os.PathLike, level: str = "track",
     """
     from sqlalchemy import select
 
-    from artdb.core.aggregate import mean_normalized
-    from artdb.core.registry import active_model, get_model
-    from artdb.core.vectors import open_track_index
+    from artdb.core.vectors.aggregate import mean_normalized
+    from artdb.core.learn.registry import active_model, get_model
+    from artdb.core.vectors.index import open_track_index
     from artdb.db.models import Album, ArtistPage, Track, TrackCredit
 
     if level not in LEVELS:

@@ -1,0 +1,9 @@
+"""What artdb shows people: catalog statistics, the HTML report, the end-to-end demo."""
+
+import lazy_loader as lazy
+
+__getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
+    "stats": ["catalog_stats"],
+    "report": ["ReportSummary", "collect_findings", "render_report", "write_report"],
+    "demo": ["DemoConfig", "DemoResult", "run_demo"],
+})
