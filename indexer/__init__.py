@@ -5,12 +5,12 @@ IVF with SQ/PQ codes; GPU when the FAISS GPU build sees one) and :class:`TorchEx
 matmul + top-k on a torch device, imported lazily). See docs/index.md.
 """
 
-from .base import IdSet, VectorIndex
-from .errors import IndexCorruptError, IndexMismatchError, VectorIndexError
-from .faiss_index import FaissIndex, gpu_count
-from .persist import IndexInfo, read_sidecar, sidecar_path
-from .spec import IndexSpec, choose_index, estimate_memory
-from .tuning import TuneResult, exact_knn, recall_at_k, tune_nprobe
+from artdb.indexer.base import IdSet, VectorIndex
+from artdb.indexer.errors import IndexCorruptError, IndexMismatchError, VectorIndexError
+from artdb.indexer.faiss_index import FaissIndex, gpu_count
+from artdb.indexer.persist import IndexInfo, read_sidecar, sidecar_path
+from artdb.indexer.spec import IndexSpec, choose_index, estimate_memory
+from artdb.indexer.tuning import TuneResult, exact_knn, recall_at_k, tune_nprobe
 
 __all__ = [
     "FaissIndex",
@@ -37,7 +37,7 @@ __all__ = [
 def __getattr__(name: str):
     # torch is heavy to import: only when the torch backend is asked for
     if name == "TorchExactIndex":
-        from .torch_index import TorchExactIndex
+        from artdb.indexer.torch_index import TorchExactIndex
 
         return TorchExactIndex
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

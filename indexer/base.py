@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VectorIndexError
+from artdb.indexer.errors import VectorIndexError
 
 METRIC = "cosine"
 
@@ -121,7 +121,7 @@ class VectorIndex(abc.ABC):
     @classmethod
     def exact(cls, dim: int, **kwargs: Any) -> "VectorIndex":
         """An empty exact index (FAISS ``IDMap2,Flat``)."""
-        from .faiss_index import FaissIndex
+        from artdb.indexer.faiss_index import FaissIndex
 
         return FaissIndex(dim, "IDMap2,Flat", **kwargs)
 
@@ -201,7 +201,7 @@ class VectorIndex(abc.ABC):
 
     def save(self, path: str | os.PathLike, *, catalog_revision: str | None = None) -> Path:
         """Write atomically to ``path`` plus the sidecar ``path + '.json'``; returns ``path``."""
-        from .persist import save_index
+        from artdb.indexer.persist import save_index
 
         if catalog_revision is not None:
             self.catalog_revision = catalog_revision
@@ -225,7 +225,7 @@ class VectorIndex(abc.ABC):
         (``use_gpu`` for FAISS, ``device`` for torch).
         Raises :class:`IndexCorruptError` or :class:`IndexMismatchError` with both values named.
         """
-        from .persist import load_index
+        from artdb.indexer.persist import load_index
 
         return load_index(
             Path(path),

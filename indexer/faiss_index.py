@@ -22,9 +22,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors, pad_results
-from .errors import VectorIndexError
-from .spec import IndexSpec
+from artdb.indexer.base import IdSet, VectorIndex, as_ids, as_vectors, pad_results
+from artdb.indexer.errors import VectorIndexError
+from artdb.indexer.spec import IndexSpec
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,8 @@ class FaissIndex(VectorIndex):
         against exact search on ``n_tune_queries`` stored vectors (their own id excluded) and records
         the result in ``params`` and ``recall``.
         """
-        from .spec import choose_index
-        from .tuning import tune_nprobe
+        from artdb.indexer.spec import choose_index
+        from artdb.indexer.tuning import tune_nprobe
 
         vectors = as_vectors(vectors, np.shape(vectors)[-1] if np.ndim(vectors) else 0)
         ids = as_ids(ids, vectors.shape[0])

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexCorruptError, IndexMismatchError, VectorIndexError
+from artdb.indexer.errors import IndexCorruptError, IndexMismatchError, VectorIndexError
 
 FORMAT = "artdb-vector-index/1"
 SIDECAR_SUFFIX = ".json"
@@ -173,8 +173,8 @@ def load_index(
     """Open and verify; see :meth:`artdb.indexer.base.VectorIndex.load`."""
     import faiss
 
-    from .faiss_index import FaissIndex
-    from .torch_index import TorchExactIndex
+    from artdb.indexer.faiss_index import FaissIndex
+    from artdb.indexer.torch_index import TorchExactIndex
 
     path = Path(path)
     if not path.exists():

@@ -117,7 +117,7 @@ def choose_index(
     Raises ``ValueError`` for bad arguments and when nothing fits the budget (naming the smallest
     option and its size).
     """
-    from .errors import VectorIndexError
+    from artdb.indexer.errors import VectorIndexError
 
     if n_vectors < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise VectorIndexError(

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import IdSet, VectorIndex, as_ids, as_vectors
-from .errors import VectorIndexError
+from artdb.indexer.base import IdSet, VectorIndex, as_ids, as_vectors
+from artdb.indexer.errors import VectorIndexError
 
 #: score-block size (queries x database rows) held in memory at once
 BLOCK_ELEMENTS = 1 << 24

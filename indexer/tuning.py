@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import as_ids, as_vectors
-from .errors import VectorIndexError
+from artdb.indexer.base import as_ids, as_vectors
+from artdb.indexer.errors import VectorIndexError
 
 log = logging.getLogger(__name__)
 
