@@ -90,8 +90,8 @@ class MusicnnNet(nn.Module):
             raise ValueError(f"expected (batch, frames, {self.n_mels}) patches, got {tuple(x.shape)}")
         h = self.input_bn(x.unsqueeze(1))  # (B, 1, T, F)
         padded = F.pad(h, (0, 0, 3, 3))
-        timbral = [bn(F.relu(conv(padded))).amax(dim=3) for conv, bn in zip(self.timbral, self.timbral_bn)]
-        temporal = [bn(F.relu(conv(F.pad(h, (0, 0) + _same_pad(k))))).amax(dim=3)
+        timbral = [self._conv_relu_bn_freqmax(conv, bn, padded) for conv, bn in zip(self.timbral, self.timbral_bn)]
+        temporal = [self._conv_relu_bn_freqmax(conv, bn, F.pad(h, (0, 0) + _same_pad(k)))
                     for conv, bn, k in zip(self.temporal, self.temporal_bn, self.temporal_kernels)]
         front = torch.cat(timbral + temporal, dim=1)  # (B, 561, T)
 
@@ -117,6 +117,22 @@ class MusicnnNet(nn.Module):
             "max_pool": max_pool,
             "penultimate": penultimate,
         }
+
+    def _conv_relu_bn_freqmax(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+        """max over frequency of bn(relu(conv(x))): (B, C, T, F) -> (B, C, T).
+
+        At inference the batch norm is a per-channel monotonic map (increasing where gamma >= 0,
+        decreasing otherwise) and relu commutes with max/min, so the max over frequency is taken
+        *first* (the min for channels with gamma < 0) and relu + batch norm run on the (B, C, T)
+        result: the same element is selected, so the output is the same, at a fraction of the
+        memory traffic on the large (B, C, T, F) activations. Training keeps the literal order
+        (batch statistics need the full tensor)."""
+        z = conv(x)
+        if self.training:
+            return bn(F.relu(z)).amax(dim=3)
+        zmin, zmax = torch.aminmax(z, dim=3)
+        sel = torch.where((bn.weight >= 0)[None, :, None], zmax, zmin)
+        return F.batch_norm(F.relu(sel), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
     # ---------------------------------------------------------------- TensorFlow weights
 
