@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+from itertools import repeat
 from pathlib import Path
 from typing import Callable
 
 from artdb.core.errors import ConfigError
+from artdb.core.executor import make_executor
 from artdb.core.synth.config import SynthConfig
 from artdb.core.synth.encode import write_audio, write_tags
 from artdb.core.synth.plan import TrackJob, plan_catalog
@@ -29,10 +30,6 @@ def run_job(job: TrackJob, out_dir: str) -> tuple[str, float]:
     write_tags(tmp, job.codec, job.tags)
     os.replace(tmp, path)
     return job.path, len(audio) / job.sample_rate
-
-
-def _run_job_star(args) -> tuple[str, float]:
-    return run_job(*args)
 
 
 def default_workers(n_jobs: int) -> int:
@@ -67,20 +64,13 @@ def generate_catalog(out_dir: str | os.PathLike, config: SynthConfig | None = No
     if progress:
         progress(0, total)
     durations: dict[str, float] = {}
-    if workers <= 1:
-        for i, job in enumerate(jobs, 1):
-            rel, dur = run_job(job, str(out))
+    # spawn (make_executor's default): no fork of a parent that may hold threads (torch, BLAS).
+    # Workers keep their C-level stderr (initializer=None), as they always have.
+    with make_executor(workers, initializer=None) as ex:
+        for i, (rel, dur) in enumerate(ex.map(run_job, jobs, repeat(str(out)), chunksize=2), 1):
             durations[rel] = dur
             if progress:
                 progress(i, total)
-    else:
-        ctx = mp.get_context("spawn")  # no fork of a parent that may hold threads (torch, BLAS)
-        with ctx.Pool(workers) as pool:
-            args = [(job, str(out)) for job in jobs]
-            for i, (rel, dur) in enumerate(pool.imap_unordered(_run_job_star, args, chunksize=2), 1):
-                durations[rel] = dur
-                if progress:
-                    progress(i, total)
     for track in truth.tracks:
         track.duration = round(durations[track.path], 4)
     truth.write(out)
