@@ -109,10 +109,10 @@ class MusicnnBackbone:
         if model not in MODELS:
             raise ConfigError(f"unknown musicnn model {model!r}; choose one of {', '.join(MODELS)}")
         here = musicnn_package_dir()
-        prefix = here / model / ""
         if not (here / model / ".index").is_file():
             raise MusicnnNotInstalled(f"no {model}/.index in {here}")
-        return cls.from_checkpoint(str(prefix) + os.sep, model, _labels(here, model), **kw)
+        # the bundle's prefix is the folder itself: files "MSD_musicnn/.index", "MSD_musicnn/.data-*"
+        return cls.from_checkpoint(str(here / model) + os.sep, model, _labels(here, model), **kw)
 
     # ---------------------------------------------------------------- inference
 

@@ -306,7 +306,7 @@ def list_tensors(prefix: str | os.PathLike) -> dict[str, tuple[np.dtype | str, t
     """``{name: (dtype, shape)}``; dtype is a numpy dtype, or TensorFlow's name where numpy has none."""
     out = {}
     for name, e in read_index(prefix).items():
-        dt = _DTYPES.get(e.dtype) or _DTYPE_NAMES.get(e.dtype, f"DataType {e.dtype}")
+        dt = _DTYPES[e.dtype] if e.dtype in _DTYPES else _DTYPE_NAMES.get(e.dtype, f"DataType {e.dtype}")
         out[name] = (dt, e.shape)
     return out
 
