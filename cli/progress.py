@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
 
+from artdb.core.progress import Progress as ProgressFn
+
 stderr_console = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """A ``(stage, done, total)`` callback drawing one bar per stage."""
+def progress_bar(enabled: bool = True) -> Iterator[ProgressFn | None]:
+    """A :mod:`artdb.core.progress` callback drawing one bar per stage (``None`` when disabled:
+    nobody is listening)."""
     if not enabled:
-        yield lambda stage, done, total: None
+        yield None
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -25,7 +28,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
     ) as bar:
         tasks: dict[str, int] = {}
 
-        def update(stage: str, done: int, total: int) -> None:
+        def update(stage: str, done: int, total: int | None = None, **info: Any) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)

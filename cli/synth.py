@@ -45,7 +45,7 @@ def synth(out, artists, albums_per_artist, tracks_per_album, seconds, genres, ho
                   TimeRemainingColumn(), transient=True, disable=as_json) as bar:
         task = bar.add_task("synthesizing", total=None)
 
-        def progress(done: int, total: int) -> None:
+        def progress(stage: str, done: int, total: int | None = None, **info) -> None:
             bar.update(task, completed=done, total=total)
 
         truth = generate_catalog(out, config, progress=progress, overwrite=force)

@@ -247,10 +247,11 @@ def _mixed_paths(tmp_path):
 def test_extract_features_in_process(tmp_path):
     paths = _mixed_paths(tmp_path)
     seen = []
-    results = list(extract_features(paths, CFG, workers=0, progress=lambda *a: seen.append(a)))
+    results = list(extract_features(paths, CFG, workers=0,
+                                    progress=lambda *a, **info: seen.append((*a, info))))
     assert [r[0] for r in results] == [0, 1, 2]
     assert [r[1] for r in results] == [str(p) for p in paths]
-    assert seen == [(1, 3, str(paths[0])), (2, 3, str(paths[1])), (3, 3, str(paths[2]))]
+    assert seen == [("features", n, 3, {"path": str(p)}) for n, p in enumerate(paths, 1)]
     f0, err, f2 = (r[2] for r in results)
     assert isinstance(err, AudioError) and err.path == str(paths[1])
     for feats, freq in ((f0, 500.0), (f2, 2000.0)):

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -28,6 +28,7 @@ from artdb.core.errors import CatalogError
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
 from artdb.core.ingest.scan import FoundFile, load_manifest, scan_audio_files
+from artdb.core.progress import Progress, report
 from artdb.db.models import Album, Embedding, IngestFile, IngestRun, Track
 from artdb.db.session import Catalog
 
@@ -88,11 +89,8 @@ class IngestSummary:
         }
 
 
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-
-
 def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = None,
-           features: FeatureStage | None = None, progress: ProgressFn | None = None) -> IngestSummary:
+           features: FeatureStage | None = None, progress: Progress | None = None) -> IngestSummary:
     """Ingest every audio file under ``root`` into ``catalog``; see the module doc."""
     options = options or IngestOptions()
     root = Path(root)
@@ -116,8 +114,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     writer = CatalogWriter()
     total = len(files)
     done = 0
-    if progress:
-        progress("ingest", 0, total)
+    report(progress, "ingest", 0, total)
     status = "done"
     try:
         with make_executor(options.workers, options.executor_backend, options.scheduler_address) as ex:
@@ -143,8 +140,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                     elif outcome == DUPLICATE:
                         duplicates.append((path, reason))
                 done += len(batch)
-                if progress:
-                    progress("ingest", done, total)
+                report(progress, "ingest", done, total)
         if options.prune:
             counts[PRUNED] = _prune(catalog, root_abs, {f.path for f in files}, features)
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ store) + bringing the active model's vector index in line with the catalog.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -17,16 +17,15 @@ from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.store import open_feature_store
 from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
 from artdb.core.learn.registry import default_frontend_config
+from artdb.core.progress import Progress
 from artdb.core.vectors.index import sync_active_index
 from artdb.db.session import Catalog
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 class StoreFeatureStage:
     """Ingest's ``FeatureStage``: the front-end's worker pool writing into the feature store."""
 
-    def __init__(self, store, extractor, progress: ProgressFn | None = None):
+    def __init__(self, store, extractor, progress: Progress | None = None):
         self.store = store  # the FeatureStore
         self.extractor = extractor
         self.progress = progress
@@ -51,7 +50,7 @@ class StoreFeatureStage:
 
 def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
                   options: IngestOptions | None = None, with_features: bool = True,
-                  device: str = "cpu", progress: ProgressFn | None = None) -> IngestSummary:
+                  device: str = "cpu", progress: Progress | None = None) -> IngestSummary:
     """Ingest ``root``; with features, extract log-mels for new/changed tracks and embed them with
     the active model (if any) into its index."""
     options = options or IngestOptions()

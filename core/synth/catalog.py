@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from itertools import repeat
 from pathlib import Path
-from typing import Callable
 
 from artdb.core.errors import ConfigError
 from artdb.core.executor import make_executor
+from artdb.core.progress import Progress, report
 from artdb.core.synth.config import SynthConfig
 from artdb.core.synth.encode import write_audio, write_tags
 from artdb.core.synth.plan import TrackJob, plan_catalog
 from artdb.core.synth.render import render_track
 from artdb.core.synth.truth import TRUTH_FILE, CatalogTruth
 
-Progress = Callable[[int, int], None]
+STAGE = "synthesize"  # progress(STAGE, done, total)
 POOL_MIN_TRACKS = 24  # below this a pool's start-up costs more than it saves
 
 
@@ -44,8 +44,8 @@ def generate_catalog(out_dir: str | os.PathLike, config: SynthConfig | None = No
 
     The result depends only on ``config`` (its seed included), not on ``config.workers``: each
     track is rendered from its own seed (see :func:`artdb.core.synth.plan.track_seed`).
-    ``progress(done, total)`` is called after each track. A non-empty ``out_dir`` is refused
-    unless ``overwrite``.
+    ``progress("synthesize", done, total)`` is called after each track. A non-empty ``out_dir`` is
+    refused unless ``overwrite``.
     """
     config = (config or SynthConfig()).validate()
     out = Path(out_dir)
@@ -61,16 +61,14 @@ def generate_catalog(out_dir: str | os.PathLike, config: SynthConfig | None = No
     truth, jobs = plan_catalog(config)
     workers = config.workers if config.workers is not None else default_workers(len(jobs))
     total = len(jobs)
-    if progress:
-        progress(0, total)
+    report(progress, STAGE, 0, total)
     durations: dict[str, float] = {}
     # spawn (make_executor's default): no fork of a parent that may hold threads (torch, BLAS).
     # Workers keep their C-level stderr (initializer=None), as they always have.
     with make_executor(workers, initializer=None) as ex:
         for i, (rel, dur) in enumerate(ex.map(run_job, jobs, repeat(str(out)), chunksize=2), 1):
             durations[rel] = dur
-            if progress:
-                progress(i, total)
+            report(progress, STAGE, i, total)
     for track in truth.tracks:
         track.duration = round(durations[track.path], 4)
     truth.write(out)

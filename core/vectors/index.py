@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -27,6 +27,8 @@ from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
 from artdb.core.learn.embedders import load_embedder
 from artdb.core.learn.registry import active_model
+from artdb.core.progress import Progress
+from artdb.core.progress import report as report_progress
 from artdb.core.vectors.aggregate import mean_normalized
 from artdb.indexer import FaissIndex, IndexCorruptError, choose_index, read_sidecar
 from artdb.indexer import IndexMismatchError as IndexerMismatchError
@@ -34,7 +36,6 @@ from artdb.db.models import Album, CatalogMeta, Embedding, Model, Track, TrackCr
 from artdb.db.session import Catalog
 
 log = logging.getLogger(__name__)
-ProgressFn = Callable[[str, int, int], None]
 LEVELS = ("track", "album", "artist")
 EMBED_BATCH = 256
 
@@ -173,7 +174,7 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
 
 
 def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
-                     progress: ProgressFn | None = None) -> SyncReport:
+                     progress: Progress | None = None) -> SyncReport:
     """Embed every track that has features but no vector for ``model``; drop stale vectors."""
 
     embedder = load_embedder(model, device)
@@ -188,8 +189,7 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
         ).all()
     with _feature_store(paths, embedder) as store:
         todo = [(t, h) for t, h in todo if t in store]
-        if progress:
-            progress(f"embed ({model.name})", 0, len(todo))
+        report_progress(progress, f"embed ({model.name})", 0, len(todo))
         for start in range(0, len(todo), EMBED_BATCH):
             chunk = todo[start:start + EMBED_BATCH]
             ids = np.array([t for t, _ in chunk], dtype=np.int64)
@@ -200,8 +200,7 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
                           for t, h in chunk)
             index.add(vectors, ids)
             report.embedded += len(chunk)
-            if progress:
-                progress(f"embed ({model.name})", report.embedded, len(todo))
+            report_progress(progress, f"embed ({model.name})", report.embedded, len(todo))
     index = _maybe_upgrade_index_type(index, model)
     index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
     report.total = index.ntotal
@@ -221,7 +220,7 @@ def _maybe_upgrade_index_type(index, model: Model):
 
 
 def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
-                      progress: ProgressFn | None = None) -> SyncReport | None:
+                      progress: Progress | None = None) -> SyncReport | None:
 
     model = active_model(catalog)
     if model is None:
@@ -230,7 +229,7 @@ def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
 
 
 def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
-                  progress: ProgressFn | None = None) -> SyncReport:
+                  progress: Progress | None = None) -> SyncReport:
     """Forget the model's vectors (rows and files) and embed the catalog again."""
     with catalog.session() as s:
         s.execute(delete(Embedding).where(Embedding.model_id == model.id))

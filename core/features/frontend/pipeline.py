@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,9 +22,9 @@ from artdb.core.errors import AudioError, ConfigError
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.decode import decode_task
 from artdb.core.features.frontend.logmel import LogMel
+from artdb.core.progress import Progress, report
 
-# progress(done, total, path): total is None when ``paths`` has no len().
-ProgressCallback = Callable[[int, "int | None", str], None]
+STAGE = "features"  # progress(STAGE, done, total, path=...): total is None when ``paths`` has no len()
 Result = tuple[int, str, "np.ndarray | AudioError"]
 
 
@@ -135,7 +135,7 @@ class FeatureExtractor:
             self._pool = None
 
     def extract(
-        self, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None
+        self, paths: Iterable[str | os.PathLike], progress: Progress | None = None
     ) -> Iterator[Result]:
         """``(index, path, float16 [k, n_mels, frames] | AudioError)`` for each path, in order."""
         total = len(paths) if hasattr(paths, "__len__") else None  # type: ignore[arg-type]
@@ -146,14 +146,12 @@ class FeatureExtractor:
             if len(batch) >= self.batch_tracks:
                 for result in self._finish(batch):
                     done += 1
-                    if progress is not None:
-                        progress(done, total, result[1])
+                    report(progress, STAGE, done, total, path=result[1])
                     yield result
                 batch = []
         for result in self._finish(batch):
             done += 1
-            if progress is not None:
-                progress(done, total, result[1])
+            report(progress, STAGE, done, total, path=result[1])
             yield result
 
     def _finish(self, batch: list[tuple[int, str, tuple]]) -> list[Result]:
@@ -182,15 +180,16 @@ def extract_features(
     config: FrontendConfig,
     workers: int = 2,
     device: str | torch.device = "cpu",
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
     batch_tracks: int = 16,
     start_method: str | None = None,
 ) -> Iterator[Result]:
     """Features for each path: ``(index, path, float16 [k, n_mels, frames] | AudioError)``.
 
     Results come in input order; a file that cannot be used is yielded as an :class:`AudioError`
-    (``.path``, ``.reason``) so the caller can record it and go on. ``progress(done, total, path)``
-    is called after each file. The worker pool lives as long as the iterator.
+    (``.path``, ``.reason``) so the caller can record it and go on.
+    ``progress("features", done, total, path=path)`` is called after each file. The worker pool
+    lives as long as the iterator.
     """
     with FeatureExtractor(
         config, workers=workers, device=device, batch_tracks=batch_tracks, start_method=start_method
