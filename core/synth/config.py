@@ -9,6 +9,22 @@ from artdb.core.errors import ConfigError
 CODECS = ("flac", "ogg", "mp3", "wav")
 SAMPLE_RATES = (22050, 32000, 44100, 48000)
 
+# The genres a catalog draws from (``genres`` of them; plan.py): name, tempo range (bpm), drums
+# probability, swing, fm share, mode weights (maj, min, dor, mix), lead density (mean onsets per
+# bar), typical lead register (octave)
+GENRE_BANK = [
+    ("Synthpop", (104, 124), 1.0, 0.0, 0.6, (0.5, 0.4, 0.05, 0.05), 5.0, 5),
+    ("Indie Folk", (78, 112), 0.6, 0.05, 0.1, (0.6, 0.2, 0.1, 0.1), 3.5, 4),
+    ("Jazz", (96, 170), 0.9, 0.33, 0.2, (0.3, 0.2, 0.4, 0.1), 7.0, 5),
+    ("Hip Hop", (80, 98), 1.0, 0.18, 0.4, (0.2, 0.6, 0.15, 0.05), 4.0, 4),
+    ("Ambient", (60, 84), 0.15, 0.0, 0.5, (0.4, 0.4, 0.1, 0.1), 1.5, 5),
+    ("Hard Rock", (112, 152), 1.0, 0.0, 0.15, (0.3, 0.4, 0.05, 0.25), 6.0, 4),
+    ("Techno", (124, 140), 1.0, 0.0, 0.7, (0.1, 0.7, 0.15, 0.05), 8.0, 5),
+    ("Bossa Nova", (120, 144), 0.8, 0.1, 0.1, (0.5, 0.2, 0.2, 0.1), 4.5, 5),
+    ("Chamber Pop", (70, 108), 0.4, 0.0, 0.1, (0.6, 0.3, 0.05, 0.05), 3.0, 5),
+    ("Reggae", (66, 84), 1.0, 0.12, 0.2, (0.5, 0.3, 0.1, 0.1), 3.5, 4),
+]
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -41,8 +57,6 @@ class SynthConfig:
     workers: int | None = field(default=None, compare=False)
 
     def validate(self) -> "SynthConfig":
-        from artdb.core.synth.plan import GENRE_BANK
-
         if self.artists < 1:
             raise ConfigError("artists must be >= 1")
         if self.albums_per_artist < 1:

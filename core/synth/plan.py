@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artdb.core.synth import names as nm
-from artdb.core.synth.config import SynthConfig
+import artdb.core.synth.names as nm
+from artdb.core.synth.config import GENRE_BANK, SynthConfig
 from artdb.core.synth.truth import (
     AlbumTruth,
     ArtistTruth,
@@ -38,20 +38,6 @@ PROGRESSIONS = [
     [0, 6, 5, 4], [0, 3, 0, 4], [5, 4, 3, 4], [0, 2, 3, 4], [3, 4, 0, 5], [0, 4, 3, 3],
 ]
 
-# name, tempo range (bpm), drums probability, swing, fm share, mode weights (maj, min, dor, mix),
-# lead density (mean onsets per bar), typical lead register (octave)
-GENRE_BANK = [
-    ("Synthpop", (104, 124), 1.0, 0.0, 0.6, (0.5, 0.4, 0.05, 0.05), 5.0, 5),
-    ("Indie Folk", (78, 112), 0.6, 0.05, 0.1, (0.6, 0.2, 0.1, 0.1), 3.5, 4),
-    ("Jazz", (96, 170), 0.9, 0.33, 0.2, (0.3, 0.2, 0.4, 0.1), 7.0, 5),
-    ("Hip Hop", (80, 98), 1.0, 0.18, 0.4, (0.2, 0.6, 0.15, 0.05), 4.0, 4),
-    ("Ambient", (60, 84), 0.15, 0.0, 0.5, (0.4, 0.4, 0.1, 0.1), 1.5, 5),
-    ("Hard Rock", (112, 152), 1.0, 0.0, 0.15, (0.3, 0.4, 0.05, 0.25), 6.0, 4),
-    ("Techno", (124, 140), 1.0, 0.0, 0.7, (0.1, 0.7, 0.15, 0.05), 8.0, 5),
-    ("Bossa Nova", (120, 144), 0.8, 0.1, 0.1, (0.5, 0.2, 0.2, 0.1), 4.5, 5),
-    ("Chamber Pop", (70, 108), 0.4, 0.0, 0.1, (0.6, 0.3, 0.05, 0.05), 3.0, 5),
-    ("Reggae", (66, 84), 1.0, 0.12, 0.2, (0.5, 0.3, 0.1, 0.1), 3.5, 4),
-]
 COUNTRIES = ["GB", "US", "DE", "FR", "SE", "JP", "BR", "NL", "CA", "IT"]
 _VOWELS = {  # F1, F2, F3 (Hz) of an adult voice
     "a": (800, 1200, 2500), "e": (450, 1900, 2550), "i": (300, 2250, 2950),
