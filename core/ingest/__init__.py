@@ -1,18 +1,17 @@
-"""Catalog ingest (``artdb index``): see ``pipeline``.
+"""Catalog ingest (``artdb index``): scan → analyse (pool) → plan → features → write.
 
-Imported lazily so that worker processes running ``analyze`` do not load SQLAlchemy and the rest.
+- :mod:`.pipeline`: :func:`ingest` and its options, summary and ``FeatureStage`` protocol;
+- :mod:`.service`: :func:`index_catalog`, ingest plus the feature store and the active model's
+  index;
+- :mod:`.scan`, :mod:`.tags`, :mod:`.analyze`, :mod:`.catalog_writer`: the stages.
+
+Names are re-exported lazily so that worker processes running ``analyze`` do not load SQLAlchemy
+and the rest.
 """
 
-from __future__ import annotations
+import lazy_loader as lazy
 
-from typing import Any
-
-__all__ = ["FeatureStage", "IngestOptions", "IngestSummary", "ingest"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from artdb.core.ingest import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
+    "pipeline": ["FeatureStage", "IngestOptions", "IngestSummary", "ingest"],
+    "service": ["StoreFeatureStage", "index_catalog"],
+})
