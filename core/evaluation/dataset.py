@@ -21,11 +21,23 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
+from sqlalchemy import select
 
+from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
+from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.features.frontend.pipeline import FeatureExtractor
+from artdb.core.features.store import open_feature_store
+from artdb.core.ingest.pipeline import IngestOptions, ingest
+from artdb.core.ingest.service import StoreFeatureStage
+from artdb.core.learn.catalog import StoreFeatureArray
+from artdb.core.learn.registry import default_frontend_config
+from artdb.core.progress import Progress
+from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
+from artdb.db.session import Catalog
 
 SOURCE_COLUMNS = ("source_package", "source", "production", "label")
 IN_MEMORY_LIMIT = 4 << 30  # features above this stay in the feature store, read on demand
@@ -152,12 +164,6 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
 
     With features larger than ``max_memory_bytes`` the feature store stays open on ``stack``.
     """
-    from sqlalchemy import select
-
-    from artdb.core.ingest.service import default_frontend_config, open_feature_store
-    from artdb.core.learn.catalog import StoreFeatureArray
-    from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
-
     frontend = frontend or default_frontend_config(catalog)
     with catalog.session() as s:
         rows = s.execute(
@@ -218,19 +224,12 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
 @contextlib.contextmanager
 def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, frontend=None,
                          manifest: str | Path | None = None, workers: int = 2,
-                         progress: Callable[[str, int, int], None] | None = None
-                         ) -> Iterator[tuple[EvalDataset, dict]]:
+                         progress: Progress | None = None) -> Iterator[tuple[EvalDataset, dict]]:
     """Ingest ``root`` into a private catalog + feature store; yield ``(dataset, ingest summary)``.
 
     ``workdir``: keep the private data dir there (a rerun re-reads nothing); default a temporary
     directory removed on exit. ``frontend``: the front-end to extract with (a scored model's).
     """
-    from artdb.core.config import Paths
-    from artdb.core.features.frontend import FeatureExtractor, FrontendConfig
-    from artdb.core.ingest import IngestOptions, ingest
-    from artdb.core.ingest.service import StoreFeatureStage, open_feature_store
-    from artdb.db.session import Catalog
-
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"{root}: not a directory")

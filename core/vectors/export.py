@@ -25,8 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
-from artdb.core.errors import ArtdbError, CatalogError, ConfigError
+from artdb.core.errors import ArtdbError, CatalogError, ConfigError, MissingExtraError
+from artdb.core.learn.registry import active_model, get_model
+from artdb.core.vectors.aggregate import mean_normalized
+from artdb.core.vectors.index import open_track_index
+from artdb.db.models import Album, ArtistPage, Track, TrackCredit
 
 FORMAT = "artdb-embeddings"
 FORMAT_VERSION = 1
@@ -99,8 +104,6 @@ def write_embeddings(out: str | os.PathLike, emb: Embeddings, extra_items: list[
             import pyarrow.parquet as pq
         except ImportError:
             if parquet:
-                from artdb.core.errors import MissingExtraError
-
                 raise MissingExtraError("Parquet output needs pyarrow: pip install pyarrow") from None
         else:
             cols: dict[str, Any] = {}
@@ -257,13 +260,6 @@ def export_vectors(catalog, paths, out: str | os.PathLike, level: str = "track",
     Items carry, per level: track → id, path, album, artist page; album → id, title, page,
     n_tracks; artist → id, name, n_tracks. Returns a summary dict (files, count, dim, model).
     """
-    from sqlalchemy import select
-
-    from artdb.core.vectors.aggregate import mean_normalized
-    from artdb.core.learn.registry import active_model, get_model
-    from artdb.core.vectors.index import open_track_index
-    from artdb.db.models import Album, ArtistPage, Track, TrackCredit
-
     if level not in LEVELS:
         raise ConfigError(f"level must be one of {LEVELS}, got {level!r}")
     model = get_model(catalog, model_name) if model_name else active_model(catalog)
