@@ -5,7 +5,7 @@ IVF with SQ/PQ codes; GPU when the FAISS GPU build sees one) and :class:`TorchEx
 matmul + top-k on a torch device, imported lazily). See docs/index.md.
 """
 
-from artdb.indexer.base import IdSet, VectorIndex
+from artdb.indexer.base import IdSet, VectorIndex, backend_class
 from artdb.indexer.errors import IndexCorruptError, IndexMismatchError, VectorIndexError
 from artdb.indexer.faiss_index import FaissIndex, gpu_count
 from artdb.indexer.persist import IndexInfo, read_sidecar, sidecar_path
@@ -37,7 +37,5 @@ __all__ = [
 def __getattr__(name: str):
     # torch is heavy to import: only when the torch backend is asked for
     if name == "TorchExactIndex":
-        from artdb.indexer.torch_index import TorchExactIndex
-
-        return TorchExactIndex
+        return backend_class("torch")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

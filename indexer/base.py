@@ -9,15 +9,30 @@ where fewer than ``k`` vectors exist.
 from __future__ import annotations
 
 import abc
+import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from artdb.indexer.errors import VectorIndexError
+from artdb.indexer.errors import IndexCorruptError, VectorIndexError
+from artdb.indexer.persist import read_index_file, save_index
 
 METRIC = "cosine"
+
+#: Sidecar ``backend`` name -> the module defining that backend. A backend's module is imported
+#: when an index it wrote is opened (torch is heavy: the torch backend loads only then); each
+#: concrete :class:`VectorIndex` registers itself under its ``backend`` when defined.
+BACKEND_MODULES = {"faiss": "artdb.indexer.faiss_index", "torch": "artdb.indexer.torch_index"}
+_BACKENDS: dict[str, type["VectorIndex"]] = {}
+
+
+def backend_class(name: str) -> type["VectorIndex"] | None:
+    """The index class of backend ``name`` ("faiss", "torch"), or None when there is none."""
+    if name not in _BACKENDS and name in BACKEND_MODULES:
+        importlib.import_module(BACKEND_MODULES[name])
+    return _BACKENDS.get(name)
 
 
 def as_vectors(x: Any, dim: int, what: str = "vectors") -> np.ndarray:
@@ -108,6 +123,11 @@ class VectorIndex(abc.ABC):
 
     backend: str = "?"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backend" in vars(cls):
+            _BACKENDS.setdefault(cls.backend, cls)
+
     def __init__(self, dim: int, *, model: str | None = None, name: str | None = None):
         if int(dim) <= 0:
             raise VectorIndexError(f"dim must be > 0, got {dim}")
@@ -121,9 +141,7 @@ class VectorIndex(abc.ABC):
     @classmethod
     def exact(cls, dim: int, **kwargs: Any) -> "VectorIndex":
         """An empty exact index (FAISS ``IDMap2,Flat``)."""
-        from artdb.indexer.faiss_index import FaissIndex
-
-        return FaissIndex(dim, "IDMap2,Flat", **kwargs)
+        return backend_class("faiss")(dim, "IDMap2,Flat", **kwargs)
 
     # -- sizes -------------------------------------------------------------------------------------
     @property
@@ -201,8 +219,6 @@ class VectorIndex(abc.ABC):
 
     def save(self, path: str | os.PathLike, *, catalog_revision: str | None = None) -> Path:
         """Write atomically to ``path`` plus the sidecar ``path + '.json'``; returns ``path``."""
-        from artdb.indexer.persist import save_index
-
         if catalog_revision is not None:
             self.catalog_revision = catalog_revision
         return save_index(self, Path(path))
@@ -225,17 +241,24 @@ class VectorIndex(abc.ABC):
         (``use_gpu`` for FAISS, ``device`` for torch).
         Raises :class:`IndexCorruptError` or :class:`IndexMismatchError` with both values named.
         """
-        from artdb.indexer.persist import load_index
-
-        return load_index(
-            Path(path),
-            cls=None if cls is VectorIndex else cls,
-            expect_model=expect_model,
-            expect_dim=expect_dim,
-            expect_name=expect_name,
-            verify_checksum=verify_checksum,
-            **backend_options,
-        )
+        path = Path(path)
+        raw, info = read_index_file(path, expect_model=expect_model, expect_dim=expect_dim,
+                                    expect_name=expect_name, verify_checksum=verify_checksum)
+        target = cls if cls is not VectorIndex else backend_class(info.backend)
+        if target is None:
+            raise IndexCorruptError(f"{path}: unknown backend {info.backend!r} in sidecar")
+        try:
+            index = target._from_faiss(raw, factory=info.factory, **backend_options)
+        except VectorIndexError as exc:
+            raise VectorIndexError(f"{path}: {exc}") from exc
+        index.model = info.model
+        index.name = info.name
+        index.catalog_revision = info.catalog_revision
+        index.recall = info.recall
+        if hasattr(index, "set_search_params") and info.params:
+            index.set_search_params(nprobe=info.params.get("nprobe"), efSearch=info.params.get("efSearch"))
+        index.params.update(info.params)
+        return index
 
     @classmethod
     @abc.abstractmethod

@@ -24,7 +24,8 @@ import numpy as np
 
 from artdb.indexer.base import IdSet, VectorIndex, as_ids, as_vectors, pad_results
 from artdb.indexer.errors import VectorIndexError
-from artdb.indexer.spec import IndexSpec
+from artdb.indexer.spec import IndexSpec, choose_index
+from artdb.indexer.tuning import tune_nprobe
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,6 @@ class FaissIndex(VectorIndex):
         against exact search on ``n_tune_queries`` stored vectors (their own id excluded) and records
         the result in ``params`` and ``recall``.
         """
-        from artdb.indexer.spec import choose_index
-        from artdb.indexer.tuning import tune_nprobe
-
         vectors = as_vectors(vectors, np.shape(vectors)[-1] if np.ndim(vectors) else 0)
         ids = as_ids(ids, vectors.shape[0])
         n, dim = vectors.shape

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artdb.indexer.errors import IndexCorruptError, IndexMismatchError, VectorIndexError
+from artdb.indexer.errors import IndexCorruptError, IndexMismatchError
 
 FORMAT = "artdb-vector-index/1"
 SIDECAR_SUFFIX = ".json"
@@ -160,21 +160,17 @@ def read_sidecar(path: str | os.PathLike) -> IndexInfo:
         raise IndexCorruptError(f"{side}: incomplete sidecar ({exc})") from exc
 
 
-def load_index(
+def read_index_file(
     path: Path,
     *,
-    cls: type | None = None,
     expect_model: str | None = None,
     expect_dim: int | None = None,
     expect_name: str | None = None,
     verify_checksum: bool = True,
-    **options: Any,
-):
-    """Open and verify; see :meth:`artdb.indexer.base.VectorIndex.load`."""
+) -> tuple[Any, IndexInfo]:
+    """The raw FAISS index at ``path`` and its sidecar, verified against each other and the
+    expectations; :meth:`artdb.indexer.base.VectorIndex.load` wraps it in a backend."""
     import faiss
-
-    from artdb.indexer.faiss_index import FaissIndex
-    from artdb.indexer.torch_index import TorchExactIndex
 
     path = Path(path)
     if not path.exists():
@@ -210,19 +206,4 @@ def load_index(
             f"{path}: file holds {raw.ntotal} vectors of dimension {raw.d}, sidecar says "
             f"{info.count} of dimension {info.dim}"
         )
-    if cls is None:
-        cls = {"faiss": FaissIndex, "torch": TorchExactIndex}.get(info.backend)
-        if cls is None:
-            raise IndexCorruptError(f"{path}: unknown backend {info.backend!r} in sidecar")
-    try:
-        index = cls._from_faiss(raw, factory=info.factory, **options)
-    except VectorIndexError as exc:
-        raise VectorIndexError(f"{path}: {exc}") from exc
-    index.model = info.model
-    index.name = info.name
-    index.catalog_revision = info.catalog_revision
-    index.recall = info.recall
-    if hasattr(index, "set_search_params") and info.params:
-        index.set_search_params(nprobe=info.params.get("nprobe"), efSearch=info.params.get("efSearch"))
-    index.params.update(info.params)
-    return index
+    return raw, info

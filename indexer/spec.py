@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from artdb.indexer.errors import VectorIndexError
+
 #: per-vector bookkeeping: id_map (8) + rev_map hash node (~40) + sorted id set (8)
 ID_BYTES_FLAT = 56
 #: per-vector bookkeeping: inverted-list id (8) + direct-map hash node (~40) + sorted id set (8)
@@ -114,11 +116,9 @@ def choose_index(
       for nlist ≥ 16384 on CPU (GPU quantizes by brute force), and the largest codes that fit:
       SQ8 (d bytes) then PQm for decreasing m.
 
-    Raises ``ValueError`` for bad arguments and when nothing fits the budget (naming the smallest
-    option and its size).
+    Raises ``VectorIndexError`` for bad arguments and when nothing fits the budget (naming the
+    smallest option and its size).
     """
-    from artdb.indexer.errors import VectorIndexError
-
     if n_vectors < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise VectorIndexError(
             f"choose_index: need n_vectors >= 0, dim > 0, memory_budget_bytes > 0 "
