@@ -7,6 +7,7 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,9 +26,8 @@ class DatabaseError(Exception):
 
 
 def _migrations_dir() -> Path:
-    import artdb.migrations
-
-    return Path(artdb.migrations.__file__).resolve().parent
+    # Located as package data, not imported: migrations/ builds on db/, not the other way round.
+    return Path(str(importlib.resources.files("artdb.migrations"))).resolve()
 
 
 def make_engine(url: str) -> Engine:
