@@ -5,7 +5,7 @@ Sections (JSON on stdout and in ``--out``):
 
 * ``train``: training excerpts/s of the default CNN (``TrainConfig()`` architecture) on
   front-end-shaped excerpts (96 mels x 151 frames: 3 s at a 20 ms hop), measured between step
-  events of a real :func:`artdb.core.learn.training.train` run (sampling, data reads, mining included).
+  events of a real :func:`artdb.core.learn.loop.train` run (sampling, data reads, mining included).
 * ``inference``: :func:`artdb.core.learn.networks.embed` excerpts/s, channels_last (artdb's default) vs
   contiguous weights, and with ``--compile`` a ``torch.compile``'d encoder.
 * ``index_mining``: a real ``mining="index"`` run: seconds per refresh (re-embed one excerpt per
@@ -34,7 +34,10 @@ import torch
 
 from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups, mean_ari
 from artdb.core.learn.networks import ModelConfig, build_model, count_parameters, embed
-from artdb.core.learn.training import TrainConfig, album_vectors, synthetic_training_data, train
+from artdb.core.learn.config import TrainConfig
+from artdb.core.learn.loop import train
+from artdb.core.learn.validation import album_centroids
+from artdb.core.synth.training_data import synthetic_training_data
 
 SHAPE = dict(n_mels=96, n_frames=151)
 
@@ -44,8 +47,8 @@ def train_throughput(device: str, steps: int, P: int, m: int) -> dict:
                                    n_excerpts=2, seed=0, **SHAPE)
     stamps: list[float] = []
 
-    def on(ev):
-        if ev["event"] == "step":
+    def on(stage, done, total=None, event=None, **info):
+        if event == "step":
             stamps.append(time.perf_counter())
 
     warm = 2
@@ -116,7 +119,7 @@ def linkage_comparison(steps: int) -> dict:
                       per_artist=4, lr=3e-3, val_every=50, patience=0)
     res = train(data, cfg)
     vecs = embed(res.model, held.features)
-    units, artists = album_vectors(vecs, held.artists, held.albums)
+    units, artists = album_centroids(vecs, held.artists, held.albums)
     groups = make_homonym_groups(artists, np.random.default_rng(0), sizes=(2, 4))
     fit, score = groups[0::2], groups[1::2]
     out = {"train_steps": steps, "groups_fit": len(fit), "groups_scored": len(score)}

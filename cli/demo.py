@@ -5,17 +5,20 @@ from __future__ import annotations
 import click
 
 from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.core.reporting.demo_config import DemoConfig
+
+_D = DemoConfig()
 
 
 @click.command()
-@click.option("--artists", default=32, show_default=True)
-@click.option("--albums-per-artist", default=3.0, show_default=True)
-@click.option("--tracks-per-album", default=3, show_default=True)
-@click.option("--seconds", default=12.0, show_default=True, help="Track length of the synthetic catalog.")
-@click.option("--homonym-groups", default=5, show_default=True)
-@click.option("--synonym-pairs", default=4, show_default=True)
-@click.option("--train-steps", default=300, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--artists", default=_D.artists, show_default=True)
+@click.option("--albums-per-artist", default=_D.albums_per_artist, show_default=True)
+@click.option("--tracks-per-album", default=_D.tracks_per_album, show_default=True)
+@click.option("--seconds", default=_D.seconds, show_default=True, help="Track length of the synthetic catalog.")
+@click.option("--homonym-groups", default=_D.homonym_groups, show_default=True)
+@click.option("--synonym-pairs", default=_D.synonym_pairs, show_default=True)
+@click.option("--train-steps", default=_D.train_steps, show_default=True)
+@click.option("--seed", default=_D.seed, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--no-progress", is_flag=True)
 @pass_app
@@ -29,7 +32,7 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     <data dir>/demo/report.html. Nothing is downloaded.
     """
     from artdb.cli.progress import progress_bar, stderr_console
-    from artdb.core.reporting.demo import DemoConfig, run_demo
+    from artdb.core.reporting.demo import run_demo
 
     cfg = DemoConfig(artists=artists, albums_per_artist=albums_per_artist,
                      tracks_per_album=tracks_per_album, seconds=seconds,
@@ -37,7 +40,7 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
                      train_steps=train_steps, seed=seed)
     home = app.paths.home / "demo"
     with progress_bar(not no_progress) as bar:
-        result = run_demo(home, cfg, progress=bar,
+        result = run_demo(home, cfg, progress=lambda stage, done, total=None, **_info: bar(stage, done, total),
                           log=None if as_json else (lambda m: stderr_console.print(m)))
     if as_json:
         emit_json(result.to_dict())

@@ -5,36 +5,39 @@ from __future__ import annotations
 import click
 
 from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.core.learn.config import DEFAULT_SIDE_INFO, MININGS, SIDE_INFO, TrainConfig
+
+_D = TrainConfig()
 
 
 @click.command()
-@click.option("--method", type=click.Choice(["cl", "ml", "joint"]), default="ml", show_default=True,
+@click.option("--method", type=click.Choice(["cl", "ml", "joint"]), default=_D.method, show_default=True,
               help="cl: softmax classifier baseline; ml: triplet loss; joint: both, weighted.")
-@click.option("--mining", type=click.Choice(["semihard", "hard", "index"]), default="semihard",
+@click.option("--mining", type=click.Choice(MININGS), default=_D.mining,
               show_default=True, help="Triplet mining; 'index' draws negatives from nearest neighbours.")
-@click.option("--hard-after", type=float, default=None,
+@click.option("--hard-after", type=float, default=_D.hard_after,
               help="Switch from semi-hard to hard mining after this share of the steps.")
-@click.option("--side-info", type=click.Choice(["none", "genre", "album", "both"]), default="both",
+@click.option("--side-info", type=click.Choice(SIDE_INFO), default=DEFAULT_SIDE_INFO,
               show_default=True, help="Positives from other albums and/or negatives from the same genre.")
-@click.option("--p-same-genre", type=float, default=0.5, show_default=True)
-@click.option("--p-other-album", type=float, default=0.8, show_default=True)
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--epochs", type=float, default=None, help="Overrides --steps.")
-@click.option("--dim", "embedding_dim", type=int, default=128, show_default=True)
-@click.option("--artists-per-batch", type=int, default=16, show_default=True)
-@click.option("--per-artist", type=int, default=4, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--margin", type=float, default=0.2, show_default=True)
-@click.option("--cl-weight", type=float, default=1.0, show_default=True, help="joint: weight of CE.")
-@click.option("--stats-weight", type=float, default=0.5, show_default=True,
+@click.option("--p-same-genre", type=float, default=_D.p_same_genre, show_default=True)
+@click.option("--p-other-album", type=float, default=_D.p_other_album, show_default=True)
+@click.option("--steps", type=int, default=_D.steps, show_default=True)
+@click.option("--epochs", type=float, default=_D.epochs, help="Overrides --steps.")
+@click.option("--dim", "embedding_dim", type=int, default=_D.embedding_dim, show_default=True)
+@click.option("--artists-per-batch", type=int, default=_D.artists_per_batch, show_default=True)
+@click.option("--per-artist", type=int, default=_D.per_artist, show_default=True)
+@click.option("--lr", type=float, default=_D.lr, show_default=True)
+@click.option("--margin", type=float, default=_D.margin, show_default=True)
+@click.option("--cl-weight", type=float, default=_D.cl_weight, show_default=True, help="joint: weight of CE.")
+@click.option("--stats-weight", type=float, default=_D.stats_weight, show_default=True,
               help="Share of the hybrid vector given to the standardised MFCC statistics "
                    "(0: the CNN embedding alone).")
-@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+@click.option("--val-fraction", type=float, default=_D.val_fraction, show_default=True,
               help="Share of artists held out for validation (split by artist, never by track).")
-@click.option("--val-every", type=int, default=100, show_default=True)
-@click.option("--patience", type=int, default=5, show_default=True)
+@click.option("--val-every", type=int, default=_D.val_every, show_default=True)
+@click.option("--patience", type=int, default=_D.patience, show_default=True)
 @click.option("--exclude-pages", multiple=True, help="Artist page names to keep out of training (repeatable).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option("--name", default=None, help="Registry name (default: method-mining-timestamp).")
 @click.option("--no-activate", is_flag=True, help="Register without activating or embedding.")
@@ -50,50 +53,45 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
     Validation holds out whole artists; the model kept is the one whose held-out artists' albums
     cluster best (mean adjusted Rand index of artificial homonym groups).
     """
-    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from artdb.cli.progress import progress_bar, stderr_console
     from artdb.core.learn.catalog import train_from_catalog
-    from artdb.core.learn.training import TrainConfig
+    from artdb.core.learn.config import pick_device
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrainConfig(
-        method=method, mining=mining, hard_after=hard_after,
-        p_same_genre=p_same_genre if side_info in ("genre", "both") else 0.0,
-        p_other_album=p_other_album if side_info in ("album", "both") else 0.0,
-        same_genre_share=0.5 if side_info in ("genre", "both") else 0.0,
-        steps=steps, epochs=epochs, embedding_dim=embedding_dim, artists_per_batch=artists_per_batch,
-        per_artist=per_artist, lr=lr, margin=margin, cl_weight=cl_weight, stats_weight=stats_weight,
-        val_fraction=val_fraction,
-        val_every=val_every, patience=patience, seed=seed, device=device,
+    config = TrainConfig.from_side_info(
+        side_info, method=method, mining=mining, hard_after=hard_after, p_same_genre=p_same_genre,
+        p_other_album=p_other_album, steps=steps, epochs=epochs, embedding_dim=embedding_dim,
+        artists_per_batch=artists_per_batch, per_artist=per_artist, lr=lr, margin=margin,
+        cl_weight=cl_weight, stats_weight=stats_weight, val_fraction=val_fraction, val_every=val_every,
+        patience=patience, seed=seed, device=pick_device(device),
     )
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     state = {"loss": float("nan"), "active": None, "val": None}
     with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[info]}"), console=stderr_console,
                   disable=no_progress) as bar, progress_bar(not no_progress) as embed_bar:
         task = bar.add_task("train", total=steps, info="")
 
-        def on_event(ev: dict) -> None:
+        def on_progress(stage: str, done: int, total: int | None = None, **ev) -> None:
+            if stage != "train":  # embedding the catalog with the new model
+                embed_bar(stage, done, total)
+                return
             if "loss" in ev:
                 state["loss"] = ev["loss"]
             if ev.get("active_fraction") is not None:
                 state["active"] = ev["active_fraction"]
             if ev.get("event") == "val":
                 state["val"] = ev.get("val_ari")
-            if "total_steps" in ev:
-                bar.update(task, total=ev["total_steps"])
             info = f"loss {state['loss']:.4f}"
             if state["active"] is not None:
                 info += f"  active {state['active']:.2f}"
             if state["val"] is not None:
                 info += f"  val ARI {state['val']:.3f}"
-            bar.update(task, completed=ev.get("step", 0), info=info)
+            bar.update(task, completed=done, total=total, info=info)
 
         model, result = train_from_catalog(app.catalog(), app.paths, config, name=name,
                                            exclude_pages=exclude_pages, activate=not no_activate,
-                                           progress=on_event, embed_progress=embed_bar)
+                                           progress=on_progress)
     out = {"model": model.name, "active": not no_activate, "checkpoint": model.checkpoint_path,
            **result.summary()}
     if as_json:

@@ -11,7 +11,7 @@ from artdb.core.evaluation import EvalConfig, from_arrays, make_split, run_evalu
 from artdb.core.evaluation import protocol as P
 from artdb.core.evaluation.report import markdown
 from artdb.core.vectors.export import Embeddings, write_embeddings
-from artdb.core.learn.training import synthetic_training_data
+from artdb.core.synth.training_data import synthetic_training_data
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
 from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
+from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
+from artdb.core.learn.config import TrainConfig, TrainingData, pick_device
+from artdb.core.learn.loop import CollapseGuard, TrainingCollapsedError, train
 from artdb.core.learn.networks import ModelConfig, build_model, embed
-from artdb.core.learn.training import (
-    CollapseGuard,
-    TrainConfig,
-    TrainingCollapsedError,
-    TrainingData,
-    album_vectors,
-    split_artists,
-    synthetic_training_data,
-    train,
-)
+from artdb.core.learn.validation import album_centroids, split_artists
+from artdb.core.synth.training_data import synthetic_training_data
 
 TINY = dict(
     embedding_dim=32, channels=(8, 16, 16, 32), artists_per_batch=8, per_artist=4,
@@ -48,7 +42,7 @@ def heldout():
 
 def heldout_ari(model, d: TrainingData) -> float:
     vecs = embed(model, d.features)
-    units, unit_artists = album_vectors(vecs, d.artists, d.albums)
+    units, unit_artists = album_centroids(vecs, d.artists, d.albums)
     groups = make_homonym_groups(unit_artists, np.random.default_rng(5), sizes=(2, 4))
     return fit_threshold(groups, units, unit_artists)[1]
 
@@ -58,7 +52,11 @@ def test_ml_semihard_beats_untrained_on_heldout_artists(data, heldout):
     torch.manual_seed(cfg.seed)
     untrained = build_model(ModelConfig(n_mels=data.n_mels, embedding_dim=32, channels=(8, 16, 16, 32)))
     events = []
-    result = train(data, cfg, progress=events.append)
+
+    def progress(stage, done, total=None, **info):  # artdb.core.progress's protocol
+        events.append({"stage": stage, "step": done, "total": total, **info})
+
+    result = train(data, cfg, progress=progress)
     assert result.status == "completed"
     before, after = heldout_ari(untrained, heldout), heldout_ari(result.model, heldout)
     assert after > before + 0.15, (before, after)
@@ -67,6 +65,8 @@ def test_ml_semihard_beats_untrained_on_heldout_artists(data, heldout):
     steps = [e for e in events if e["event"] == "step"]
     assert {"step", "loss", "active_fraction", "spread"} <= set(steps[0])
     assert any(e["event"] == "val" and "val_ari" in e for e in events)
+    assert all(e["stage"] == "train" and e["total"] == 150 for e in events)
+    assert [{k: v for k, v in e.items() if k not in ("stage", "total")} for e in events] == result.history
     # validation artists never appear in training classes
     assert not set(result.val_artists) & set(result.class_ids)
 
@@ -289,3 +289,17 @@ def test_hybrid_model_appends_weighted_standardised_stats(data, tmp_path):
         TrainConfig(stats_weight=1.0)
     with pytest.raises(ConfigError):
         ModelConfig(n_mels=32, embedding_dim=77, stats_dim=76, stats_weight=0.5)  # 1 dim left for the CNN
+
+
+def test_side_info_sets_the_sampling_options():
+    assert TrainConfig.from_side_info() == TrainConfig()  # artdb train's default: both
+    genre = TrainConfig.from_side_info("genre", p_same_genre=0.3, p_other_album=0.9, steps=7)
+    assert (genre.p_same_genre, genre.same_genre_share, genre.p_other_album, genre.steps) == (0.3, 0.5, 0.0, 7)
+    album = TrainConfig.from_side_info("album", p_same_genre=0.3)
+    assert (album.p_same_genre, album.same_genre_share, album.p_other_album) == (0.0, 0.0, 0.8)
+    none = TrainConfig.from_side_info("none", method="cl")
+    assert (none.p_same_genre, none.same_genre_share, none.p_other_album, none.method) == (0.0, 0.0, 0.0, "cl")
+    with pytest.raises(ConfigError, match="side_info"):
+        TrainConfig.from_side_info("tags")
+    assert pick_device("cuda:1") == "cuda:1"
+    assert pick_device() == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -18,21 +18,34 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.evaluation.protocol import codes
+from artdb.core.learn.config import TrainConfig, TrainingData
+from artdb.core.learn.embedders import MfccEmbedder, StatsEmbedder
+from artdb.core.learn.loop import train
+from artdb.core.learn.networks import ModelConfig, build_model, embed
+from artdb.core.progress import Progress
+from artdb.core.vectors.export import match_rows, read_embeddings
 
-def _default_stats_weight() -> float:
-    from artdb.core.learn.training import TrainConfig
-
-    return TrainConfig().stats_weight or 0.5
-
-
-HYBRID_STATS_WEIGHT = _default_stats_weight()  # artdb train's default
+HYBRID_STATS_WEIGHT = TrainConfig().stats_weight or 0.5  # artdb train's default
 ML_PLAIN = {"method": "ml", "mining": "semihard", "p_same_genre": 0.0, "same_genre_share": 0.0}
+# What makes `artdb train`'s model the system it is; the rest is the evaluation's training budget
+# (EVAL_TRAIN_DEFAULTS, steps, seed).
+ARTDB_TRAIN_OPTIONS = ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album", "stats_weight")
+
+
+def artdb_train_default() -> dict[str, Any]:
+    """Exactly what ``artdb train`` produces by default, from the function it builds its config
+    with (:meth:`TrainConfig.from_side_info`): ML, side information both ways, hybrid vector."""
+    cfg = TrainConfig.from_side_info()
+    return {name: getattr(cfg, name) for name in ARTDB_TRAIN_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -60,10 +73,8 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("joint", "train", "joint ML + CL", {**ML_PLAIN, "method": "joint"}),
     SystemSpec("ml-hybrid", "train", "ML + standardised stats (hybrid)",
                {**ML_PLAIN, "stats_weight": HYBRID_STATS_WEIGHT}),
-    # Exactly what `artdb train` produces by default: side information both ways + hybrid vector.
     SystemSpec("artdb-default", "train", "artdb train default (ML + side info + hybrid)",
-               {"method": "ml", "mining": "semihard", "p_same_genre": 0.5, "same_genre_share": 0.5,
-                "p_other_album": 0.8, "stats_weight": HYBRID_STATS_WEIGHT}),
+               artdb_train_default()),
     SystemSpec("random", "random", "control: random vectors"),
     SystemSpec("production", "production", "control: one-hot album/source"),
 )}
@@ -105,10 +116,6 @@ def resolve(names, files: dict[str, str] | None = None, models: list[str] | None
     return out
 
 
-def _codes(x) -> np.ndarray:
-    return np.unique(np.asarray(x), return_inverse=True)[1].reshape(-1)
-
-
 def _materialize(features, rows=None):
     if rows is None:
         return np.asarray(features)
@@ -127,8 +134,6 @@ class Fitted:
 
 def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists: int):
     """The TrainConfig of a trained system: eval defaults, user overrides, then the system's own."""
-    from artdb.core.learn.training import TrainConfig
-
     d = {**EVAL_TRAIN_DEFAULTS, **base, **spec.train, "seed": int(seed), "steps": int(steps)}
     n_fit = n_artists - int(round(d.get("val_fraction", 0.2) * n_artists))
     d["artists_per_batch"] = max(2, min(int(d["artists_per_batch"]), n_fit))
@@ -138,13 +143,12 @@ def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists:
 
 def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train: dict,
                frontend: dict, n_mels: int, embed_excerpts: int | None = None,
-               progress: Callable[[dict], None] | None = None, unlabelled=None) -> Fitted:
+               progress: Progress | None = None, unlabelled=None) -> Fitted:
     """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn).
 
     ``unlabelled``: features the ``stats`` system fits its standardisation on (no labels are read).
+    ``progress`` hears the training of a trained system (:func:`~artdb.core.learn.loop.train`).
     """
-    from artdb.core.learn.embedders import MfccEmbedder, StatsEmbedder
-
     if spec.kind == "mfcc":
         emb = MfccEmbedder(frontend=frontend)
         return Fitted(lambda f: _chunked(emb.embed, f), {"dim": emb.dim})
@@ -154,10 +158,6 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
         emb = StatsEmbedder.fit(unlabelled, frontend)
         return Fitted(lambda f: _chunked(emb.embed, f), {"dim": emb.dim})
     if spec.kind == "untrained":
-        import torch
-
-        from artdb.core.learn.networks import ModelConfig, build_model
-
         d = {**EVAL_TRAIN_DEFAULTS, **base_train}
         torch.manual_seed(seed)
         model = build_model(ModelConfig(n_mels=n_mels, embedding_dim=int(d["embedding_dim"]),
@@ -165,13 +165,9 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
                                         input_norm=d.get("input_norm", "gain_bn"))).eval()
         return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), {"dim": int(d["embedding_dim"])})
     if spec.kind == "train":
-        import time
-
-        from artdb.core.learn.training import TrainingData, train
-
         cfg = train_config(spec, base_train, seed, steps, len(np.unique(train_ds.artists)))
-        data = TrainingData(_materialize(train_ds.features), artists=_codes(train_ds.artists),
-                            albums=_codes(train_ds.albums), genres=_codes(train_ds.genres),
+        data = TrainingData(_materialize(train_ds.features), artists=codes(train_ds.artists),
+                            albums=codes(train_ds.albums), genres=codes(train_ds.genres),
                             track_ids=train_ds.track_ids)
         t0 = time.perf_counter()
         result = train(data, cfg, progress=progress)
@@ -192,8 +188,6 @@ def _chunked(fn, features, chunk: int = 256) -> np.ndarray:
 
 
 def _cnn_embed(model, features, excerpts: int | None) -> np.ndarray:
-    from artdb.core.learn.networks import embed
-
     feats = _materialize(features)
     k = feats.shape[1]
     if excerpts is None or excerpts >= k:
@@ -204,8 +198,6 @@ def _cnn_embed(model, features, excerpts: int | None) -> np.ndarray:
 
 def file_vectors(path: str, ds, require_all: bool = True) -> np.ndarray:
     """Vectors of ``ds``'s tracks from an embeddings file (matched by path, else track id)."""
-    from artdb.core.vectors.export import match_rows, read_embeddings
-
     emb = read_embeddings(path)
     rows = match_rows(emb, ds.track_ids, ds.paths, root=ds.root)
     missing = int((rows < 0).sum())

@@ -2,6 +2,7 @@
 
 Training reads excerpts from the feature store (never decodes audio per epoch), saves a
 checkpoint in the data dir, registers it, and (by default) activates it and embeds the catalog.
+Progress (:mod:`artdb.core.progress`): the training's ``"train"`` events, then the embedding's.
 """
 
 from __future__ import annotations
@@ -9,14 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from sqlalchemy import select
 
+from artdb.core.analysis.audit import calibrate_threshold
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.features.store import open_feature_store
+from artdb.core.learn.checkpoint import save_checkpoint
+from artdb.core.learn.config import TrainConfig, TrainingData, TrainResult
+from artdb.core.learn.loop import train
+from artdb.core.learn.registry import default_frontend_config, get_model, register_model
 from artdb.core.names import page_key
+from artdb.core.progress import Progress
+from artdb.core.vectors.index import sync_model_index
 from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 
@@ -75,17 +84,14 @@ def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] =
     return CatalogTrainingSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
 
 
-def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None = None,
+def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name: str | None = None,
                        exclude_pages: Sequence[str] = (), activate: bool = True,
-                       progress: Callable[[dict], None] | None = None,
-                       embed_progress: Callable[[str, int, int], None] | None = None) -> tuple[Model, Any]:
-    """Train on the catalog with ``config`` (a ``TrainConfig``); returns (registered model, result)."""
-    from artdb.core.learn.checkpoint import save_checkpoint
-    from artdb.core.learn.registry import register_model
-    from artdb.core.ingest.service import default_frontend_config, open_feature_store
-    from artdb.core.learn.training import TrainingData, train
-    from artdb.core.vectors.index import sync_model_index
+                       progress: Progress | None = None) -> tuple[Model, TrainResult]:
+    """Train on the catalog with ``config``; returns (registered model, result).
 
+    ``progress`` hears the training (stage ``"train"``) and, when activated, the embedding of
+    the catalog with the new model.
+    """
     frontend = default_frontend_config(catalog)
     name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
     with catalog.session() as s:
@@ -112,7 +118,7 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config, name: str | None 
         checkpoint_path=str(ckpt), checksum=sha, activate=activate,
     )
     if activate:
-        sync_model_index(catalog, paths, model, device=config.device, progress=embed_progress)
+        sync_model_index(catalog, paths, model, device=config.device, progress=progress)
         if not math.isfinite(result.threshold):
             model = recalibrate_audit_threshold(catalog, paths, model, seed=config.seed)
     return model, result
@@ -123,9 +129,6 @@ def recalibrate_audit_threshold(catalog: Catalog, paths: Paths, model: Model, se
     pages — used only when validation could not fit one (no held-out artist with two albums):
     pages the model was trained on cluster more cleanly than unseen artists, so a threshold fitted
     on them splits too little (measured in docs/audit.md); the validation threshold is preferred."""
-    from artdb.core.analysis.audit import calibrate_threshold
-    from artdb.core.learn.registry import get_model
-
     for folds in (5, 3):
         try:
             calibrate_threshold(catalog, paths, model, folds=folds, seed=seed)

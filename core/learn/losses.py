@@ -12,8 +12,7 @@ from pytorch_metric_learning.losses import TripletMarginLoss
 from torch import nn
 
 from artdb.core.errors import ConfigError
-
-METHODS = ("ml", "cl", "joint")
+from artdb.core.learn.config import METHODS
 
 
 class ArtistLoss(nn.Module):

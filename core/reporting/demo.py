@@ -20,28 +20,24 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import select
 
+from artdb.core.analysis.audit import calibrate_threshold, run_audit
+from artdb.core.analysis.synonyms import find_synonyms, planted_recall
 from artdb.core.config import Paths
+from artdb.core.ingest.pipeline import IngestOptions
+from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.catalog import train_from_catalog
+from artdb.core.learn.config import TrainConfig
+from artdb.core.learn.registry import get_model, register_mfcc_baseline
 from artdb.core.names import page_key
+from artdb.core.progress import Progress
+from artdb.core.reporting.demo_config import DemoConfig
+from artdb.core.reporting.report import write_report
+from artdb.core.synth.catalog import generate_catalog
+from artdb.core.synth.config import SynthConfig
 from artdb.db.models import ArtistPage, Track
 from artdb.db.session import Catalog
 
-ProgressFn = Callable[[str, int, int], None]
 LogFn = Callable[[str], None]
-
-
-@dataclass
-class DemoConfig:
-    artists: int = 32
-    albums_per_artist: float = 3.0
-    tracks_per_album: int = 3
-    seconds: float = 12.0
-    genres: int = 4
-    homonym_groups: int = 5
-    synonym_pairs: int = 4
-    difficulty: float = 0.7
-    seed: int = 0
-    train_steps: int = 300
-    workers: int = 2
 
 
 @dataclass
@@ -96,19 +92,12 @@ def false_alarms(report, truth: dict[str, Any]) -> list[str]:
     return [p.page for p in report.findings if page_key(p.page.split(" [")[0]) not in planted]
 
 
-def run_demo(home: str | Path, config: DemoConfig | None = None, progress: ProgressFn | None = None,
+def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progress | None = None,
              log: LogFn | None = None, fresh: bool = True) -> DemoResult:
-    """Run the demo in its own data dir ``home`` (a SQLite catalog there); see the module doc."""
-    from artdb.core.analysis.audit import calibrate_threshold, run_audit
-    from artdb.core.ingest import IngestOptions
-    from artdb.core.learn.registry import get_model, register_mfcc_baseline
-    from artdb.core.reporting.report import write_report
-    from artdb.core.ingest.service import index_catalog
-    from artdb.core.analysis.synonyms import find_synonyms, planted_recall
-    from artdb.core.synth import SynthConfig, generate_catalog
-    from artdb.core.learn.catalog import train_from_catalog
-    from artdb.core.learn.training import TrainConfig
+    """Run the demo in its own data dir ``home`` (a SQLite catalog there); see the module doc.
 
+    ``progress`` (:mod:`artdb.core.progress`) hears every stage: synthesize, ingest, train, embed.
+    """
     config = config or DemoConfig()
     say = log or (lambda _msg: None)
     home = Path(home)
@@ -174,13 +163,7 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
     train_cfg = TrainConfig(method="ml", mining="semihard", steps=config.train_steps,
                             artists_per_batch=8, per_artist=4, val_every=max(25, config.train_steps // 6),
                             patience=3, crop_frames=100, seed=config.seed, val_fraction=0.2)
-
-    def train_progress(ev: dict) -> None:
-        if progress and "step" in ev:
-            progress("train", int(ev["step"]), config.train_steps)
-
-    model, train_result = train_from_catalog(catalog, paths, train_cfg, name="demo-ml",
-                                             progress=train_progress, embed_progress=progress)
+    model, train_result = train_from_catalog(catalog, paths, train_cfg, name="demo-ml", progress=progress)
     say(f"    validation ARI {train_result.initial_val_ari:.3f} (untrained) -> "
         f"{train_result.best_val_ari:.3f}")
     lap("train")
