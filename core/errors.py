@@ -2,7 +2,9 @@
 
 Library code raises these with a message that names the file/row and the reason; the CLI turns them
 into a clean message and a non-zero exit status. Per-file failures during a batch are *recorded*
-(see ``artdb.core.ingest``) rather than raised, so one bad file never aborts a run.
+(see ``artdb.core.ingest``) rather than raised, so one bad file never aborts a run. The layers
+below core have their own exceptions (``artdb.indexer.errors``, ``artdb.db.session.DatabaseError``)
+and core wraps them into these where it calls them.
 """
 
 from __future__ import annotations
@@ -41,10 +43,24 @@ class ManifestError(ArtdbError):
 
 
 class CatalogError(ArtdbError):
-    """The catalog database is missing something a command needs, or is inconsistent."""
+    """The catalog database is missing something a command needs, is inconsistent, or cannot be
+    opened or migrated (``artdb.db``'s ``DatabaseError``, wrapped where core or the CLI opens it)."""
 
 
-class IndexMismatchError(ArtdbError):
+class VectorIndexError(ArtdbError):
+    """The vector index refused an operation or cannot be used.
+
+    ``artdb.indexer`` imports nothing from core and raises its own exceptions;
+    :func:`artdb.core.vectors.indexer_errors.indexer_errors` turns them into this family where core
+    calls the indexer, so code above ``core.vectors`` catches one hierarchy.
+    """
+
+
+class IndexCorruptError(VectorIndexError):
+    """An index file or its sidecar is missing, truncated, unreadable or disagrees with itself."""
+
+
+class IndexMismatchError(VectorIndexError):
     """The vector index on disk does not match the catalog (model, dimension or counts)."""
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from artdb.core.config import Paths
-from artdb.core.errors import IndexMismatchError
+from artdb.core.errors import ArtdbError, IndexMismatchError, VectorIndexError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.learn.registry import register_model
@@ -116,6 +116,28 @@ def test_deleted_tracks_leave_the_index(setup, tmp_path):
     summary = index_catalog(catalog, paths, root, IngestOptions(workers=1, prune=True))
     assert summary.counts["pruned"] == 1
     assert vectors.open_track_index(catalog, paths, model).ntotal == 3
+
+
+def test_indexer_exceptions_reach_callers_as_artdb_errors(setup, tmp_path, monkeypatch):
+    """A model that emits NaN: the indexer refuses the vectors, core re-raises its own error."""
+    from artdb.indexer import VectorIndexError as IndexerError
+
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=2)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    real_load = vectors.load_embedder
+
+    def nan_embedder(model, device="cpu"):
+        embedder = real_load(model, device)
+        monkeypatch.setattr(embedder, "embed", lambda x: np.full((len(x), model.dim), np.nan, np.float32))
+        return embedder
+
+    monkeypatch.setattr(vectors, "load_embedder", nan_embedder)
+    with pytest.raises(VectorIndexError, match="NaN") as caught:
+        vectors.rebuild_index(catalog, paths, model)
+    assert isinstance(caught.value, ArtdbError) and not isinstance(caught.value, IndexerError)
+    assert isinstance(caught.value.__cause__, IndexerError)
 
 
 def test_index_of_another_model_is_refused(setup, tmp_path):

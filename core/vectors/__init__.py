@@ -4,7 +4,8 @@ catalog, nearest neighbours, and embedding files in and out.
 - :mod:`.aggregate`: excerpt → track → album → artist page, one rule;
 - :mod:`.index`: one index per model and level, consistent with the catalog (repairs itself);
 - :mod:`.neighbors`: nearest tracks, albums or pages (``artdb neighbors``);
-- :mod:`.export`: ``artdb export`` and reading anyone's embedding files.
+- :mod:`.export`: ``artdb export`` and reading anyone's embedding files;
+- :mod:`.indexer_errors`: ``artdb.indexer``'s exceptions become :mod:`artdb.core.errors` here.
 """
 
 import lazy_loader as lazy

@@ -31,6 +31,7 @@ from artdb.core.errors import ArtdbError, CatalogError, ConfigError, MissingExtr
 from artdb.core.learn.registry import active_model, get_model
 from artdb.core.vectors.aggregate import mean_normalized
 from artdb.core.vectors.index import open_track_index
+from artdb.core.vectors.indexer_errors import indexer_errors
 from artdb.db.models import Album, ArtistPage, Track, TrackCredit
 
 FORMAT = "artdb-embeddings"
@@ -252,6 +253,7 @@ def match_rows(emb: Embeddings, track_ids=None, paths=None, root: str | os.PathL
 LEVELS = ("track", "album", "artist")
 
 
+@indexer_errors()
 def export_vectors(catalog, paths, out: str | os.PathLike, level: str = "track",
                    model_name: str | None = None, parquet: bool | None = None,
                    device: str = "cpu") -> dict:

@@ -8,6 +8,9 @@ Vectors without rows (deleted or re-ingested tracks) are removed the same way.
 
 Album and artist-page vectors are derived (mean of their tracks' vectors, re-normalised) and
 rebuilt when the track index has changed since they were made.
+
+The public functions raise :mod:`artdb.core.errors` only: the indexer's exceptions are translated
+(:func:`~artdb.core.vectors.indexer_errors.indexer_errors`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 
 from artdb.core.config import Paths
-from artdb.core.errors import CatalogError, IndexMismatchError
+from artdb.core.errors import CatalogError, IndexCorruptError, IndexMismatchError
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
 from artdb.core.learn.embedders import load_embedder
@@ -30,8 +33,8 @@ from artdb.core.learn.registry import active_model
 from artdb.core.progress import Progress
 from artdb.core.progress import report as report_progress
 from artdb.core.vectors.aggregate import mean_normalized
-from artdb.indexer import FaissIndex, IndexCorruptError, choose_index, read_sidecar
-from artdb.indexer import IndexMismatchError as IndexerMismatchError
+from artdb.core.vectors.indexer_errors import indexer_errors
+from artdb.indexer import FaissIndex, choose_index, read_sidecar
 from artdb.db.models import Album, CatalogMeta, Embedding, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 
@@ -122,8 +125,9 @@ def _load_or_new(paths: Paths, model: Model):
     if not path.exists():
         return _new_index(model), True
     try:
-        return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim), False
-    except IndexerMismatchError as exc:
+        with indexer_errors():
+            return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim), False
+    except IndexMismatchError as exc:
         raise IndexMismatchError(
             f"{exc}; rebuild it with `artdb index --rebuild-index` (model {model.name})") from exc
     except IndexCorruptError as exc:
@@ -131,6 +135,7 @@ def _load_or_new(paths: Paths, model: Model):
         return _new_index(model), True
 
 
+@indexer_errors()
 def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None,
                      device: str = "cpu", repair: bool = True):
     """The model's track index, checked against the catalog and repaired if they disagree."""
@@ -173,6 +178,7 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
             report.dropped_rows += len(gone)
 
 
+@indexer_errors()
 def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
                      progress: Progress | None = None) -> SyncReport:
     """Embed every track that has features but no vector for ``model``; drop stale vectors."""
@@ -254,6 +260,7 @@ def track_groups(catalog: Catalog, level: str, track_ids: np.ndarray) -> np.ndar
     return np.array([mapping.get(t, -1) for t in ids], dtype=np.int64)
 
 
+@indexer_errors()
 def level_vectors(catalog: Catalog, index, level: str) -> tuple[np.ndarray, np.ndarray]:
     """``(group ids, unit vectors)`` for albums or artist pages, from the track vectors."""
     ids = index.index_ids()
@@ -264,6 +271,7 @@ def level_vectors(catalog: Catalog, index, level: str) -> tuple[np.ndarray, np.n
     return mean_normalized(index.reconstruct(ids[keep]), groups[keep])
 
 
+@indexer_errors()
 def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, device: str = "cpu"):
     """The album or artist-page index, rebuilt when the track index changed since it was made."""
 

@@ -13,6 +13,7 @@ from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
 from artdb.core.names import page_key
 from artdb.core.vectors.index import open_level_index, track_groups
+from artdb.core.vectors.indexer_errors import indexer_errors
 from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
 from artdb.db.session import Catalog
 
@@ -114,6 +115,7 @@ def page_of(catalog: Catalog, level: str, ids: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(i), -1) for i in ids], dtype=np.int64)
 
 
+@indexer_errors()
 def nearest(catalog: Catalog, paths: Paths, model: Model, query: str, level: str = "track",
             k: int = 10, exclude_same_page: bool = False, device: str = "cpu") -> tuple[dict, list[Neighbor]]:
     """The ``k`` nearest entities at ``level`` to the one ``query`` names (itself excluded)."""
