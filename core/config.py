@@ -17,6 +17,11 @@ import platformdirs
 ENV_HOME = "ARTDB_HOME"
 ENV_DATABASE_URL = "ARTDB_DATABASE_URL"
 
+# How album (or track) vectors are clustered into artists when nothing else is said: training's
+# validation, the audit, placement, the report's dendrograms and the evaluation protocol.
+DEFAULT_LINKAGE = "average"
+DEFAULT_METRIC = "cosine"
+
 
 def data_home(home: str | os.PathLike | None = None) -> Path:
     """The data directory, created if missing."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import linkage
 from sklearn.metrics import adjusted_rand_score
 
 from artdb.core.vectors.aggregate import excerpts_to_tracks, l2_normalize, mean_normalized
-from artdb.core.analysis.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari
+from artdb.core.analysis.clustering import (
+    cluster_with_threshold, cut_tree, cv_thresholds, fit_threshold, linkage_tree,
+    make_homonym_groups, mean_ari,
+)
 from artdb.core.errors import ConfigError
 
 
@@ -51,11 +54,14 @@ def test_two_blobs_two_clusters(rng):
 @pytest.mark.parametrize("method", ["average", "complete", "single"])
 def test_scipy_sweep_matches_sklearn(rng, method):
     x = rng.normal(size=(25, 6))
-    z = linkage(x, method=method, metric="cosine")
+    z = linkage_tree(x, method, "cosine")
+    np.testing.assert_array_equal(z, linkage(x, method=method, metric="cosine"))
     for t in np.quantile(z[:, 2], [0.1, 0.4, 0.7, 0.95]) + 1e-4:
         sk = cluster_with_threshold(x, t, linkage=method, metric="cosine")
-        sp = fcluster(z, t=np.nextafter(t, -np.inf), criterion="distance")
-        assert adjusted_rand_score(sk, sp) == 1.0
+        assert adjusted_rand_score(sk, cut_tree(z, t)) == 1.0
+    # a cut exactly at a merge height refuses that merge, as scikit-learn does
+    h = np.sort(z[:, 2])
+    assert len(set(cut_tree(z, h[-1]).tolist())) == 2 and len(set(cut_tree(z, h[-1] * 1.01).tolist())) == 1
 
 
 def test_fit_threshold_and_mean_ari_separable(rng):
@@ -69,3 +75,21 @@ def test_fit_threshold_and_mean_ari_separable(rng):
     assert len(curve["thresholds"]) == len(curve["ari"])
     # a threshold of 0 separates every album: ARI 0 for each group
     assert mean_ari(groups, vecs, labels, 1e-9) == pytest.approx(0.0)
+
+
+def test_cv_thresholds_fit_each_fold_on_the_other_folds(rng):
+    centres = l2_normalize(rng.normal(size=(8, 16)))
+    labels = np.repeat(np.arange(8), 3)
+    vecs = l2_normalize(centres[labels] + rng.normal(scale=0.05, size=(24, 16)))
+    groups = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5, 6]), np.array([7, 0])]
+    folds = [1, 0, 1, 0]
+    got = list(cv_thresholds(groups, folds, vecs, labels))
+    assert [f for f, _, _ in got] == [0, 1]
+    for f, t, test in got:
+        assert [g.tolist() for g in test] == [g.tolist() for g, k in zip(groups, folds) if k == f]
+        train = [g for g, k in zip(groups, folds) if k != f]
+        assert t == fit_threshold(train, vecs, labels)[0]
+        assert mean_ari(test, vecs, labels, t) == pytest.approx(1.0)  # separable: held-out groups recovered
+    # a single fold has nothing else to fit on: its own groups are used
+    [(f, t, test)] = cv_thresholds(groups, [3, 3, 3, 3], vecs, labels, max_candidates=50)
+    assert f == 3 and len(test) == 4 and t == fit_threshold(groups, vecs, labels, max_candidates=50)[0]

@@ -8,27 +8,50 @@ The clustering is agglomerative with a distance threshold (the number of artists
 unknown in production). :func:`cluster_with_threshold` is the production call (scikit-learn);
 :func:`fit_threshold` sweeps thresholds on the same hierarchy built once per group with SciPy
 (identical merges, tested in ``tests/test_clustering.py``) so the sweep stays cheap.
+
+The SciPy hierarchy is built by :func:`linkage_tree` and cut at a threshold by :func:`cut_tree`
+(the one place that turns scikit-learn's "stop merging at distances >= t" into SciPy's terms), used
+by the sweep here and by the audit's per-page clustering. :func:`cv_thresholds` is the one
+cross-validation over groups (a threshold fitted on the other folds, for each fold), shared by the
+audit's calibration and the evaluation protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage as scipy_linkage
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 
 LINKAGES = ("average", "complete", "single", "ward")
 
 
-def _check(linkage: str, metric: str) -> None:
+def check_linkage(linkage: str, metric: str) -> None:
+    """A ConfigError unless ``linkage`` is known and ``metric`` suits it (ward: euclidean only)."""
     if linkage not in LINKAGES:
         raise ConfigError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
     if linkage == "ward" and metric != "euclidean":
         raise ConfigError("ward linkage needs metric='euclidean'")
+
+
+def linkage_tree(vectors: np.ndarray, linkage: str = DEFAULT_LINKAGE,
+                 metric: str = DEFAULT_METRIC) -> np.ndarray:
+    """SciPy's linkage matrix of >= 2 rows (the same merges as scikit-learn's clustering)."""
+    return scipy_linkage(np.asarray(vectors, dtype=np.float64), method=linkage, metric=metric)
+
+
+def cut_tree(tree: np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster labels (1-based, SciPy's) of a :func:`linkage_tree` cut at distance ``threshold``.
+
+    scikit-learn stops merging at distances >= threshold; ``fcluster`` keeps heights <= t, so the
+    cut is taken just below ``threshold``: the partition :func:`cluster_with_threshold` gives.
+    """
+    return fcluster(tree, t=np.nextafter(threshold, -np.inf), criterion="distance")
 
 
 def make_homonym_groups(
@@ -68,11 +91,11 @@ def make_homonym_groups(
 def cluster_with_threshold(
     vectors: np.ndarray,
     threshold: float,
-    linkage: str = "average",
-    metric: str = "cosine",
+    linkage: str = DEFAULT_LINKAGE,
+    metric: str = DEFAULT_METRIC,
 ) -> np.ndarray:
     """Agglomerative clustering cut at ``threshold``; returns a cluster label per row."""
-    _check(linkage, metric)
+    check_linkage(linkage, metric)
     x = np.asarray(vectors, dtype=np.float64)
     if len(x) < 2:
         return np.zeros(len(x), dtype=np.int64)
@@ -91,8 +114,8 @@ def mean_ari(
     vectors_by_unit: np.ndarray,
     labels: np.ndarray,
     threshold: float,
-    linkage: str = "average",
-    metric: str = "cosine",
+    linkage: str = DEFAULT_LINKAGE,
+    metric: str = DEFAULT_METRIC,
 ) -> float:
     """Mean ARI over groups: cluster the units (albums) of each group's artists, compare to truth.
 
@@ -115,8 +138,8 @@ def fit_threshold(
     groups: Sequence[np.ndarray],
     vectors_by_unit: np.ndarray,
     labels: np.ndarray,
-    linkage: str = "average",
-    metric: str = "cosine",
+    linkage: str = DEFAULT_LINKAGE,
+    metric: str = DEFAULT_METRIC,
     thresholds: np.ndarray | None = None,
     max_candidates: int = 200,
 ) -> tuple[float, float, dict]:
@@ -129,7 +152,7 @@ def fit_threshold(
     Returns:
         ``(threshold, mean_ari, {"thresholds": [...], "ari": [...]})``.
     """
-    _check(linkage, metric)
+    check_linkage(linkage, metric)
     labels = np.asarray(labels)
     members = [m for m in _group_members(groups, labels) if len(m) > 0]
     if not members:
@@ -141,7 +164,7 @@ def fit_threshold(
         if len(x) < 2:
             trees.append(None)
             continue
-        z = scipy_linkage(x, method=linkage, metric=metric)
+        z = linkage_tree(x, linkage, metric)
         trees.append(z)
         heights.append(z[:, 2])
     if thresholds is None:
@@ -155,11 +178,7 @@ def fit_threshold(
     for idx, z in zip(members, trees):
         truth = labels[idx]
         for i, t in enumerate(thresholds):
-            if z is None:
-                pred = np.zeros(1, dtype=np.int64)
-            else:
-                # sklearn stops merging at distances >= threshold; fcluster keeps heights <= t.
-                pred = fcluster(z, t=np.nextafter(t, -np.inf), criterion="distance")
+            pred = np.zeros(1, dtype=np.int64) if z is None else cut_tree(z, t)
             aris[i] += adjusted_rand_score(truth, pred)
     aris /= len(members)
     best = np.flatnonzero(aris >= aris.max() - 1e-12)
@@ -168,3 +187,29 @@ def fit_threshold(
         "thresholds": thresholds.tolist(),
         "ari": aris.tolist(),
     }
+
+
+def cv_thresholds(
+    groups: Sequence[np.ndarray],
+    fold_ids: Sequence[int] | np.ndarray,
+    vectors_by_unit: np.ndarray,
+    labels: np.ndarray,
+    linkage: str = DEFAULT_LINKAGE,
+    metric: str = DEFAULT_METRIC,
+    max_candidates: int = 200,
+) -> Iterator[tuple[int, float, list[np.ndarray]]]:
+    """Cross-validation over groups: for each fold, the threshold fitted on the *other* folds.
+
+    Yields ``(fold, threshold, test_groups)`` for each distinct fold id in increasing order, the
+    threshold fitted (:func:`fit_threshold`) on the groups of the other folds; with a single fold
+    there is nothing else to fit on and the fold's own groups are used. How folds are assigned
+    (and how a fold is scored at its threshold) is the caller's: the audit's calibration scores
+    mean ARI, the evaluation protocol per-group ARI and AMI.
+    """
+    fold_ids = np.asarray(fold_ids)
+    for f in np.unique(fold_ids):
+        test = [g for g, k in zip(groups, fold_ids) if k == f]
+        train = [g for g, k in zip(groups, fold_ids) if k != f] or test
+        t, _, _ = fit_threshold(train, vectors_by_unit, labels, linkage=linkage, metric=metric,
+                                max_candidates=max_candidates)
+        yield int(f), t, test

@@ -19,7 +19,9 @@ import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from artdb.core.vectors.aggregate import mean_normalized
-from artdb.core.analysis.clustering import cluster_with_threshold, fit_threshold, make_homonym_groups
+from artdb.core.analysis.clustering import (
+    cluster_with_threshold, cv_thresholds, fit_threshold, make_homonym_groups,
+)
 from artdb.core.errors import ConfigError
 
 UNITS = ("album", "track")
@@ -169,7 +171,8 @@ def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, un
                            folds: int = 5, rng: np.random.Generator | None = None,
                            fold_ids: np.ndarray | None = None, linkage: str = "average",
                            metric: str = "cosine", max_candidates: int = 64) -> GroupScores:
-    """Score every group with a threshold fitted (:func:`fit_threshold`) on the *other* folds only.
+    """Score every group with a threshold fitted (:func:`fit_threshold`) on the *other* folds only
+    (:func:`~artdb.core.analysis.clustering.cv_thresholds`, the audit calibration's CV too).
 
     With a single group there is nothing to fit on: its threshold is fitted on itself and the
     result is flagged by returning it all the same (callers report ``n_groups``); the protocol
@@ -177,13 +180,9 @@ def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, un
     """
     if fold_ids is None:
         fold_ids = fold_of_groups(len(groups), folds, rng or np.random.default_rng(0))
-    fold_ids = np.asarray(fold_ids)
     out = GroupScores()
-    for f in np.unique(fold_ids):
-        test = [g for g, k in zip(groups, fold_ids) if k == f]
-        train = [g for g, k in zip(groups, fold_ids) if k != f] or test
-        t, _, _ = fit_threshold(train, vectors, unit_artists, linkage=linkage, metric=metric,
-                                max_candidates=max_candidates)
+    for _, t, test in cv_thresholds(groups, fold_ids, vectors, unit_artists, linkage=linkage,
+                                    metric=metric, max_candidates=max_candidates):
         out.extend(score_groups(test, vectors, unit_artists, t, linkage, metric))
     return out
 
