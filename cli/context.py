@@ -11,7 +11,7 @@ from typing import Any, Callable
 import click
 
 from artdb.core.config import Paths, database_url
-from artdb.core.errors import ArtdbError
+from artdb.core.errors import ArtdbError, CatalogError
 
 
 @dataclass
@@ -29,11 +29,15 @@ class AppContext:
         return database_url(self.db_url, self.home)
 
     def catalog(self):
-        """The opened catalog (migrations applied on first use)."""
+        """The opened catalog (migrations applied on first use); a catalog that cannot be opened
+        or migrated is a :class:`CatalogError`."""
         if self._catalog is None:
-            from artdb.db.session import Catalog
+            from artdb.db.session import Catalog, DatabaseError
 
-            self._catalog = Catalog.open(self.url)
+            try:
+                self._catalog = Catalog.open(self.url)
+            except DatabaseError as exc:
+                raise CatalogError(str(exc)) from exc
         return self._catalog
 
 
@@ -41,7 +45,9 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn artdb's own errors into a clean message and exit status 1 (no traceback)."""
+    """Turn artdb's own errors into a clean message and exit status 1 (no traceback).
+
+    ``DatabaseError`` too: ``artdb db`` drives the schema through ``artdb.db`` directly."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):

@@ -37,7 +37,7 @@ from artdb.core.learn.catalog import StoreFeatureArray
 from artdb.core.learn.registry import default_frontend_config
 from artdb.core.progress import Progress
 from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
-from artdb.db.session import Catalog
+from artdb.db.session import Catalog, DatabaseError
 
 SOURCE_COLUMNS = ("source_package", "source", "production", "label")
 IN_MEMORY_LIMIT = 4 << 30  # features above this stay in the feature store, read on demand
@@ -243,7 +243,10 @@ def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, fr
         home = Path(workdir)
         home.mkdir(parents=True, exist_ok=True)
         paths = Paths(home.resolve())
-        catalog = Catalog.open(f"sqlite:///{paths.home / 'catalog.sqlite'}")
+        try:
+            catalog = Catalog.open(f"sqlite:///{paths.home / 'catalog.sqlite'}")
+        except DatabaseError as exc:
+            raise CatalogError(str(exc)) from exc
         stack.callback(getattr(catalog, "close", lambda: None))
         # The manifest's paths are relative to the audio folder (realcat layout: DIR/audio + DIR/manifest.csv).
         options = IngestOptions(manifest=_rebased_manifest(manifest, root, audio_root, home), workers=workers)
