@@ -18,13 +18,13 @@ from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.learn.registry import register_model
 from artdb.core.ingest.service import index_catalog
+from artdb.core.analysis.findings import Partition, page_pair_hash
 from artdb.core.analysis.synonyms import (
     _AlbumMeta,
-    evidence_hash,
     find_synonyms,
+    homonym_clusters,
     metadata_similarity,
     name_similarity,
-    proposal_clusters,
     synonym_candidates,
 )
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, SynonymCandidate
@@ -112,25 +112,27 @@ def test_metadata_similarity():
     assert metadata_similarity(a, [_AlbumMeta(None, None, None)])[0] == 0.0
 
 
-def test_proposal_formats():
-    want = {"0": [3, 5], "1": [4]}
-    assert proposal_clusters({"3": 0, "5": 0, "4": 1}) == want
-    # what artdb.core.analysis.audit writes
-    assert proposal_clusters({"partition": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3,
-                              "linkage": "average", "metric": "cosine", "model": "m"}) == want
-    assert proposal_clusters({"albums": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3}) == want
-    assert proposal_clusters({"clusters": [[3, 5], [4]]}) == want
-    assert proposal_clusters({"clusters": {"0": [5, 3], "1": [4]}}) == want
-    assert proposal_clusters({"clusters": [{"label": 0, "albums": [3, 5]}, {"label": 1, "album_ids": [4]}]}) == want
-    assert proposal_clusters({}) == {} and proposal_clusters({"what": "ever"}) == {}
-    assert proposal_clusters(None) == {}
+def test_proposal_is_read_as_the_audit_writes_it():
+    want = {0: [3, 5], 1: [4]}
+    # what artdb.core.analysis.audit stores (album ids as JSON keys), read back as a Partition
+    stored = {"partition": {"3": 0, "5": 0, "4": 1}, "threshold": 0.3, "linkage": "average",
+              "metric": "cosine", "model": "m"}
+    p = Partition.from_proposal(stored)
+    assert p.clusters() == want and p.cluster_of == {3: 0, 5: 0, 4: 1} and p.n_clusters == 2
+    assert (p.threshold, p.linkage, p.metric, p.model) == (0.3, "average", "cosine", "m")
+    assert p.to_proposal() == stored  # one writer, one reader: a round trip
+    assert Partition.from_proposal({"partition": {"3": 0, "5": 0, "4": 1}}).clusters() == want
+    # anything else is not a proposal the audit ever wrote: an empty partition (page vector only)
+    for other in ({}, None, {"what": "ever"}, {"3": 0, "5": 0, "4": 1}, {"clusters": [[3, 5], [4]]},
+                  {"partition": {"x": 0}}, {"partition": [[3, 5], [4]]}):
+        assert not Partition.from_proposal(other) and Partition.from_proposal(other).clusters() == {}
 
 
-def test_evidence_hash_follows_albums_not_order():
-    h = evidence_hash(1, 3, 7, [10, 11], [20])
-    assert h == evidence_hash(1, 7, 3, [20], [11, 10])
-    assert h != evidence_hash(1, 3, 7, [10, 11, 12], [20])
-    assert h != evidence_hash(2, 3, 7, [10, 11], [20])
+def test_page_pair_hash_follows_albums_not_order():
+    h = page_pair_hash(1, 3, 7, [10, 11], [20])
+    assert h == page_pair_hash(1, 7, 3, [20], [11, 10])
+    assert h != page_pair_hash(1, 3, 7, [10, 11, 12], [20])
+    assert h != page_pair_hash(2, 3, 7, [10, 11], [20])
 
 
 # -- the whole search on a real catalog ------------------------------------------------------------
@@ -194,6 +196,7 @@ def test_homonym_clusters_are_candidate_artists(indexed):
         s.add(AuditFinding(run_id=run.id, page_id=ids["Eclipse"], n_clusters=2, score=0.9,
                            proposal={"partition": {str(albums["Dark"]): 0, str(albums["Bright"]): 1}},
                            evidence_hash="x", status="open"))
+    assert homonym_clusters(catalog) == {ids["Eclipse"]: {"0": [albums["Dark"]], "1": [albums["Bright"]]}}
     after = pair_of(find_synonyms(catalog, paths, model, top=None, store=False), "Eclipse", "Dim Lanterns")[1]
     # the page vector mixes both artists; its "Bright" cluster is the Dim Lanterns recordings
     assert after.audio_score == pytest.approx(1.0, abs=1e-4)

@@ -1,7 +1,10 @@
 """What the vectors say about the catalog: homonym pages, synonym pages, where a release belongs.
 
-- :mod:`.clustering`: agglomerative clustering with a distance threshold, artificial homonym
-  groups, ARI, threshold fitting (shared by training, audit and evaluation);
+- :mod:`.clustering`: agglomerative clustering with a distance threshold, the tree cut, artificial
+  homonym groups, ARI, threshold fitting and its cross-validation over groups (shared by training,
+  audit and evaluation);
+- :mod:`.findings`: what the stages share — the proposed split of a page (``Partition``) and its
+  stored form, the "Name [n]" page label, evidence hashes, threshold resolution;
 - :mod:`.audit`: pages whose albums form several artists (``artdb audit``);
 - :mod:`.synonyms`: pages with different names that sound like one artist;
 - :mod:`.placement`: which artist of an ambiguous name made a new album (``artdb place``).
@@ -10,10 +13,16 @@
 import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
-    "clustering": ["LINKAGES", "cluster_with_threshold", "fit_threshold", "make_homonym_groups",
+    "clustering": ["LINKAGES", "check_linkage", "cluster_with_threshold", "cut_tree",
+                   "cv_thresholds", "fit_threshold", "linkage_tree", "make_homonym_groups",
                    "mean_ari"],
-    "audit": ["AuditReport", "PageAudit", "audit_threshold", "calibrate_threshold",
-              "cluster_page", "run_audit"],
-    "synonyms": ["SynonymPair", "find_synonyms", "planted_recall", "synonym_candidates"],
+    "findings": ["Partition", "Threshold", "audit_method", "audit_threshold", "canonical_labels",
+                 "page_label", "page_pair_hash", "parse_page_label", "partition_hash",
+                 "resolve_pages", "resolve_threshold"],
+    "audit": ["AuditReport", "PageAudit", "album_vectors", "calibrate_threshold", "cluster_page",
+              "merge_heights", "resolve_model", "run_audit", "split_margin"],
+    "synonyms": ["CandidatePair", "Neighbours", "SynonymPair", "candidate_pairs", "find_synonyms",
+                 "neighbour_units", "planted_recall", "score_pairs", "store_pairs",
+                 "synonym_candidates"],
     "placement": ["Candidate", "Placement", "place_album", "resolve_album"],
 })

@@ -2,7 +2,7 @@
 
 For every page with at least ``min_albums`` embedded albums, the album vectors (track vectors
 averaged and re-normalised, :mod:`artdb.core.vectors.aggregate`) are clustered agglomeratively with a
-distance threshold (:func:`artdb.core.clustering.cluster_with_threshold`). The number of artists
+distance threshold (:func:`artdb.core.analysis.clustering.cluster_with_threshold`). The number of artists
 on a page is never given: the threshold decides it. The threshold comes from the model's
 ``config["audit"]`` (fitted on held-out training artists' artificial homonym groups) or from
 :func:`calibrate_threshold` (k-fold cross-validation over artificial groups formed from the
@@ -13,58 +13,53 @@ smallest merge height the cut refused (pages with >= 2 clusters) or the largest 
 accepted (one cluster), ``score = (h - t) / t``. Positive = split, and the larger the safer;
 negative = kept whole, and the more negative the safer. Pages with >= 2 clusters are stored as
 :class:`~artdb.db.models.AuditFinding` rows of one :class:`~artdb.db.models.AuditRun`, unless a
-curator rejected the same evidence (same albums, same partition) before.
+curator rejected the same evidence (same albums, same partition) before. The stored proposal is
+a :class:`~artdb.core.analysis.findings.Partition`; labels, evidence hashes and threshold resolution
+are :mod:`artdb.core.analysis.findings`'.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage as scipy_linkage
+from joblib import Parallel, delayed
 from sqlalchemy import select, update
 
 from artdb.core.analysis.clustering import (
-    cluster_with_threshold, fit_threshold, make_homonym_groups, mean_ari,
+    check_linkage, cut_tree, cv_thresholds, fit_threshold, linkage_tree, make_homonym_groups,
+    mean_ari,
 )
-from artdb.core.config import Paths
+from artdb.core.analysis.findings import (
+    Partition, audit_method, audit_threshold, canonical_labels, page_label, partition_hash,  # noqa: F401
+    resolve_pages, resolve_threshold,
+)
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError
-from artdb.core.names import page_key
+from artdb.core.learn.registry import active_model, get_model
+from artdb.core.progress import Progress, report as report_progress
+from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, CuratorDecision, Model
 from artdb.db.session import Catalog
 
 log = logging.getLogger(__name__)
-ProgressFn = Callable[[str, int, int], None]
 
-DEFAULT_LINKAGE = "average"
-DEFAULT_METRIC = "cosine"
 # Below this many pages a worker pool costs more than it saves (measured, docs/audit.md).
 PARALLEL_MIN_PAGES = 20000
 CHUNK_PAGES = 2000
 
 
 # -- the pure part: one page -----------------------------------------------------------------------
-def canonical_labels(labels: Sequence[int]) -> np.ndarray:
-    """Relabel clusters 0, 1, … by decreasing size, ties by first appearance (order-free labels)."""
-    labels = np.asarray(labels)
-    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
-    order = sorted(range(len(uniq)), key=lambda i: (-counts[i], first[i]))
-    remap = {uniq[i]: rank for rank, i in enumerate(order)}
-    return np.array([remap[v] for v in labels], dtype=np.int64)
-
-
 def merge_heights(vectors: np.ndarray, linkage: str = DEFAULT_LINKAGE,
                   metric: str = DEFAULT_METRIC) -> np.ndarray:
     """The sorted heights at which agglomerative clustering merges (same merges as scikit-learn)."""
     x = np.asarray(vectors, dtype=np.float64)
     if len(x) < 2:
         return np.zeros(0)
-    return np.sort(scipy_linkage(x, method=linkage, metric=metric)[:, 2])
+    return np.sort(linkage_tree(x, linkage, metric)[:, 2])
 
 
 def split_margin(heights: np.ndarray, threshold: float) -> float:
@@ -80,28 +75,18 @@ def cluster_page(vectors: np.ndarray, threshold: float, linkage: str = DEFAULT_L
                  metric: str = DEFAULT_METRIC) -> tuple[np.ndarray, float]:
     """``(canonical labels, split margin)`` of one page's album vectors.
 
-    The hierarchy is built once with SciPy and cut below ``threshold``: the same partition as
-    :func:`artdb.core.clustering.cluster_with_threshold` (scikit-learn; identical merges, checked
-    in tests/test_audit.py) at a seventh of the cost per page (0.07 vs 0.53 ms, 5 albums), and the
-    merge heights for the margin come with it.
+    The hierarchy is built once with SciPy and cut below ``threshold``
+    (:func:`~artdb.core.analysis.clustering.cut_tree`): the same partition as
+    :func:`artdb.core.analysis.clustering.cluster_with_threshold` (scikit-learn; identical merges,
+    checked in tests/test_audit.py) at a seventh of the cost per page (0.07 vs 0.53 ms, 5 albums),
+    and the merge heights for the margin come with it.
     """
     x = np.asarray(vectors, dtype=np.float64)
     if len(x) < 2:
         return np.zeros(len(x), dtype=np.int64), float("-inf")
-    if linkage not in ("average", "complete", "single", "ward") or (linkage == "ward" and metric != "euclidean"):
-        cluster_with_threshold(x[:2], threshold, linkage, metric)  # raises the ConfigError
-    z = scipy_linkage(x, method=linkage, metric=metric)
-    # scikit-learn stops merging at distances >= threshold; fcluster keeps heights <= t.
-    labels = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
-    return canonical_labels(labels), split_margin(np.sort(z[:, 2]), threshold)
-
-
-def evidence_hash(album_ids: Sequence[int], labels: Sequence[int]) -> str:
-    """Hash of the sorted album ids and the (order-free) partition: same evidence, same hash."""
-    pairs = sorted(zip((int(a) for a in album_ids), (int(l) for l in labels)))
-    canon = canonical_labels([l for _, l in pairs]).tolist()
-    payload = json.dumps([[a for a, _ in pairs], canon], separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    check_linkage(linkage, metric)
+    z = linkage_tree(x, linkage, metric)
+    return canonical_labels(cut_tree(z, threshold)), split_margin(np.sort(z[:, 2]), threshold)
 
 
 def _cluster_chunk(chunk: list[tuple[int, np.ndarray]], threshold: float, linkage: str,
@@ -119,7 +104,7 @@ class PageAudit:
     labels: list[int]  # cluster of each album (0 = largest)
     n_clusters: int
     score: float  # split margin, see module doc
-    evidence_hash: str
+    evidence_hash: str  # partition_hash(album_ids, labels)
     finding_id: int | None = None
     suppressed: bool = False  # a curator rejected this very evidence before
 
@@ -130,6 +115,13 @@ class PageAudit:
     @property
     def flagged(self) -> bool:
         return self.n_clusters >= 2 and not self.suppressed
+
+    def partition(self, report: AuditReport | None = None) -> Partition:
+        """The proposed split (with the run's threshold and method when ``report`` is given)."""
+        provenance = {} if report is None else {
+            "threshold": report.threshold, "linkage": report.linkage, "metric": report.metric,
+            "model": report.model}
+        return Partition.from_labels(self.album_ids, self.labels, **provenance)
 
     def clusters(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in range(self.n_clusters)]
@@ -180,54 +172,27 @@ class AuditReport:
 
 
 # -- reading the catalog ---------------------------------------------------------------------------
-def page_label(display_name: str, disambiguation: str) -> str:
-    return display_name + (f" [{disambiguation}]" if disambiguation else "")
+def resolve_model(catalog: Catalog, name: str | None = None) -> Model:
+    """The model an analysis uses: ``name`` (a name or id), else the active model.
+
+    Raises:
+        ConfigError: no name given and no model is active.
+    """
+    model = get_model(catalog, name) if name else active_model(catalog)
+    if model is None:
+        raise ConfigError(
+            "no active model: train one (artdb train) or activate one (artdb models activate)")
+    return model
 
 
 def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.ndarray]:
     """Album id -> album vector (mean of its embedded tracks, re-normalised)."""
-    from artdb.core.vectors.index import open_level_index
-
     index = open_level_index(catalog, paths, model, "album")
     ids = index.index_ids()
     if len(ids) == 0:
         return {}
     vecs = index.reconstruct(ids)
     return {int(a): vecs[i] for i, a in enumerate(ids)}
-
-
-def resolve_pages(session, names: Sequence[str | int]) -> list[int]:
-    """Page ids for ids, names (every page with that name) or "Name [n]" (one split page)."""
-    out: list[int] = []
-    for name in names:
-        text = str(name).strip()
-        if text.isdigit() and session.get(ArtistPage, int(text)) is not None:
-            out.append(int(text))
-            continue
-        stmt = select(ArtistPage.id)
-        if text.endswith("]") and " [" in text:
-            base, _, dis = text[:-1].rpartition(" [")
-            stmt = stmt.where(ArtistPage.normalized_name == page_key(base),
-                              ArtistPage.disambiguation == dis.strip())
-        else:
-            stmt = stmt.where(ArtistPage.normalized_name == page_key(text))
-        ids = session.scalars(stmt.order_by(ArtistPage.disambiguation)).all()
-        if not ids:
-            raise CatalogError(f"no artist page named {text!r}")
-        out.extend(ids)
-    return sorted(set(out))
-
-
-def audit_threshold(model: Model) -> tuple[float, str, str, str]:
-    """``(threshold, linkage, metric, source)`` stored with the model, or a ConfigError."""
-    cfg = (model.config or {}).get("audit") or {}
-    t = cfg.get("threshold")
-    if t is None or not np.isfinite(float(t)):
-        raise ConfigError(
-            f"model {model.name!r} has no audit threshold: run `artdb audit --calibrate` "
-            "(or pass --threshold)")
-    return (float(t), cfg.get("linkage", DEFAULT_LINKAGE), cfg.get("metric", DEFAULT_METRIC),
-            cfg.get("source", "model config"))
 
 
 def _rejected_hashes(session, kind: str = "homonym") -> set[str]:
@@ -241,7 +206,7 @@ def _rejected_hashes(session, kind: str = "homonym") -> set[str]:
 # -- the audit ---------------------------------------------------------------------------------------
 def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
               pages: Sequence[str | int] | None = None, threshold: float | None = None,
-              workers: int = 2, progress: ProgressFn | None = None, *,
+              workers: int = 2, progress: Progress | None = None, *,
               linkage: str | None = None, metric: str | None = None,
               store: bool = True) -> AuditReport:
     """Cluster the albums of every page with ``>= min_albums`` embedded albums; store findings.
@@ -250,6 +215,7 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
         pages: restrict to these pages (ids, names, "Name [n]").
         threshold: override the model's stored threshold (``linkage``/``metric`` likewise).
         workers: processes for the clustering when there are many pages (>= PARALLEL_MIN_PAGES).
+        progress: called ``progress("audit pages", done, total)`` (:mod:`artdb.core.progress`).
         store: write an AuditRun with its findings (pages with >= 2 clusters); open findings of
             earlier runs for the audited pages become ``superseded``.
 
@@ -259,13 +225,7 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     if min_albums < 2:
         raise ConfigError("min_albums must be >= 2 (one album cannot be split)")
     start = time.perf_counter()
-    if threshold is None:
-        t, link, met, source = audit_threshold(model)
-    else:
-        cfg = (model.config or {}).get("audit") or {}
-        t, link, met, source = (float(threshold), cfg.get("linkage", DEFAULT_LINKAGE),
-                                cfg.get("metric", DEFAULT_METRIC), "given")
-    link, met = linkage or link, metric or met
+    t, link, met, source = resolve_threshold(model, threshold, linkage=linkage, metric=metric)
     if not t > 0:
         raise ConfigError(f"threshold must be > 0, got {t}")
     vectors = album_vectors(catalog, paths, model)
@@ -288,7 +248,7 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     report = AuditReport(None, model.name, t, link, met, source)
     for (pid, albums), (_, labels, score) in zip(todo, results):
         ids = [a for a, _, _ in albums]
-        h = evidence_hash(ids, labels)
+        h = partition_hash(ids, labels)
         n = int(labels.max()) + 1
         report.pages.append(PageAudit(
             page_id=pid, page=albums[0][2], album_ids=ids, albums=[x for _, x, _ in albums],
@@ -301,25 +261,19 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     return report
 
 
-def _cluster_all(work, t, link, met, workers, progress):
+def _cluster_all(work, t, link, met, workers, progress: Progress | None):
     total = len(work)
-    if progress:
-        progress("audit pages", 0, total)
+    report_progress(progress, "audit pages", 0, total)
     chunks = [work[i:i + CHUNK_PAGES] for i in range(0, total, CHUNK_PAGES)]
-    out: list = []
     if workers > 1 and total >= PARALLEL_MIN_PAGES:
-        from joblib import Parallel, delayed
-
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
-        for res in parallel(delayed(_cluster_chunk)(c, t, link, met) for c in chunks):
-            out.extend(res)
-            if progress:
-                progress("audit pages", len(out), total)
+        results = parallel(delayed(_cluster_chunk)(c, t, link, met) for c in chunks)
     else:
-        for c in chunks:
-            out.extend(_cluster_chunk(c, t, link, met))
-            if progress:
-                progress("audit pages", len(out), total)
+        results = (_cluster_chunk(c, t, link, met) for c in chunks)
+    out: list = []
+    for res in results:
+        out.extend(res)
+        report_progress(progress, "audit pages", len(out), total)
     return out
 
 
@@ -342,10 +296,8 @@ def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
         for p in report.findings:
             f = AuditFinding(
                 run_id=run.id, page_id=p.page_id, n_clusters=p.n_clusters, score=p.score,
-                proposal={"partition": {str(a): l for a, l in zip(p.album_ids, p.labels)},
-                          "threshold": report.threshold, "linkage": report.linkage,
-                          "metric": report.metric, "model": report.model},
-                evidence_hash=p.evidence_hash, status="open")
+                proposal=p.partition(report).to_proposal(), evidence_hash=p.evidence_hash,
+                status="open")
             s.add(f)
             findings.append((p, f))
         s.flush()
@@ -368,7 +320,8 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
     Every page with ``>= min_albums`` embedded albums and no open homonym finding is taken as one
     artist (trusted page); pages are drawn into artificial homonym groups of 2-4
     (:func:`make_homonym_groups`); the groups are split into ``folds`` folds; each fold's ARI is
-    measured at the threshold fitted (:func:`fit_threshold`) on the other folds. The final threshold
+    measured at the threshold fitted (:func:`fit_threshold`) on the other folds
+    (:func:`~artdb.core.analysis.clustering.cv_thresholds`). The final threshold
     is fitted on all groups and, with ``store``, written to ``model.config["audit"]`` with its CV
     ARI.
 
@@ -376,9 +329,7 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
         ``{"threshold", "linkage", "metric", "cv_ari", "fold_ari", "fold_thresholds", "train_ari",
         "groups", "pages", "folds", "seed", "source"}``.
     """
-    cfg = (model.config or {}).get("audit") or {}
-    link = linkage or cfg.get("linkage", DEFAULT_LINKAGE)
-    met = metric or cfg.get("metric", DEFAULT_METRIC)
+    link, met = audit_method(model, linkage, metric)
     if folds < 2:
         raise ConfigError("folds must be >= 2")
     vectors = album_vectors(catalog, paths, model)
@@ -409,10 +360,7 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
     fold_of = np.empty(len(groups), dtype=np.int64)
     fold_of[order] = np.arange(len(groups)) % folds
     fold_ari, fold_t, weights = [], [], []
-    for k in range(folds):
-        train = [g for g, f in zip(groups, fold_of) if f != k]
-        test = [g for g, f in zip(groups, fold_of) if f == k]
-        tk, _, _ = fit_threshold(train, X, labels, linkage=link, metric=met)
+    for _, tk, test in cv_thresholds(groups, fold_of, X, labels, linkage=link, metric=met):
         fold_t.append(tk)
         fold_ari.append(mean_ari(test, X, labels, tk, linkage=link, metric=met))
         weights.append(len(test))
@@ -440,6 +388,6 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
 
 
 __all__ = [
-    "AuditReport", "PageAudit", "audit_threshold", "calibrate_threshold", "canonical_labels",
-    "cluster_page", "evidence_hash", "merge_heights", "resolve_pages", "run_audit", "split_margin",
+    "AuditReport", "PageAudit", "album_vectors", "calibrate_threshold", "cluster_page",
+    "merge_heights", "resolve_model", "run_audit", "split_margin",
 ]

@@ -18,13 +18,16 @@ similar name with unrelated audio does not.
 
 Results are stored as an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per returned
 pair. A candidate a curator rejected is not raised again while its evidence (the two pages' album
-sets under the same model) is unchanged; pages already merged into each other are never paired.
+sets under the same model, :func:`artdb.core.analysis.findings.page_pair_hash`) is unchanged; pages
+already merged into each other are never paired.
+
+:func:`find_synonyms` runs in four stages, each a small function: neighbour units
+(:func:`neighbour_units`), candidate pairs (:func:`candidate_pairs`), scoring (:func:`score_pairs`)
+and storing (:func:`store_pairs`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,10 +36,12 @@ from typing import Any, Iterable
 import numpy as np
 from sqlalchemy import select, update
 
-from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
+from artdb.core.analysis.findings import Partition, page_label, page_pair_hash
 from artdb.core.config import Paths
-from artdb.core.names import match_key
+from artdb.core.names import match_key, page_key
+from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 from artdb.core.vectors.index import open_level_index
+from artdb.core.vectors.neighbors import resolve_query
 from artdb.db.models import (
     Album,
     ArtistPage,
@@ -49,6 +54,7 @@ from artdb.db.models import (
     SynonymCandidate,
 )
 from artdb.db.session import Catalog
+from artdb.indexer import FaissIndex
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +114,7 @@ class _Page:
 
     @property
     def label(self) -> str:
-        return self.name + (f" [{self.disambiguation}]" if self.disambiguation else "")
+        return page_label(self.name, self.disambiguation)
 
 
 # -- parts of the score -----------------------------------------------------------------------------
@@ -189,52 +195,6 @@ def combine(audio: float, name: float, metadata: float,
 
 
 # -- homonym findings as units ----------------------------------------------------------------------
-def proposal_clusters(proposal: Any) -> dict[str, list[int]]:
-    """Cluster label -> album ids from an ``AuditFinding.proposal``, or ``{}`` if unreadable.
-
-    Tolerant on purpose (the audit owns the format): accepts ``{"partition": {album_id: cluster}}``
-    (what :mod:`artdb.core.analysis.audit` writes; also under ``albums``/``assignment``/``album_clusters``/
-    ``labels``), ``{album_id: cluster}``,
-    ``{"clusters": {label: [album ids]}}`` and ``{"clusters": [[album ids], ...]}`` or
-    ``{"clusters": [{"label"|"id"|"cluster": x, "albums"|"album_ids": [...]}, ...]}``.
-    """
-    if not isinstance(proposal, dict) or not proposal:
-        return {}
-
-    def invert(mapping: dict) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = defaultdict(list)
-        for album, label in mapping.items():
-            try:
-                out[str(label)].append(int(album))
-            except (TypeError, ValueError):
-                return {}
-        return {k: sorted(v) for k, v in out.items()}
-
-    for key in ("partition", "albums", "assignment", "album_clusters", "labels"):
-        if isinstance(proposal.get(key), dict):
-            return invert(proposal[key])
-    clusters = proposal.get("clusters")
-    try:
-        if isinstance(clusters, dict):
-            return {str(k): sorted(int(a) for a in v) for k, v in clusters.items()}
-        if isinstance(clusters, list):
-            out: dict[str, list[int]] = {}
-            for i, c in enumerate(clusters):
-                if isinstance(c, dict):
-                    label = c.get("label", c.get("id", c.get("cluster", i)))
-                    albums = c.get("albums", c.get("album_ids", []))
-                    out[str(label)] = sorted(int(a) for a in albums)
-                else:
-                    out[str(i)] = sorted(int(a) for a in c)
-            return out
-    except (TypeError, ValueError):
-        return {}
-    if all(str(k).isdigit() for k in proposal) and \
-            all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in proposal.values()):
-        return invert(proposal)
-    return {}
-
-
 def latest_homonym_run(catalog: Catalog, model: Model | None = None) -> AuditRun | None:
     """The newest homonym audit run (of ``model`` when it has one, else of any model)."""
     with catalog.session() as s:
@@ -260,7 +220,7 @@ def homonym_clusters(catalog: Catalog) -> dict[int, dict[str, list[int]]]:
                          .order_by(AuditFinding.id)).all()
     out = {}
     for page_id, proposal in rows:
-        clusters = {k: v for k, v in proposal_clusters(proposal).items() if v}
+        clusters = {str(c): albums for c, albums in Partition.from_proposal(proposal).clusters().items()}
         if len(clusters) >= 2:
             out[int(page_id)] = clusters
         elif proposal:
@@ -268,7 +228,7 @@ def homonym_clusters(catalog: Catalog) -> dict[int, dict[str, list[int]]]:
     return out
 
 
-# -- the search -------------------------------------------------------------------------------------
+# -- reading the catalog ------------------------------------------------------------------------------
 def _load_pages(s) -> dict[int, _Page]:
     rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.normalized_name,
                             ArtistPage.disambiguation, ArtistPage.merged_into_id)).all()
@@ -297,15 +257,6 @@ def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, _AlbumMeta]]:
     return {p: sorted(v) for p, v in by_page.items()}, meta
 
 
-def evidence_hash(model_id: int, page_a: int, page_b: int, albums_a: list[int], albums_b: list[int]) -> str:
-    """What a curator judged: these two pages with these albums, under this model's audio."""
-    if page_a > page_b:
-        page_a, page_b, albums_a, albums_b = page_b, page_a, albums_b, albums_a
-    doc = {"model": model_id, "pages": [page_a, page_b],
-           "albums": [sorted(albums_a), sorted(albums_b)]}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
 def _rejected_hashes(s) -> set[str]:
     hashes = set(s.scalars(select(SynonymCandidate.evidence_hash)
                            .where(SynonymCandidate.status == "rejected")))
@@ -314,6 +265,29 @@ def _rejected_hashes(s) -> set[str]:
             CuratorDecision.action == "reject", CuratorDecision.finding_kind == "synonym",
             CuratorDecision.undone_at.is_(None))) if h}
     return hashes
+
+
+@dataclass
+class _Snapshot:
+    """What the search reads from the catalog, once."""
+
+    pages: dict[int, _Page]
+    albums_by_page: dict[int, list[int]]
+    album_meta: dict[int, _AlbumMeta]
+    rejected: set[str]  # evidence hashes of rejected candidates
+
+    @classmethod
+    def read(cls, catalog: Catalog) -> _Snapshot:
+        with catalog.session() as s:
+            return cls(_load_pages(s), *_load_albums(s), _rejected_hashes(s))
+
+
+def _focus_page(catalog: Catalog, pages: dict[int, _Page], page: str | int | None) -> int | None:
+    """The page a search is restricted to (the page it was merged into, if any)."""
+    if page is None:
+        return None
+    focus = resolve_query(catalog, str(page), "artist")
+    return pages[focus].root if focus in pages else focus
 
 
 def _build_units(catalog, paths, model, pages, albums_by_page, device) -> tuple[list[Unit], np.ndarray]:
@@ -353,81 +327,77 @@ def _other_name(pages: dict[int, _Page], a: int, b: int) -> bool:
     return a != b and pa.root != pb.root and pa.key != pb.key
 
 
-def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None = 50,
-                  page: str | int | None = None, k: int = 10, store: bool = True,
-                  device: str = "cpu", weights: tuple[float, float, float] | None = None
-                  ) -> list[SynonymPair]:
-    """Rank pairs of differently named pages that may be one artist.
+# -- stage 1: neighbour units -----------------------------------------------------------------------
+@dataclass
+class Neighbours:
+    """Each unit's nearest units on other-name pages, and the audio levels derived from them."""
 
-    Args:
-        top: how many pairs to return (and store); None for all scored pairs.
-        page: only pairs involving this page (id or name); the catalog is still searched whole.
-        k: nearest units (on pages with another name) looked at per unit.
-        weights: (audio, name, metadata) weights; default ``(W_AUDIO, W_NAME, W_META)``.
-        store: record an ``AuditRun(kind="synonym")`` and one ``SynonymCandidate`` per pair; the
-            open candidates it replaces (all, or the page's when ``page`` is given) are marked
-            ``superseded``.
+    near: dict[int, list[tuple[int, float]]]  # unit -> [(unit, cosine)], nearest first
+    level: dict[int, float]  # unit -> mean cosine to its neighbours (its usual similarity)
+    reference: float  # the median level: for units without neighbours
+    rank: dict[tuple[int, int], int]  # (unit, neighbour) -> 1-based rank
 
-    Returns:
-        Pairs by decreasing score (ties: smaller page ids first); ``page_a_id < page_b_id``.
+    def local_reference(self, i: int, j: int) -> float:
+        """The cosine an ordinary neighbour of units ``i`` and ``j`` reaches (see :func:`calibrate`)."""
+        return (self.level.get(i, self.reference) + self.level.get(j, self.reference)) / 2
+
+
+def neighbour_units(units: list[Unit], vectors: np.ndarray, pages: dict[int, _Page], k: int,
+                    model_name: str) -> Neighbours:
+    """The ``k`` nearest units on pages with another name, for every unit.
+
+    Exact search for small catalogs, IVF (nprobe tuned for recall) for large ones: choose_index.
+    Units of the same page and pages with the same catalog key are skipped, so more are asked for
+    (doubling until every unit has ``k`` or all units were seen).
     """
-    from artdb.indexer import FaissIndex
-
-    weights = tuple(float(w) for w in (weights or (W_AUDIO, W_NAME, W_META)))
-    with catalog.session() as s:
-        pages = _load_pages(s)
-        albums_by_page, album_meta = _load_albums(s)
-        rejected = _rejected_hashes(s)
-    focus = None
-    if page is not None:
-        from artdb.core.vectors.neighbors import resolve_query
-
-        focus = resolve_query(catalog, str(page), "artist")
-        focus = pages[focus].root if focus in pages else focus
-
-    units, vectors = _build_units(catalog, paths, model, pages, albums_by_page, device)
-    if len(units) < 2:
-        return _store(catalog, model, [], page, focus, k, top, 0.0, len(units), weights) \
-            if store else []
-
-    # Exact search for small catalogs, IVF (nprobe tuned for recall) for large ones: choose_index.
-    index = FaissIndex.build(vectors, np.arange(len(units), dtype=np.int64), model=model.name,
+    index = FaissIndex.build(vectors, np.arange(len(units), dtype=np.int64), model=model_name,
                              name="synonym-units")
     per_page = max(sum(1 for u in units if u.page_id == p) for p in {u.page_id for u in units})
-    # Units of the same page, and pages with the same catalog key, are skipped: ask for enough.
     want = min(len(units), k + per_page + 1)
-    neigh: dict[int, list[tuple[int, float]]] = {}
+    near: dict[int, list[tuple[int, float]]] = {}
     while True:
         sims, ids = index.search(vectors, want)
         short = False
         for i, (row_s, row_i) in enumerate(zip(sims, ids)):
             keep = [(int(j), float(sc)) for j, sc in zip(row_i, row_s)
                     if j >= 0 and _other_name(pages, units[i].page_id, units[int(j)].page_id)]
-            neigh[i] = keep[:k]
+            near[i] = keep[:k]
             short |= len(keep) < k
         if not short or want >= len(units):
             break
         want = min(len(units), want * 2)
-
-    # Each unit's usual neighbour similarity: the mean over its k nearest other-name units.
-    level = {i: float(np.mean([sc for _, sc in nb])) for i, nb in neigh.items() if nb}
+    level = {i: float(np.mean([sc for _, sc in nb])) for i, nb in near.items() if nb}
     reference = float(np.median(list(level.values()))) if level else 0.0
-    rank = {(i, j): r for i, nb in neigh.items() for r, (j, _) in enumerate(nb, 1)}
+    rank = {(i, j): r for i, nb in near.items() for r, (j, _) in enumerate(nb, 1)}
+    return Neighbours(near, level, reference, rank)
 
-    # Candidate unit pairs: audio neighbours, plus pages with equal loose names.
-    cand: dict[tuple[int, int], tuple[int, int, float, str]] = {}
 
-    def offer(i: int, j: int, sim: float, source: str) -> None:
-        a, b = units[i].page_id, units[j].page_id
-        if a > b:
-            a, b, i, j = b, a, j, i
-        best = cand.get((a, b))
-        if best is None or sim > best[2]:
-            cand[(a, b)] = (i, j, sim, source if best is None else best[3])
+# -- stage 2: candidate pairs -----------------------------------------------------------------------
+@dataclass
+class CandidatePair:
+    """The best pair of units of two pages (``page_a < page_b``) and how it was found."""
 
-    for i, nb in neigh.items():
+    unit_a: int
+    unit_b: int
+    cosine: float
+    source: str  # "audio" (a neighbour) or "name" (equal loose names)
+
+
+def candidate_pairs(units: list[Unit], vectors: np.ndarray, pages: dict[int, _Page],
+                    neighbours: Neighbours) -> dict[tuple[int, int], CandidatePair]:
+    """Pairs of pages to score: audio neighbours, plus pages with equal loose names.
+
+    Each pair of pages keeps its most similar pair of units; its source is the first that found it.
+    """
+    cand: dict[tuple[int, int], CandidatePair] = {}
+    for i, nb in neighbours.near.items():
         for j, sim in nb:
-            offer(i, j, sim, "audio")
+            a, b = units[i].page_id, units[j].page_id
+            ui, uj = (i, j) if a <= b else (j, i)
+            a, b = min(a, b), max(a, b)
+            best = cand.get((a, b))
+            if best is None or sim > best.cosine:
+                cand[(a, b)] = CandidatePair(ui, uj, sim, "audio" if best is None else best.source)
     units_of: dict[int, list[int]] = defaultdict(list)
     for i, u in enumerate(units):
         units_of[u.page_id].append(i)
@@ -446,42 +416,98 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None 
                 ua, ub = units_of[a], units_of[b]
                 sim = vectors[ua] @ vectors[ub].T
                 i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
-                cand[(a, b)] = (ua[i], ub[j], float(sim[i, j]), "name")
+                cand[(a, b)] = CandidatePair(ua[i], ub[j], float(sim[i, j]), "name")
+    return cand
 
+
+# -- stage 3: scoring -------------------------------------------------------------------------------
+def score_pair(a: int, b: int, c: CandidatePair, units: list[Unit], snap: _Snapshot,
+               neighbours: Neighbours, model: Model, weights: tuple[float, float, float],
+               ev_hash: str) -> SynonymPair:
+    """The pair of pages ``a < b`` scored on its best units' audio, the names and the metadata."""
+    i, j, sim, pages, meta_of = c.unit_a, c.unit_b, c.cosine, snap.pages, snap.album_meta
+    local = neighbours.local_reference(i, j)
+    audio = float(calibrate(np.array([sim]), local)[0])
+    name, name_ev = name_similarity(pages[a].name, pages[b].name)
+    meta, meta_ev = metadata_similarity([meta_of[x] for x in units[i].album_ids if x in meta_of],
+                                        [meta_of[x] for x in units[j].album_ids if x in meta_of])
+    evidence = {
+        "source": c.source,
+        "audio": {"cosine": round(sim, 6), "reference": round(local, 6),
+                  "rank_a": neighbours.rank.get((i, j)), "rank_b": neighbours.rank.get((j, i)),
+                  "unit_a": {"cluster": units[i].cluster, "albums": units[i].album_ids},
+                  "unit_b": {"cluster": units[j].cluster, "albums": units[j].album_ids}},
+        "name": name_ev,
+        "metadata": meta_ev,
+        "weights": dict(zip(("audio", "name", "metadata"), weights)),
+        "model": model.name,
+    }
+    return SynonymPair(a, pages[a].label, b, pages[b].label, combine(audio, name, meta, weights),
+                       audio, name, meta, evidence, ev_hash)
+
+
+def score_pairs(cand: dict[tuple[int, int], CandidatePair], units: list[Unit], snap: _Snapshot,
+                neighbours: Neighbours, model: Model, weights: tuple[float, float, float],
+                focus: int | None = None) -> list[SynonymPair]:
+    """Every candidate scored, best first (ties: smaller page ids first), leaving out pairs
+    without ``focus`` (when given) and pairs whose evidence a curator rejected."""
     pairs = []
-    for (a, b), (i, j, sim, source) in cand.items():
+    for (a, b), c in cand.items():
         if focus is not None and focus not in (a, b):
             continue
-        ev_hash = evidence_hash(model.id, a, b, albums_by_page.get(a, []), albums_by_page.get(b, []))
-        if ev_hash in rejected:
+        ev_hash = page_pair_hash(model.id, a, b, snap.albums_by_page.get(a, []),
+                                 snap.albums_by_page.get(b, []))
+        if ev_hash in snap.rejected:
             continue
-        local = (level.get(i, reference) + level.get(j, reference)) / 2
-        audio = float(calibrate(np.array([sim]), local)[0])
-        name, name_ev = name_similarity(pages[a].name, pages[b].name)
-        meta, meta_ev = metadata_similarity([album_meta[x] for x in units[i].album_ids if x in album_meta],
-                                            [album_meta[x] for x in units[j].album_ids if x in album_meta])
-        evidence = {
-            "source": source,
-            "audio": {"cosine": round(sim, 6), "reference": round(local, 6),
-                      "rank_a": rank.get((i, j)), "rank_b": rank.get((j, i)),
-                      "unit_a": {"cluster": units[i].cluster, "albums": units[i].album_ids},
-                      "unit_b": {"cluster": units[j].cluster, "albums": units[j].album_ids}},
-            "name": name_ev,
-            "metadata": meta_ev,
-            "weights": dict(zip(("audio", "name", "metadata"), weights)),
-            "model": model.name,
-        }
-        pairs.append(SynonymPair(a, pages[a].label, b, pages[b].label, combine(audio, name, meta, weights),
-                                 audio, name, meta, evidence, ev_hash))
+        pairs.append(score_pair(a, b, c, units, snap, neighbours, model, weights, ev_hash))
     pairs.sort(key=lambda p: (-p.score, p.page_a_id, p.page_b_id))
-    if top is not None:
-        pairs = pairs[:top]
-    if store:
-        return _store(catalog, model, pairs, page, focus, k, top, reference, len(units), weights)
     return pairs
 
 
-def _store(catalog, model, pairs, page, focus, k, top, reference, n_units, weights) -> list[SynonymPair]:
+# -- the search -------------------------------------------------------------------------------------
+def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None = 50,
+                  page: str | int | None = None, k: int = 10, store: bool = True,
+                  device: str = "cpu", weights: tuple[float, float, float] | None = None
+                  ) -> list[SynonymPair]:
+    """Rank pairs of differently named pages that may be one artist.
+
+    Args:
+        top: how many pairs to return (and store); None for all scored pairs.
+        page: only pairs involving this page (id or name); the catalog is still searched whole.
+        k: nearest units (on pages with another name) looked at per unit.
+        weights: (audio, name, metadata) weights; default ``(W_AUDIO, W_NAME, W_META)``.
+        store: record an ``AuditRun(kind="synonym")`` and one ``SynonymCandidate`` per pair; the
+            open candidates it replaces (all, or the page's when ``page`` is given) are marked
+            ``superseded``.
+
+    Returns:
+        Pairs by decreasing score (ties: smaller page ids first); ``page_a_id < page_b_id``.
+    """
+    weights = tuple(float(w) for w in (weights or (W_AUDIO, W_NAME, W_META)))
+    snap = _Snapshot.read(catalog)
+    focus = _focus_page(catalog, snap.pages, page)
+    units, vectors = _build_units(catalog, paths, model, snap.pages, snap.albums_by_page, device)
+    if len(units) < 2:
+        return store_pairs(catalog, model, [], page, focus, k, top, 0.0, len(units), weights) \
+            if store else []
+    neighbours = neighbour_units(units, vectors, snap.pages, k, model.name)
+    cand = candidate_pairs(units, vectors, snap.pages, neighbours)
+    pairs = score_pairs(cand, units, snap, neighbours, model, weights, focus)
+    if top is not None:
+        pairs = pairs[:top]
+    if store:
+        return store_pairs(catalog, model, pairs, page, focus, k, top, neighbours.reference,
+                           len(units), weights)
+    return pairs
+
+
+# -- stage 4: storing -------------------------------------------------------------------------------
+def store_pairs(catalog: Catalog, model: Model, pairs: list[SynonymPair], page: str | int | None,
+                focus: int | None, k: int, top: int | None, reference: float, n_units: int,
+                weights: tuple[float, float, float]) -> list[SynonymPair]:
+    """Record the search as an ``AuditRun(kind="synonym")`` with one open ``SynonymCandidate`` per
+    pair (ids set on ``pairs``); the open candidates it replaces (all, or ``focus``'s) are
+    superseded."""
     params = {"k": k, "top": top, "page": page if page is None else str(page), "page_id": focus,
               "weights": dict(zip(("audio", "name", "metadata"), weights)),
               "audio_reference": reference, "units": n_units, "model": model.name}
@@ -523,7 +549,7 @@ def synonym_candidates(catalog: Catalog, status: str | None = "open", run_id: in
             q = q.limit(limit)
         rows = s.scalars(q).all()
         ids = {r.page_a_id for r in rows} | {r.page_b_id for r in rows}
-        pages = {pid: name + (f" [{dis}]" if dis else "") for pid, name, dis in s.execute(
+        pages = {pid: page_label(name, dis) for pid, name, dis in s.execute(
             select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
             .where(ArtistPage.id.in_(ids)))} if ids else {}
     return [SynonymPair(r.page_a_id, pages.get(r.page_a_id, "?"), r.page_b_id, pages.get(r.page_b_id, "?"),
@@ -534,8 +560,6 @@ def synonym_candidates(catalog: Catalog, status: str | None = "open", run_id: in
 def planted_recall(catalog: Catalog, pairs: list[SynonymPair], planted: Iterable[tuple[str, str]],
                    cutoffs: Iterable[int] = (10,)) -> dict[int, float]:
     """Share of planted name pairs (compared by catalog key) among the first N ranked pairs."""
-    from artdb.core.names import page_key
-
     want = {frozenset((page_key(a), page_key(b))) for a, b in planted}
     ids = {p.page_a_id for p in pairs} | {p.page_b_id for p in pairs}
     with catalog.session() as s:

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.cluster.hierarchy import dendrogram
 from sqlalchemy import func, select
 
-from artdb.core.config import Paths
+from artdb.core.analysis.clustering import linkage_tree
+from artdb.core.analysis.findings import Partition, page_label
+from artdb.core.analysis.synonyms import SynonymPair, latest_homonym_run, synonym_candidates
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import MissingExtraError
-from artdb.core.analysis.synonyms import (
-    SynonymPair,
-    latest_homonym_run,
-    proposal_clusters,
-    synonym_candidates,
-)
+from artdb.core.learn.registry import active_model
+from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 from artdb.db.session import Catalog
 
@@ -58,7 +58,7 @@ class FindingView:
     n_clusters: int
     score: float
     status: str
-    clusters: dict[str, list[int]]
+    clusters: dict[str, list[int]]  # the proposed partition: cluster -> album ids
     n_albums: int
     figure: str | None = None  # data: URI of the PNG
     note: str | None = None
@@ -117,11 +117,9 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
 
 
 def finding_figure(titles: list[str], vectors: np.ndarray, labels: list[str],
-                   threshold: float | None, linkage: str = "average", metric: str = "cosine",
-                   page: str = "") -> bytes:
+                   threshold: float | None, linkage: str = DEFAULT_LINKAGE,
+                   metric: str = DEFAULT_METRIC, page: str = "") -> bytes:
     """PNG bytes: the albums' dendrogram (threshold drawn) beside their PCA map, by cluster."""
-    from scipy.cluster.hierarchy import dendrogram, linkage as scipy_linkage
-
     Figure, FigureCanvasAgg = _import_matplotlib()
     clusters = sorted(set(labels), key=lambda c: (c == UNASSIGNED, c))
     colour = {c: ("#999999" if c == UNASSIGNED else PALETTE[i % len(PALETTE)]) for i, c in enumerate(clusters)}
@@ -132,7 +130,7 @@ def finding_figure(titles: list[str], vectors: np.ndarray, labels: list[str],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing glyphs for some scripts are not fatal
         if len(x) >= 2:
-            z = scipy_linkage(x, method=linkage, metric=metric if linkage != "ward" else "euclidean")
+            z = linkage_tree(x, linkage, metric if linkage != "ward" else "euclidean")
             short = [t if len(t) <= 22 else t[:21] + "…" for t in titles]
             tree = dendrogram(z, ax=ax_d, labels=short, leaf_rotation=60,
                               color_threshold=threshold or 0, above_threshold_color="#555555")
@@ -181,9 +179,9 @@ def collect_findings(catalog: Catalog, run: AuditRun | None) -> list[FindingView
         counts = dict(s.execute(select(Album.page_id, func.count()).group_by(Album.page_id)).all())
     out = []
     for f, name, dis in rows:
-        label = name + (f" [{dis}]" if dis else "")
-        out.append(FindingView(f.id, f.page_id, label, f.n_clusters, float(f.score), f.status,
-                               proposal_clusters(f.proposal), counts.get(f.page_id, 0)))
+        clusters = {str(c): albums for c, albums in Partition.from_proposal(f.proposal).clusters().items()}
+        out.append(FindingView(f.id, f.page_id, page_label(name, dis), f.n_clusters, float(f.score),
+                               f.status, clusters, counts.get(f.page_id, 0)))
     return out
 
 
@@ -196,12 +194,10 @@ def _attach_figures(catalog: Catalog, paths: Paths, model: Model | None, finding
     if model is None:
         notes.append("no model: album vectors unavailable, figures left out")
         return notes
-    from artdb.core.vectors.index import open_level_index
-
     index = open_level_index(catalog, paths, model, "album", device=device)
     params = run.params or {}
-    linkage = params.get("linkage", "average")
-    metric = params.get("metric", "cosine")
+    linkage = params.get("linkage", DEFAULT_LINKAGE)
+    metric = params.get("metric", DEFAULT_METRIC)
     threshold = _threshold(params)
     for f in chosen:
         with catalog.session() as s:
@@ -296,8 +292,6 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
                   synonyms: int = 100, device: str = "cpu") -> tuple[str, ReportSummary]:
     """The report as an HTML string, and what it holds (``path`` left empty)."""
     if model is None:
-        from artdb.core.learn.registry import active_model
-
         model = active_model(catalog)
     run = latest_homonym_run(catalog, model)
     findings = collect_findings(catalog, run)

@@ -1,0 +1,222 @@
+"""What the analysis stages share: one home for each concept their findings are made of.
+
+- :class:`Partition`: the audit's proposed split of a page (album -> cluster, 0 = largest), with
+  its one writer (:meth:`Partition.to_proposal`) and one reader (:meth:`Partition.from_proposal`)
+  of the JSON stored in ``AuditFinding.proposal``. The audit writes it; synonyms, placement,
+  curation and the report read it.
+- Page labels: a page is shown as ``"Name"`` or, once a split numbered it, ``"Name [n]"``
+  (:func:`page_label`); :func:`parse_page_label` reads one back and :func:`resolve_pages` finds the
+  pages a label, a name or an id stands for.
+- Evidence hashes (what a curator judged, so that a rejection holds until the evidence changes):
+  :func:`partition_hash` for a homonym finding (these albums, split this way) and
+  :func:`page_pair_hash` for a synonym candidate (these two pages with these albums, under this
+  model's audio).
+- Threshold resolution: :func:`resolve_threshold` picks the distance threshold, linkage and metric
+  an audit or a placement uses (given, else the model's stored ``config["audit"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.names import page_key
+from artdb.db.models import ArtistPage, Model
+
+
+# -- page labels -----------------------------------------------------------------------------------
+def page_label(display_name: str, disambiguation: str | None) -> str:
+    """``"Name"``, or ``"Name [n]"`` for a page a split numbered (disambiguation ``n``)."""
+    return display_name + (f" [{disambiguation}]" if disambiguation else "")
+
+
+def parse_page_label(text: str) -> tuple[str, str | None]:
+    """``"Name [n]"`` -> ``("Name", "n")``; a plain name -> ``(name, None)`` (no disambiguation
+    given: any page of that name)."""
+    if text.endswith("]") and " [" in text:
+        base, _, dis = text[:-1].rpartition(" [")
+        return base, dis.strip()
+    return text, None
+
+
+def resolve_pages(session, names: Sequence[str | int]) -> list[int]:
+    """Page ids for ids, names (every page with that name) or "Name [n]" (one split page)."""
+    out: list[int] = []
+    for name in names:
+        text = str(name).strip()
+        if text.isdigit() and session.get(ArtistPage, int(text)) is not None:
+            out.append(int(text))
+            continue
+        base, dis = parse_page_label(text)
+        stmt = select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(base))
+        if dis is not None:
+            stmt = stmt.where(ArtistPage.disambiguation == dis)
+        ids = session.scalars(stmt.order_by(ArtistPage.disambiguation)).all()
+        if not ids:
+            raise CatalogError(f"no artist page named {text!r}")
+        out.extend(ids)
+    return sorted(set(out))
+
+
+# -- partitions ------------------------------------------------------------------------------------
+def canonical_labels(labels: Sequence[int]) -> np.ndarray:
+    """Relabel clusters 0, 1, … by decreasing size, ties by first appearance (order-free labels)."""
+    labels = np.asarray(labels)
+    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = sorted(range(len(uniq)), key=lambda i: (-counts[i], first[i]))
+    remap = {uniq[i]: rank for rank, i in enumerate(order)}
+    return np.array([remap[v] for v in labels], dtype=np.int64)
+
+
+def partition_hash(album_ids: Sequence[int], labels: Sequence[int]) -> str:
+    """Evidence of a homonym finding: hash of the sorted album ids and the (order-free) partition.
+
+    Same albums split the same way (whatever the album order and cluster names), same hash.
+    """
+    pairs = sorted(zip((int(a) for a in album_ids), (int(l) for l in labels)))
+    canon = canonical_labels([l for _, l in pairs]).tolist()
+    payload = json.dumps([[a for a, _ in pairs], canon], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A proposed split of one page: each album's cluster (0 = the largest), and how it was made.
+
+    ``assignment`` holds ``(album id, cluster)`` pairs in album order. The provenance fields
+    (threshold, linkage, metric, model name) are what the audit stored beside it; they may be
+    ``None`` for rows written by hand.
+    """
+
+    assignment: tuple[tuple[int, int], ...] = ()
+    threshold: float | None = None
+    linkage: str | None = None
+    metric: str | None = None
+    model: str | None = None
+
+    @classmethod
+    def from_labels(cls, album_ids: Sequence[int], labels: Sequence[int], **provenance: Any
+                    ) -> Partition:
+        return cls(tuple((int(a), int(c)) for a, c in zip(album_ids, labels)), **provenance)
+
+    @classmethod
+    def from_proposal(cls, proposal: Any) -> Partition:
+        """Read ``AuditFinding.proposal``: ``{"partition": {album id: cluster}, "threshold": t,
+        "linkage": ..., "metric": ..., "model": ...}`` (what :meth:`to_proposal` writes, and what
+        the audit has always stored). Anything else reads as an empty partition."""
+        if not isinstance(proposal, Mapping) or not isinstance(proposal.get("partition"), Mapping):
+            return cls()
+        try:
+            pairs = tuple((int(a), int(c)) for a, c in proposal["partition"].items())
+        except (TypeError, ValueError):
+            return cls()
+        t = proposal.get("threshold")
+        return cls(pairs, float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None,
+                   proposal.get("linkage"), proposal.get("metric"), proposal.get("model"))
+
+    def to_proposal(self) -> dict[str, Any]:
+        """The JSON stored in ``AuditFinding.proposal`` (read back by :meth:`from_proposal`)."""
+        return {"partition": {str(a): c for a, c in self.assignment}, "threshold": self.threshold,
+                "linkage": self.linkage, "metric": self.metric, "model": self.model}
+
+    def __bool__(self) -> bool:
+        return bool(self.assignment)
+
+    @property
+    def album_ids(self) -> list[int]:
+        return [a for a, _ in self.assignment]
+
+    @property
+    def labels(self) -> list[int]:
+        return [c for _, c in self.assignment]
+
+    @property
+    def cluster_of(self) -> dict[int, int]:
+        """album id -> cluster."""
+        return dict(self.assignment)
+
+    @property
+    def n_clusters(self) -> int:
+        """Clusters proposed (the largest label + 1; 0 for an empty partition)."""
+        return max(self.labels) + 1 if self.assignment else 0
+
+    def clusters(self) -> dict[int, list[int]]:
+        """cluster -> its album ids (sorted), in cluster order."""
+        out: dict[int, list[int]] = {}
+        for a, c in sorted(self.assignment, key=lambda p: (p[1], p[0])):
+            out.setdefault(c, []).append(a)
+        return out
+
+    @property
+    def evidence_hash(self) -> str:
+        return partition_hash(self.album_ids, self.labels)
+
+
+# -- synonym evidence ------------------------------------------------------------------------------
+def page_pair_hash(model_id: int, page_a: int, page_b: int, albums_a: Sequence[int],
+                   albums_b: Sequence[int]) -> str:
+    """Evidence of a synonym candidate: these two pages with these albums, under this model's
+    audio (the order of the pages and of their albums is irrelevant)."""
+    if page_a > page_b:
+        page_a, page_b, albums_a, albums_b = page_b, page_a, albums_b, albums_a
+    doc = {"model": model_id, "pages": [page_a, page_b],
+           "albums": [sorted(albums_a), sorted(albums_b)]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+# -- thresholds ------------------------------------------------------------------------------------
+class Threshold(NamedTuple):
+    """The distance threshold an analysis cuts at, how distances are measured, and whence."""
+
+    threshold: float
+    linkage: str
+    metric: str
+    source: str
+
+
+def _audit_config(model: Model) -> dict[str, Any]:
+    return (model.config or {}).get("audit") or {}
+
+
+def audit_method(model: Model, linkage: str | None = None, metric: str | None = None
+                 ) -> tuple[str, str]:
+    """``(linkage, metric)``: as given, else as stored with the model, else the defaults."""
+    cfg = _audit_config(model)
+    return (linkage or cfg.get("linkage", DEFAULT_LINKAGE),
+            metric or cfg.get("metric", DEFAULT_METRIC))
+
+
+def audit_threshold(model: Model) -> Threshold:
+    """``(threshold, linkage, metric, source)`` stored with the model, or a ConfigError."""
+    cfg = _audit_config(model)
+    t = cfg.get("threshold")
+    if t is None or not np.isfinite(float(t)):
+        raise ConfigError(
+            f"model {model.name!r} has no audit threshold: run `artdb audit --calibrate` "
+            "(or pass --threshold)")
+    return Threshold(float(t), *audit_method(model), cfg.get("source", "model config"))
+
+
+def resolve_threshold(model: Model, threshold: float | None = None, *, linkage: str | None = None,
+                      metric: str | None = None) -> Threshold:
+    """The threshold to use: ``threshold`` if given (source "given"), else the model's stored one
+    (:func:`audit_threshold`); ``linkage``/``metric`` override the model's (or the defaults)."""
+    if threshold is None:
+        t, link, met, source = audit_threshold(model)
+    else:
+        (link, met), t, source = audit_method(model), float(threshold), "given"
+    return Threshold(t, linkage or link, metric or met, source)
+
+
+__all__ = [
+    "Partition", "Threshold", "audit_method", "audit_threshold", "canonical_labels",
+    "page_label", "page_pair_hash", "parse_page_label", "partition_hash", "resolve_pages",
+    "resolve_threshold",
+]
