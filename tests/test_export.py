@@ -7,8 +7,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
+from artdb.cli.context import AppContext
 from artdb.cli.main import cli
+from artdb.core.learn.registry import active_model
+from artdb.core.vectors.aggregate import mean_normalized
 from artdb.core.vectors.export import (
     Embeddings,
     EmbeddingsFileError,
@@ -16,6 +20,8 @@ from artdb.core.vectors.export import (
     read_embeddings,
     write_embeddings,
 )
+from artdb.core.vectors.index import open_track_index, track_groups
+from artdb.db.models import Track
 from audiofiles import write_audio
 
 
@@ -47,14 +53,28 @@ def test_export_round_trip(indexed, tmp_path):
     assert sorted(p.split("/")[-1] for p in emb.paths)[0] == "hïgh0.ogg"
     meta = json.loads((tmp_path / "out" / "vecs.json").read_text(encoding="utf-8"))
     assert meta["level"] == "track" and {"id", "path", "artist", "album"} <= set(meta["items"][0])
-    # same vectors for the same path when matched back
+    # the exported vectors are the index's: every indexed track once, ids ascending, same floats
+    app = AppContext()
+    catalog, paths = app.catalog(), app.paths
+    index = open_track_index(catalog, paths, active_model(catalog))
+    ids = np.asarray(emb.ids, dtype=np.int64)
+    assert ids.tolist() == sorted(index.index_ids().tolist())
+    np.testing.assert_array_equal(emb.vectors, index.reconstruct(ids))
+    # matched back by path: the row of that very track
+    low0 = str((root / "low0.flac").resolve())
+    with catalog.session() as s:
+        low0_id = s.scalars(select(Track.id).where(Track.audio_path == low0)).one()
     rows = match_rows(emb, paths=[str(root / "low0.flac")])
-    assert rows[0] >= 0
+    assert emb.ids[rows[0]] == low0_id
+    np.testing.assert_array_equal(emb.vectors[rows[0]], index.reconstruct(np.array([low0_id]))[0])
     # album level: one vector per album, mean of its tracks
     r = runner.invoke(cli, ["export", str(tmp_path / "albums"), "--level", "album", "--no-parquet", "--json"])
     assert r.exit_code == 0, r.output
     alb = read_embeddings(tmp_path / "albums.json")
     assert len(alb) == 4 and alb.paths is None and len(alb.ids) == 4
+    album_ids, album_means = mean_normalized(emb.vectors, track_groups(catalog, "album", ids))
+    assert alb.ids == album_ids.tolist()
+    np.testing.assert_allclose(alb.vectors, album_means, atol=1e-6)
     r = runner.invoke(cli, ["export", str(tmp_path / "pages"), "--level", "artist", "--no-parquet"])
     assert r.exit_code == 0 and "2 artist vectors" in r.output
 
