@@ -31,7 +31,7 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     result = place_album(app.catalog(), app.paths, _model(app, model_name), album, threshold=threshold)
     moved = None
     if apply_ and result.best is not None and result.best.page_id != result.page_id:
-        from artdb.core.curation.actions import move_album
+        from artdb.core.curation.place import move_album
 
         moved = move_album(app.catalog(), result.album_id, result.best.page_id,
                            note=f"artdb place: distance {result.best.distance:.4f}")

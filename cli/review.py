@@ -21,7 +21,8 @@ def _emit(decision, as_json: bool, text: str) -> None:
 @handle_errors
 def review(app: AppContext, as_json: bool, decisions: bool) -> None:
     """List open findings: homonym pages to split, synonym pages to merge."""
-    from artdb.core.curation.actions import list_decisions, open_findings
+    from artdb.core.curation.review import open_findings
+    from artdb.core.curation.undo import list_decisions
 
     if decisions:
         rows = list_decisions(app.catalog())
@@ -63,7 +64,7 @@ def split(app: AppContext, page: str, finding: str | None, note: str | None, as_
     The largest cluster keeps the page; each other cluster gets a new page with the same name.
     The pages are disambiguated 'Name [1]', 'Name [2]', …; albums and their tracks' credits move.
     """
-    from artdb.core.curation.actions import split_page
+    from artdb.core.curation.split import split_page
 
     d = split_page(app.catalog(), page, finding=finding, note=note)
     lines = [f"split {page!r} (finding h{d.finding_id}): {d.summary['albums_moved']} albums and "
@@ -88,7 +89,7 @@ def merge(app: AppContext, target: str, source: str, candidate: str | None, note
 
     SOURCE's albums and credits move to TARGET, and future ingests under SOURCE's name credit TARGET.
     """
-    from artdb.core.curation.actions import merge_pages
+    from artdb.core.curation.merge import merge_pages
 
     d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note)
     sm = d.summary
@@ -105,7 +106,7 @@ def merge(app: AppContext, target: str, source: str, candidate: str | None, note
 @handle_errors
 def reject(app: AppContext, finding: str, note: str | None, as_json: bool) -> None:
     """Reject FINDING (h<id> homonym, s<id> synonym): not raised again unless the evidence changes."""
-    from artdb.core.curation.actions import reject_finding
+    from artdb.core.curation.reject import reject_finding
 
     d = reject_finding(app.catalog(), finding, note=note)
     _emit(d, as_json, f"rejected {d.finding_kind} finding {d.finding_kind[0]}{d.finding_id}")
@@ -118,7 +119,7 @@ def reject(app: AppContext, finding: str, note: str | None, as_json: bool) -> No
 @handle_errors
 def undo(app: AppContext, decision_id: int, as_json: bool) -> None:
     """Undo curator decision DECISION_ID (split, merge, place or reject), restoring the catalog exactly."""
-    from artdb.core.curation.actions import undo_decision
+    from artdb.core.curation.undo import undo_decision
 
     d = undo_decision(app.catalog(), decision_id)
     if as_json:

@@ -16,17 +16,20 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from artdb.core.analysis.audit import run_audit
+from artdb.core.analysis.findings import Partition
 from artdb.core.config import Paths
-from artdb.core.curation.actions import (
-    merge_pages, open_findings, reject_finding, split_page, undo_decision,
-)
+from artdb.core.curation.merge import merge_pages
+from artdb.core.curation.reject import reject_finding
+from artdb.core.curation.review import open_findings
+from artdb.core.curation.split import split_page
+from artdb.core.curation.undo import UNDO, undo_decision
 from artdb.core.errors import CatalogError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.learn.registry import register_model
 from artdb.core.ingest.service import index_catalog
 from artdb.core.vectors.index import open_level_index
-from artdb.db.models import Album, ArtistPage, AuditFinding, Track, TrackCredit
+from artdb.db.models import Album, ArtistPage, AuditFinding, CuratorDecision, Track, TrackCredit
 from audiofiles import write_audio
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
@@ -135,6 +138,11 @@ def test_audit_flags_only_the_mixed_page(lib):
     with catalog.session() as s:
         f = s.get(AuditFinding, eclipse.finding_id)
         assert f.status == "open" and f.n_clusters == 2 and f.evidence_hash == eclipse.evidence_hash
+    # the stored proposal reads back as the audit's partition, with the run's threshold
+    stored = Partition.from_proposal(f.proposal)
+    assert stored.cluster_of == dict(zip(eclipse.album_ids, eclipse.labels))
+    assert (stored.threshold, stored.linkage, stored.metric) == (THRESHOLD, "average", "cosine")
+    assert stored.evidence_hash == f.evidence_hash and stored.n_clusters == 2
     # a second run supersedes the first run's open finding: one open finding per page
     again = run_audit(catalog, paths, model)
     with catalog.session() as s:
@@ -221,6 +229,18 @@ def test_undo_is_refused_while_a_later_decision_on_the_same_page_stands(lib):
         undo_decision(catalog, split.id)
     undo_decision(catalog, merge.id)
     undo_decision(catalog, split.id)
+
+
+def test_every_action_has_an_undo_and_others_are_refused(lib):
+    catalog = lib[0]
+    assert set(UNDO) == {"split", "merge", "place", "reject"}
+    with catalog.session() as s:
+        d = CuratorDecision(action="rename", undo={"pages": []})
+        s.add(d)
+        s.flush()
+        did = d.id
+    with pytest.raises(CatalogError, match=f"#{did} \\(rename\\) cannot be undone"):
+        undo_decision(catalog, did)
 
 
 def test_rejected_finding_is_not_raised_again_unless_evidence_changes(lib, tmp_path):

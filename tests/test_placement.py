@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from scipy.cluster.hierarchy import linkage as scipy_linkage
 
 from artdb.core.analysis.audit import run_audit
-from artdb.core.curation.actions import split_page
+from artdb.core.curation.split import split_page
 from artdb.core.errors import CatalogError
 from artdb.core.ingest import IngestOptions
 from artdb.core.analysis.placement import linkage_distance, place_album
@@ -49,7 +49,8 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     assert place_album(catalog, paths, model, str(tmp_path / "new" / "Eclipse-High C")).best.page_id == high
 
     # applying it moves the album and its credits; undo puts them back
-    from artdb.core.curation.actions import move_album, undo_decision
+    from artdb.core.curation.place import move_album
+    from artdb.core.curation.undo import undo_decision
     from test_curation import albums_of, snapshot
 
     before = snapshot(catalog)

@@ -1,0 +1,103 @@
+"""What every curator action shares: the decision record, finding references, page lookup, and the
+one primitive that moves albums and credits between pages and moves them back.
+
+Every action runs in ONE catalog transaction and records a :class:`CuratorDecision` whose ``undo``
+JSON holds exactly what it changed. Moves are recorded as ``[id, from page, to page]`` rows (albums
+and track credits); :func:`move_pages` applies such rows and, with ``back=True``, reverts them, so
+an action and its undo run the same code in opposite directions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from artdb.core.analysis.findings import page_label, resolve_pages
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.db.models import Album, ArtistPage, AuditFinding, SynonymCandidate, TrackCredit
+
+KINDS = {"h": "homonym", "s": "synonym"}
+# The row a finding of each kind is stored in.
+FINDING_ROWS = {"homonym": AuditFinding, "synonym": SynonymCandidate}
+
+
+@dataclass
+class Decision:
+    id: int
+    action: str
+    finding_kind: str | None
+    finding_id: int | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision_id": self.id, "action": self.action, "finding_kind": self.finding_kind,
+                "finding_id": self.finding_id, **self.summary}
+
+
+def parse_finding_ref(ref: str | int) -> tuple[str, int]:
+    """``"h12"``/``"12"`` -> ("homonym", 12); ``"s3"`` -> ("synonym", 3)."""
+    text = str(ref).strip().lower()
+    kind = "homonym"
+    if text[:1] in KINDS:
+        kind, text = KINDS[text[0]], text[1:]
+    if not text.isdigit():
+        raise ConfigError(f"a finding is named h<id> (homonym) or s<id> (synonym), got {ref!r}")
+    return kind, int(text)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def label(page: ArtistPage) -> str:
+    """The page as curators see it: "Name" or "Name [n]"."""
+    return page_label(page.display_name, page.disambiguation)
+
+
+def one_page(session, ref: str | int, lock: bool = True) -> ArtistPage:
+    """The one page ``ref`` (id, name or "Name [n]") names, locked for update; a CatalogError if
+    it names none or several."""
+    ids = resolve_pages(session, [ref])
+    if len(ids) > 1:
+        rows = session.scalars(select(ArtistPage).where(ArtistPage.id.in_(ids))).all()
+        names = ", ".join(f"#{p.id} {label(p)!r}" for p in rows)
+        raise CatalogError(f"{ref!r} names several pages ({names}); use an id or 'Name [n]'")
+    return session.get(ArtistPage, ids[0], with_for_update=lock)
+
+
+# -- the move-and-restore primitive ------------------------------------------------------------------
+def _by_direction(rows: Sequence[Sequence[int]], back: bool) -> dict[tuple[int, int], list[int]]:
+    out: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for row_id, src, dst in rows:
+        out[(dst, src) if back else (src, dst)].append(row_id)
+    return out
+
+
+def move_pages(session, albums: Sequence[Sequence[int]] = (), credits: Sequence[Sequence[int]] = (),
+               *, back: bool = False) -> None:
+    """Apply recorded moves: each album ``[album id, from, to]`` goes to page ``to``, each track
+    credit ``[track id, from, to]`` naming page ``from`` is re-pointed to ``to``. With ``back``,
+    the same rows are reverted (to ``from``; a credit only where it still names ``to``)."""
+    for (_, dst), ids in _by_direction(albums, back).items():
+        session.execute(update(Album).where(Album.id.in_(ids)).values(page_id=dst))
+    for (src, dst), ids in _by_direction(credits, back).items():
+        session.execute(update(TrackCredit)
+                        .where(TrackCredit.track_id.in_(ids), TrackCredit.page_id == src)
+                        .values(page_id=dst))
+
+
+def restore_status(session, kind: str, finding_id: int, expect: str, restore: str) -> dict[str, Any]:
+    """Put a finding back to ``restore`` if it is still ``expect`` (what an action made it)."""
+    row = session.get(FINDING_ROWS[kind], finding_id, with_for_update=True)
+    if row is not None and row.status == expect:
+        row.status = restore
+    return {"finding_status": row.status if row is not None else None}
+
+
+__all__ = ["FINDING_ROWS", "KINDS", "Decision", "label", "move_pages", "now", "one_page",
+           "parse_finding_ref", "restore_status"]

@@ -1,0 +1,157 @@
+"""Split a homonym page as its audit finding proposes (``artdb split``), and undo it.
+
+Split policy: the largest proposed cluster keeps the original page (its id, so links to it stay
+valid) and the other clusters get new pages with the same display name. All pages of the name are
+then disambiguated "1", "2", … (the kept page takes the next free number if it had none), so the
+undisambiguated name is free again: later deliveries under that name land on a fresh page, and
+``artdb place`` proposes which of the numbered artists they belong to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from artdb.core.analysis.findings import Partition
+from artdb.core.curation.common import (
+    Decision, label, move_pages, one_page, parse_finding_ref, restore_status,
+)
+from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.vectors.index import bump_page_changes
+from artdb.db.models import (
+    Album, ArtistPage, AuditFinding, CuratorDecision, SynonymCandidate, Track, TrackCredit,
+)
+from artdb.db.session import Catalog
+
+
+def _next_numbers(session, normalized_name: str, count: int) -> list[str]:
+    used = session.scalars(select(ArtistPage.disambiguation)
+                           .where(ArtistPage.normalized_name == normalized_name)).all()
+    top = max([int(d) for d in used if d.isdigit()] or [0])
+    return [str(top + 1 + i) for i in range(count)]
+
+
+def _finding(s, pg: ArtistPage, finding: str | int | None) -> AuditFinding:
+    """The homonym finding to apply: ``finding`` (checked to be about ``pg``), else the page's
+    latest open one."""
+    if finding is not None:
+        kind, fid = parse_finding_ref(finding)
+        if kind != "homonym":
+            raise ConfigError(f"{finding!r} is a synonym candidate: use `artdb merge`")
+        f = s.get(AuditFinding, fid, with_for_update=True)
+        if f is None:
+            raise CatalogError(f"no homonym finding h{fid}")
+        if f.page_id != pg.id:
+            raise CatalogError(f"finding h{fid} is about page #{f.page_id}, not {label(pg)!r}")
+    else:
+        f = s.scalars(select(AuditFinding).where(AuditFinding.page_id == pg.id,
+                                                 AuditFinding.status == "open")
+                      .order_by(AuditFinding.id.desc()).with_for_update()).first()
+        if f is None:
+            raise CatalogError(f"no open homonym finding for {label(pg)!r}: run `artdb audit`")
+    if f.status != "open":
+        raise CatalogError(f"finding h{f.id} is {f.status}, not open")
+    return f
+
+
+def split_page(catalog: Catalog, page: str | int, finding: str | int | None = None,
+               note: str | None = None) -> Decision:
+    """Apply a homonym finding's proposed split of ``page`` (its latest open finding by default)."""
+    with catalog.session() as s:
+        pg = one_page(s, page)
+        f = _finding(s, pg, finding)
+        part = Partition.from_proposal(f.proposal).cluster_of
+        on_page = set(s.scalars(select(Album.id).where(Album.page_id == pg.id)))
+        gone = sorted(set(part) - on_page)
+        if gone:
+            raise CatalogError(f"finding h{f.id} is stale (albums {gone} are no longer on "
+                               f"{label(pg)!r}): run `artdb audit` again")
+        n = max(part.values(), default=0) + 1
+        if n < 2:
+            raise CatalogError(f"finding h{f.id} proposes a single cluster: nothing to split")
+        old_dis = pg.disambiguation
+        numbers = _next_numbers(s, pg.normalized_name, n - (0 if old_dis == "" else 1))
+        if old_dis == "":
+            pg.disambiguation = numbers.pop(0)
+        created = []
+        for _ in range(1, n):
+            new = ArtistPage(display_name=pg.display_name, normalized_name=pg.normalized_name,
+                             disambiguation=numbers.pop(0))
+            s.add(new)
+            created.append(new)
+        s.flush()
+        target = {c: created[c - 1].id for c in range(1, n)}
+        albums, credits = [], []
+        for aid, c in sorted(part.items()):
+            if c == 0:
+                continue
+            albums.append([aid, pg.id, target[c]])
+            tracks = s.scalars(select(Track.id).where(Track.album_id == aid)).all()
+            moved = s.scalars(select(TrackCredit.track_id).where(
+                TrackCredit.track_id.in_(tracks), TrackCredit.page_id == pg.id)).all() if tracks else []
+            credits += [[tid, pg.id, target[c]] for tid in sorted(moved)]
+        move_pages(s, albums, credits)
+        f.status = "applied"
+        bump_page_changes(s)
+        undo = {"page_id": pg.id, "disambiguation": old_dis, "new_disambiguation": pg.disambiguation,
+                "created_pages": [p.id for p in created], "albums": albums, "credits": credits,
+                "finding": {"id": f.id, "status": "open"}, "pages": [pg.id, *target.values()]}
+        d = CuratorDecision(action="split", finding_kind="homonym", finding_id=f.id,
+                            evidence_hash=f.evidence_hash, undo=undo, note=note)
+        s.add(d)
+        s.flush()
+        pages = [{"page_id": pg.id, "page": label(pg), "kept": True,
+                  "albums": sorted(a for a, c in part.items() if c == 0)}]
+        pages += [{"page_id": p.id, "page": label(p), "kept": False,
+                   "albums": sorted(a for a, c in part.items() if c == i + 1)}
+                  for i, p in enumerate(created)]
+        return Decision(d.id, "split", "homonym", f.id, {
+            "pages": pages, "albums_moved": len(albums), "credits_moved": len(credits),
+            "unassigned_albums": sorted(on_page - set(part))})
+
+
+def undo_split(s, u: dict[str, Any]) -> dict[str, Any]:
+    """Move the albums and credits back, delete the pages the split created, restore the kept
+    page's disambiguation and reopen the finding; refused when the created pages received other
+    albums or credits since, or when a page now holds the original label."""
+    pg = s.get(ArtistPage, u["page_id"], with_for_update=True)
+    created = list(u["created_pages"])
+    moved_albums = {a for a, _, _ in u["albums"]}
+    extra = s.scalars(select(Album.id).where(Album.page_id.in_(created))).all()
+    if set(extra) - moved_albums:
+        raise CatalogError(f"pages {created} received other albums since the split "
+                           f"({sorted(set(extra) - moved_albums)}): move them away first")
+    moved_credits = {(t, to) for t, _, to in u["credits"]}
+    extra_credits = s.execute(select(TrackCredit.track_id, TrackCredit.page_id)
+                              .where(TrackCredit.page_id.in_(created))).all()
+    if {tuple(r) for r in extra_credits} - moved_credits:
+        raise CatalogError(f"pages {created} received other track credits since the split")
+    if u["disambiguation"] != pg.disambiguation:
+        clash = s.scalars(select(ArtistPage).where(
+            ArtistPage.normalized_name == pg.normalized_name,
+            ArtistPage.disambiguation == u["disambiguation"], ArtistPage.id != pg.id)).first()
+        if clash is not None:
+            raise CatalogError(
+                f"page #{clash.id} {label(clash)!r} was created since the split (a later delivery "
+                f"under the name); merge it into a numbered page (artdb merge) before undoing")
+    move_pages(s, u["albums"], u["credits"], back=True)
+    s.flush()
+    # Findings and synonym candidates about the split's pages describe pages that cease to exist.
+    s.execute(delete(AuditFinding).where(AuditFinding.page_id.in_(created)))
+    s.execute(delete(SynonymCandidate).where(SynonymCandidate.page_a_id.in_(created)
+                                             | SynonymCandidate.page_b_id.in_(created)))
+    s.execute(update(ArtistPage).where(ArtistPage.merged_into_id.in_(created))
+              .values(merged_into_id=None))
+    s.execute(delete(ArtistPage).where(ArtistPage.id.in_(created)))
+    s.flush()
+    pg.disambiguation = u["disambiguation"]
+    f = u.get("finding")
+    if f:
+        restore_status(s, "homonym", f["id"], "applied", f["status"])
+    bump_page_changes(s)
+    return {"page_id": pg.id, "page": label(pg), "albums_restored": len(u["albums"]),
+            "credits_restored": len(u["credits"]), "pages_deleted": created}
+
+
+__all__ = ["split_page", "undo_split"]
