@@ -16,11 +16,10 @@ stderr_console = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[ProgressFn | None]:
-    """A :mod:`artdb.core.progress` callback drawing one bar per stage (``None`` when disabled:
-    nobody is listening)."""
+def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
+    """A :mod:`artdb.core.progress` callback drawing one bar per stage (a no-op when disabled)."""
     if not enabled:
-        yield None
+        yield lambda stage, done, total=None, **info: None
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
