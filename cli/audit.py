@@ -10,16 +10,6 @@ import click
 from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 
 
-def _model(app: AppContext, name: str | None):
-    from artdb.core.learn.registry import active_model, get_model
-
-    model = get_model(app.catalog(), name) if name else active_model(app.catalog())
-    if model is None:
-        raise click.ClickException(
-            "no active model: train one (artdb train) or activate one (artdb models activate)")
-    return model
-
-
 @click.command()
 @click.option("--page", "pages", multiple=True, help="Audit only this page (name, id or 'Name [n]'; repeatable).")
 @click.option("--min-albums", default=2, show_default=True, help="Pages with fewer embedded albums are skipped.")
@@ -48,12 +38,12 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
     their split margin (how far the closest pair of proposed clusters lies beyond the threshold).
     """
     from artdb.cli.progress import progress_bar
-    from artdb.core.analysis.audit import calibrate_threshold, run_audit
+    from artdb.core.analysis.audit import calibrate_threshold, resolve_model, run_audit
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
     catalog = app.catalog()
-    model = _model(app, model_name)
+    model = resolve_model(catalog, model_name)
     calibration = None
     if calibrate:
         calibration = calibrate_threshold(catalog, app.paths, model, folds=folds, seed=seed)

@@ -25,16 +25,13 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     the proposed clusters of a flagged page; the answer is the closest one within the audit
     threshold, or "new artist".
     """
-    from artdb.cli.audit import _model
-    from artdb.core.analysis.placement import place_album
+    from artdb.core.analysis.audit import resolve_model
+    from artdb.core.analysis.placement import apply_placement, place_album
 
-    result = place_album(app.catalog(), app.paths, _model(app, model_name), album, threshold=threshold)
-    moved = None
-    if apply_ and result.best is not None and result.best.page_id != result.page_id:
-        from artdb.core.curation.place import move_album
-
-        moved = move_album(app.catalog(), result.album_id, result.best.page_id,
-                           note=f"artdb place: distance {result.best.distance:.4f}")
+    catalog = app.catalog()
+    result = place_album(catalog, app.paths, resolve_model(catalog, model_name), album,
+                         threshold=threshold)
+    moved = apply_placement(catalog, result) if apply_ else None
     if as_json:
         emit_json({**result.to_dict(), "applied": moved.to_dict() if moved else None})
         return

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from artdb.core.analysis import audit as audit_mod
 from artdb.core.vectors.aggregate import l2_normalize
 from artdb.core.analysis.audit import (
-    calibrate_threshold, cluster_page, merge_heights, run_audit, split_margin,
+    calibrate_threshold, cluster_page, merge_heights, resolve_model, run_audit, split_margin,
 )
 from artdb.core.analysis.findings import (
     Partition, canonical_labels, page_label, parse_page_label, partition_hash, resolve_threshold,
@@ -115,6 +115,15 @@ def test_threshold_resolution():
             resolve_threshold(Model(name="x", config=missing))
 
 
+def test_model_resolution(catalog):
+    with pytest.raises(ConfigError, match="no active model: train one"):
+        resolve_model(catalog)
+    first = register_model(catalog, name="first", kind="mfcc", dim=38, config={})
+    second = register_model(catalog, name="second", kind="mfcc", dim=38, config={}, activate=True)
+    assert resolve_model(catalog).id == second.id
+    assert resolve_model(catalog, "first").id == first.id and resolve_model(catalog, str(first.id)).id == first.id
+
+
 def test_parallel_clustering_matches_sequential(rng, monkeypatch):
     work = [(pid, blobs(rng, [[1, 0, 0], [0, 1, 0]], [2 + pid % 3, 3])) for pid in range(40)]
     seq = audit_mod._cluster_all(work, 0.4, "average", "cosine", workers=1, progress=None)
@@ -206,7 +215,7 @@ def test_planted_homonym_pages_are_flagged_and_split_near_their_truth(synth):
     assert all(f.n_clusters >= 2 and f.status == "open" for f in found)
 
     # applying the best planted finding gives pages that follow the true artists
-    from artdb.core.curation.actions import split_page
+    from artdb.core.curation.split import split_page
 
     best = next(p for p in report.findings if names[p.page_id] in planted)
     d = split_page(catalog, best.page_id)

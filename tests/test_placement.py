@@ -13,8 +13,9 @@ from artdb.core.analysis.audit import run_audit
 from artdb.core.curation.split import split_page
 from artdb.core.errors import CatalogError
 from artdb.core.ingest import IngestOptions
-from artdb.core.analysis.placement import linkage_distance, place_album
+from artdb.core.analysis.placement import apply_placement, linkage_distance, place_album
 from artdb.core.ingest.service import index_catalog
+from artdb.db.models import CuratorDecision
 from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 
@@ -54,8 +55,11 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     from test_curation import albums_of, snapshot
 
     before = snapshot(catalog)
-    d = move_album(catalog, p.album_id, p.best.page_id)
+    d = apply_placement(catalog, p)
     assert albums_of(catalog, high) == ["High A", "High B", "High C"] and d.summary["credits_moved"] == 2
+    assert d.action == "place" and d.summary["to"] == {"page_id": high, "page": "Eclipse [2]"}
+    with catalog.session() as s:
+        assert s.get(CuratorDecision, d.id).note == f"artdb place: distance {p.best.distance:.4f}"
     with pytest.raises(CatalogError, match="already on"):
         move_album(catalog, p.album_id, high)
     undo_decision(catalog, d.id)
@@ -65,6 +69,7 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     p = place_album(catalog, paths, model, "Eclipse - Solo")
     assert p.decision == "new artist" and p.best is None
     assert min(c.distance for c in p.candidates) > THRESHOLD
+    assert apply_placement(catalog, p) is None  # nothing to move
 
 
 def test_a_flagged_page_offers_its_clusters(lib, tmp_path):
@@ -75,6 +80,7 @@ def test_a_flagged_page_offers_its_clusters(lib, tmp_path):
     assert [(c.page, c.cluster) for c in p.candidates] == [("Eclipse", 0), ("Eclipse", 1)]
     assert p.best.cluster == 0 and len(p.best.album_ids) == 3  # the low-pitched artist
     assert p.best.margin > 0 > p.candidates[1].margin
+    assert apply_placement(catalog, p) is None  # the match is the album's own page: nothing moves
 
 
 def test_unknown_album_and_cli(lib, tmp_path, monkeypatch):

@@ -24,5 +24,5 @@ __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "synonyms": ["CandidatePair", "Neighbours", "SynonymPair", "candidate_pairs", "find_synonyms",
                  "neighbour_units", "planted_recall", "score_pairs", "store_pairs",
                  "synonym_candidates"],
-    "placement": ["Candidate", "Placement", "place_album", "resolve_album"],
+    "placement": ["Candidate", "Placement", "apply_placement", "place_album", "resolve_album"],
 })

@@ -34,8 +34,8 @@ from artdb.core.analysis.clustering import (
     mean_ari,
 )
 from artdb.core.analysis.findings import (
-    Partition, audit_method, audit_threshold, canonical_labels, page_label, partition_hash,  # noqa: F401
-    resolve_pages, resolve_threshold,
+    Partition, audit_method, canonical_labels, page_label, partition_hash, resolve_pages,
+    resolve_threshold,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError

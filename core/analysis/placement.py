@@ -7,6 +7,10 @@ clusters. The distance between the album and a candidate is the *linkage* distan
 (average linkage: mean distance from the album to the candidate's albums), so "within the audit
 threshold" means "the audit would have put it in that cluster". The best candidate within the
 threshold is the match; if none is, the answer is "new artist".
+
+:func:`apply_placement` is the policy of ``artdb place --apply``: a match on another page moves
+the album there (an undoable curator decision); "new artist", or a match on the album's own page,
+changes nothing.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sqlalchemy import select
 
-from artdb.core.analysis.audit import album_vectors, audit_threshold, page_label
-from artdb.core.config import Paths
+from artdb.core.analysis.audit import album_vectors
+from artdb.core.analysis.findings import Partition, page_label, resolve_threshold
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
+from artdb.core.curation.common import Decision
+from artdb.core.curation.place import move_album
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.vectors.neighbors import resolve_query
 from artdb.db.models import Album, ArtistPage, AuditFinding, Model, Track
 from artdb.db.session import Catalog
 
 
-def linkage_distance(x: np.ndarray, cluster: np.ndarray, linkage: str = "average",
-                     metric: str = "cosine") -> float:
+def linkage_distance(x: np.ndarray, cluster: np.ndarray, linkage: str = DEFAULT_LINKAGE,
+                     metric: str = DEFAULT_METRIC) -> float:
     """Distance at which agglomerative clustering would merge vector ``x`` with ``cluster`` rows.
 
     average: mean pairwise distance; complete: max; single: min; ward (euclidean):
@@ -101,19 +109,13 @@ def resolve_album(catalog: Catalog, album: str | int) -> int:
             raise CatalogError(f"the files under {text!r} belong to {len(ids)} albums ({ids[:10]}); "
                                "name one album (id or 'Artist - Title')")
         return ids[0]
-    from artdb.core.vectors.neighbors import resolve_query
-
     return resolve_query(catalog, text, "album")
 
 
 def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
                 threshold: float | None = None) -> Placement:
     """Compare ``album`` with every candidate artist of its name; the best within the threshold."""
-    if threshold is None:
-        t, link, met, _ = audit_threshold(model)
-    else:
-        cfg = (model.config or {}).get("audit") or {}
-        t, link, met = float(threshold), cfg.get("linkage", "average"), cfg.get("metric", "cosine")
+    t, link, met, _ = resolve_threshold(model, threshold)
     aid = resolve_album(catalog, album)
     vectors = album_vectors(catalog, paths, model)
     if aid not in vectors:
@@ -131,8 +133,7 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
             finding = s.scalars(select(AuditFinding).where(AuditFinding.page_id == p.id,
                                                            AuditFinding.status == "open")
                                 .order_by(AuditFinding.id.desc())).first()
-            part = {int(a): int(c) for a, c in ((finding.proposal or {}).get("partition", {}).items()
-                                                if finding else [])}
+            part = Partition.from_proposal(finding.proposal).cluster_of if finding else {}
             if part:
                 for c in sorted(set(part.values())):
                     members = [a for a in albums if part.get(a) == c]
@@ -153,4 +154,19 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
     return out
 
 
-__all__ = ["Candidate", "Placement", "linkage_distance", "place_album", "resolve_album"]
+def apply_placement(catalog: Catalog, placement: Placement, note: str | None = None
+                    ) -> Decision | None:
+    """Move the album where ``placement`` says it belongs: only for a match on another page.
+
+    Returns the curator decision (``artdb undo`` reverts it), or None when nothing moves ("new
+    artist", or the best candidate is the album's own page).
+    """
+    best = placement.best
+    if best is None or best.page_id == placement.page_id:
+        return None
+    return move_album(catalog, placement.album_id, best.page_id,
+                      note=note if note is not None else f"artdb place: distance {best.distance:.4f}")
+
+
+__all__ = ["Candidate", "Placement", "apply_placement", "linkage_distance", "place_album",
+           "resolve_album"]
