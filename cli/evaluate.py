@@ -68,65 +68,45 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
     from artdb.cli.progress import stderr_console
     from artdb.core.evaluation.runner import EvalConfig
     from artdb.core.evaluation.service import evaluate as run, synth_catalog
-    from artdb.core.evaluation.systems import DEFAULT_SYSTEMS
 
     if sum(x is not None and x is not False for x in (catalog_dir, synth_artists, from_db or None)) != 1:
         raise click.UsageError("give one of --catalog DIR, --synth N or --from-db")
     if synth_artists is not None:
         if workdir is None:
             raise click.UsageError("--synth needs --workdir (the catalog is generated there)")
-        catalog_dir = synth_catalog(Path(workdir) / "synth-catalog", synth_artists, seed=seed,
-                                    seconds=10.0 if quick else 20.0)
+        catalog_dir = synth_catalog(Path(workdir) / "synth-catalog", synth_artists, seed=seed, quick=quick)
     ext = []
     for item in embeddings:
         name, _, path = item.rpartition("=")
         ext.append((name or Path(path).stem, path))
-    if systems:
-        names = tuple(s for s in systems.split(",") if s)
-    elif models:
-        names = ("mfcc", "random", "production")
-    else:
-        names = DEFAULT_SYSTEMS
-    units = ("album", "track") if unit == "both" else (unit,)
-    kw = dict(systems=names, embeddings=tuple(ext), models=tuple(models), units=units,
-              experiments=tuple(e for e in experiments.split(",") if e), sizes=_ints(sizes),
-              test_fraction=test_fraction, tracks_per_artist=tracks_per_artist,
-              train_pool=not models)
-    if quick:
-        kw.update(seeds=(seed,), steps=60, group_draws=2, embed_excerpts=2)
-    else:
-        kw.update(seeds=tuple(range(seed, seed + 3)))
-    if n_seeds is not None:
-        kw["seeds"] = tuple(range(seed, seed + n_seeds))
-    if steps is not None:
-        kw["steps"] = steps
-    if group_draws is not None:
-        kw["group_draws"] = group_draws
-    cfg = EvalConfig(**kw)
+    cfg = EvalConfig.preset(
+        quick=quick, seed=seed, n_seeds=n_seeds, steps=steps, group_draws=group_draws,
+        systems=tuple(s for s in systems.split(",") if s) if systems else None, models=tuple(models),
+        unit=unit, embeddings=tuple(ext), experiments=tuple(e for e in experiments.split(",") if e),
+        sizes=_ints(sizes), test_fraction=test_fraction, tracks_per_artist=tracks_per_artist)
 
-    def on_event(ev: dict) -> None:
-        if no_progress:
+    def on_progress(stage: str, done: int, total: int | None = None, event: str | None = None, **ev) -> None:
+        if no_progress or stage != "evaluate":  # the private ingest's stages are not shown
             return
-        kind = ev.get("event")
-        if kind == "train":
+        if event == "train":
             stderr_console.print(f"seed {ev['seed']}: training {ev['system']} "
                                  f"({ev['experiment']}, {ev['n_train_artists']} artists)")
-        elif kind == "scored":
+        elif event == "scored":
             parts = ", ".join(f"{k} {v:.3f}" for k, v in ev["ari"].items() if v is not None)
             stderr_console.print(f"  {ev['system']}: {parts}")
-        elif kind == "dataset":
+        elif event == "dataset":
             stderr_console.print(f"dataset: {ev['artists']} artists, {ev['albums']} albums, "
                                  f"{ev['tracks']} tracks (truth: {ev['truth']})")
-        elif kind == "split":
+        elif event == "split":
             stderr_console.print(f"seed {ev['seed']}: {ev['n_test_artists']} test artists, "
                                  f"{ev['n_train_pool_artists']} in the training pool")
-        elif kind == "peer":
+        elif event == "peer":
             stderr_console.print(f"running peer {ev['peer']} on {ev['tracks']} tracks")
 
     report = run(cfg, catalog_dir=catalog_dir, user_catalog=app.catalog() if (from_db or models) else None,
                  user_paths=app.paths if from_db else None, from_db=from_db, workdir=workdir, peer=peer,
                  peer_python=peer_python, peer_file=peer_file, out_prefix=out_prefix, workers=workers,
-                 progress=on_event)
+                 progress=on_progress)
     if as_json:
         emit_json({"files": report.get("files"), "summary": report["summary"]})
         return

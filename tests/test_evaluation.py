@@ -7,9 +7,13 @@ import json
 import numpy as np
 import pytest
 
+import artdb.core.analysis.clustering as clustering
 from artdb.core.evaluation import EvalConfig, from_arrays, make_split, run_evaluation
 from artdb.core.evaluation import protocol as P
+from artdb.core.errors import ConfigError
 from artdb.core.evaluation.report import markdown
+from artdb.core.evaluation.systems import BUILTIN, DEFAULT_SYSTEMS, train_config
+from artdb.core.learn.config import TrainConfig
 from artdb.core.vectors.export import Embeddings, write_embeddings
 from artdb.core.synth.training_data import synthetic_training_data
 
@@ -48,13 +52,13 @@ def test_threshold_never_sees_the_scored_fold(monkeypatch, rng):
     groups = P.make_groups(artists, np.arange(14), rng, (2, 4))
     folds = P.fold_of_groups(len(groups), 5, rng)
     seen = []
-    real_fit = P.fit_threshold
+    real_fit = clustering.fit_threshold  # the CV over groups (clustering.cv_thresholds) fits here
 
     def spy(train_groups, *a, **k):
         seen.append([tuple(g.tolist()) for g in train_groups])
         return real_fit(train_groups, *a, **k)
 
-    monkeypatch.setattr(P, "fit_threshold", spy)
+    monkeypatch.setattr(clustering, "fit_threshold", spy)
     scores = P.cross_validated_scores(groups, vecs, artists, fold_ids=folds)
     assert len(scores.ari) == len(groups)
     assert len(seen) == len(np.unique(folds))
@@ -123,11 +127,43 @@ def test_embeddings_file_scoring(tmp_path, small):
     cfg = EvalConfig(systems=("random",), embeddings=(("perfect", str(tmp_path / "ext.npy")),
                                                        ("jsonl", str(tmp_path / "ext.jsonl"))),
                      seeds=(0,), group_draws=2, units=("album",), experiments=("unbalanced",))
-    rep = run_evaluation(small, cfg)
+    events = []
+    rep = run_evaluation(small, cfg, progress=lambda stage, done, total=None, **info:
+                         events.append((stage, done, total, info)))
     got = {(r["system"], r["groups"]): r["ari"] for r in rep["summary"]}
     assert got[("file:perfect", "random")] == pytest.approx(1.0)
     assert got[("file:jsonl", "random")] == pytest.approx(1.0)
     assert abs(got[("random", "random")]) < 0.35
+    # core.progress's protocol: one split, then each system scored, seeds done out of seeds
+    assert [(s, d, t, i["event"]) for s, d, t, i in events] == [("evaluate", 0, 1, "split")] + [
+        ("evaluate", 0, 1, "scored")] * 3
+    assert [i["system"] for *_, i in events[1:]] == ["random", "file:perfect", "file:jsonl"]
+    assert events[2][3]["ari"]["album/random"] == pytest.approx(1.0)
+
+
+def test_preset_is_what_artdb_evaluate_runs():
+    full = EvalConfig.preset(seed=5)
+    assert full.seeds == (5, 6, 7) and full.systems == DEFAULT_SYSTEMS and full.train_pool
+    assert full.units == ("album", "track") and full.steps == EvalConfig().steps
+    quick = EvalConfig.preset(quick=True, seed=2, unit="track")
+    assert (quick.seeds, quick.steps, quick.group_draws, quick.embed_excerpts, quick.units) == (
+        (2,), 60, 2, 2, ("track",))
+    budget = EvalConfig.preset(quick=True, n_seeds=2, steps=7, group_draws=1, test_fraction=0.3)
+    assert (budget.seeds, budget.steps, budget.group_draws, budget.test_fraction) == ((0, 1), 7, 1, 0.3)
+    scored = EvalConfig.preset(models=("m1",))
+    assert scored.systems == ("mfcc", "random", "production") and scored.models == ("m1",)
+    assert not scored.train_pool
+    assert EvalConfig.preset(systems=("ml",), models=("m1",)).systems == ("ml",)
+    with pytest.raises(ConfigError):
+        EvalConfig.preset(unit="page")
+
+
+def test_artdb_default_system_is_what_artdb_train_trains():
+    cfg = train_config(BUILTIN["artdb-default"], {}, seed=0, steps=10, n_artists=20)
+    default = TrainConfig.from_side_info()
+    for name in ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album", "stats_weight"):
+        assert getattr(cfg, name) == getattr(default, name), name
+    assert cfg.stats_weight > 0 and cfg.p_same_genre > 0 and cfg.p_other_album > 0
 
 
 def test_embeddings_file_missing_tracks_is_an_error(tmp_path, small):

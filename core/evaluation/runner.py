@@ -15,7 +15,12 @@ For each seed:
 
 Every system of a seed sees the same test artists, groups and folds (``split_id`` in each row).
 Mode "score a model": ``EvalConfig(train_pool=False)`` makes every artist a test artist (the
-catalog must be one the model never saw) and skips training.
+catalog must be one the model never saw) and skips training. :meth:`EvalConfig.preset` is the
+configuration ``artdb evaluate`` runs (its ``--quick`` budget, seed range and systems).
+
+Progress (:mod:`artdb.core.progress`): ``progress("evaluate", seeds_done, n_seeds, event=...)``
+with ``event`` ``"split"`` (a seed's test artists), ``"train"`` (a system about to be trained) and
+``"scored"`` (a system's ARI on every group set).
 """
 
 from __future__ import annotations
@@ -25,25 +30,29 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+import artdb.core.evaluation.protocol as P
 from artdb.core.errors import ConfigError
-from artdb.core.evaluation import protocol as P
 from artdb.core.evaluation.dataset import EvalDataset
 from artdb.core.evaluation.systems import (
     DEFAULT_SYSTEMS,
+    MODEL_SYSTEMS,
     SystemSpec,
     file_vectors,
     fit_system,
     resolve,
 )
+from artdb.core.progress import Progress, report
 
 PAPER_SIZES = (25, 50, 100, 200, 400, 600)
 EXPERIMENTS = ("balanced", "unbalanced")
 GROUP_SETS = ("random", "same-genre", "same-source")
-Progress = Callable[[dict], None]
+UNIT_CHOICES = {"album": ("album",), "track": ("track",), "both": ("album", "track")}
+PRESET_SEEDS = 3  # seeds of a full run (from the first seed given)
+QUICK = {"steps": 60, "group_draws": 2, "embed_excerpts": 2}  # a few-minute run, one seed
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,33 @@ class EvalConfig:
             raise ConfigError("at least one seed")
         if self.folds < 2:
             raise ConfigError("folds must be >= 2")
+
+    @classmethod
+    def preset(cls, *, quick: bool = False, seed: int = 0, n_seeds: int | None = None,
+               systems: tuple[str, ...] | None = None, models: tuple[str, ...] = (), unit: str = "both",
+               steps: int | None = None, group_draws: int | None = None, **options) -> EvalConfig:
+        """The configuration ``artdb evaluate`` runs.
+
+        Seeds ``seed .. seed + n_seeds - 1`` (default: 3 seeds; ``quick``: one, with 60 training
+        steps, 2 group draws and 2 excerpts per test track); ``steps`` and ``group_draws`` override
+        the budget. ``systems`` default to every built-in one, or, when registered ``models`` are
+        scored (on a catalog they never saw: no training pool), to the baselines and controls.
+        ``unit``: ``album``, ``track`` or ``both``. Other ``options`` are EvalConfig fields.
+        """
+        if unit not in UNIT_CHOICES:
+            raise ConfigError(f"unit must be one of {tuple(UNIT_CHOICES)}, got {unit!r}")
+        kw: dict[str, Any] = dict(QUICK, seeds=(seed,)) if quick else {
+            "seeds": tuple(range(seed, seed + PRESET_SEEDS))}
+        if n_seeds is not None:
+            kw["seeds"] = tuple(range(seed, seed + n_seeds))
+        if steps is not None:
+            kw["steps"] = steps
+        if group_draws is not None:
+            kw["group_draws"] = group_draws
+        if systems is None:
+            systems = MODEL_SYSTEMS if models else DEFAULT_SYSTEMS
+        return cls(systems=tuple(systems), models=tuple(models), units=UNIT_CHOICES[unit],
+                   train_pool=not models, **{**options, **kw})
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -279,7 +315,6 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
 
     ``fitted_models``: ``{name: embed(features) -> vectors}`` for ``model:NAME`` systems.
     """
-    emit = progress or (lambda _e: None)
     specs = resolve(cfg.systems, dict(cfg.embeddings), list(cfg.models))
     if not cfg.train_pool and any(s.trained for s in specs):
         raise ConfigError("scoring a model on a separate catalog trains nothing: drop the trained systems")
@@ -289,11 +324,13 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
     started = time.perf_counter()
     # external vectors are read once for every track
     external = {f"file:{name}": file_vectors(path, ds) for name, path in cfg.embeddings}
-    for seed in cfg.seeds:
+    n_seeds = len(cfg.seeds)
+    for done, seed in enumerate(cfg.seeds):
         split = make_split(ds, cfg, seed)
         splits.append(split)
         test = ds.subset(split.test_rows)
-        emit({"event": "split", **{k: v for k, v in split.describe().items() if k != "groups"}})
+        report(progress, "evaluate", done, n_seeds, event="split",
+               **{k: v for k, v in split.describe().items() if k != "groups"})
         settings = _settings(ds, split, cfg, specs)
         fixed: dict[str, tuple[np.ndarray, dict]] = {}
         for spec in specs:
@@ -306,8 +343,8 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
         for exp, n_art, train_rows in settings:
             for spec in specs:
                 if spec.trained:
-                    emit({"event": "train", "seed": seed, "experiment": exp, "n_train_artists": n_art,
-                          "system": spec.name})
+                    report(progress, "evaluate", done, n_seeds, event="train", seed=seed, experiment=exp,
+                           n_train_artists=n_art, system=spec.name)
                     fitted = fit_system(spec, ds.subset(train_rows), seed=seed, steps=cfg.steps,
                                         base_train=cfg.train, frontend=ds.frontend, n_mels=n_mels,
                                         embed_excerpts=cfg.embed_excerpts)
@@ -327,9 +364,9 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
                         row["ari"] = None
                         row["note"] = f"only {s['n_groups']} group(s): not scored"
                     rows.append(row)
-                emit({"event": "scored", "seed": seed, "experiment": exp, "n_train_artists": n_art,
-                      "system": spec.name,
-                      "ari": {f"{r['unit']}/{r['groups']}": r["ari"] for r in rows[-len(split.group_sets):]}})
+                report(progress, "evaluate", done, n_seeds, event="scored", seed=seed, experiment=exp,
+                       n_train_artists=n_art, system=spec.name,
+                       ari={f"{r['unit']}/{r['groups']}": r["ari"] for r in rows[-len(split.group_sets):]})
     return {
         "format": "artdb-evaluation", "version": 1,
         "paper": "Royo-Letelier et al., Disambiguating music artists at scale with audio metric "

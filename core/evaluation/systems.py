@@ -81,6 +81,8 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
 DEFAULT_SYSTEMS = ("mfcc", "stats", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "ml-hybrid",
                    "artdb-default", "random", "production")
 QUICK_SYSTEMS = DEFAULT_SYSTEMS
+# Scoring registered models on a catalog they never saw trains nothing: baselines and controls beside them.
+MODEL_SYSTEMS = ("mfcc", "random", "production")
 
 # Evaluation trains many small models on 2 CPU cores: a lighter network and shorter crops than
 # `artdb train`'s defaults, the same for every trained system (overridable via EvalConfig.train).
