@@ -41,15 +41,11 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
                             executor_backend=executor, scheduler_address=scheduler)
     if rebuild_index:
-        from artdb.core.learn.registry import active_model
-        from artdb.core.vectors.index import rebuild_index as rebuild
+        from artdb.core.vectors.index import rebuild_active_index
 
-        model = active_model(app.catalog())
-        if model is None:
-            raise click.ClickException("no active model: nothing to rebuild")
         with progress_bar(not no_progress) as bar:
-            report = rebuild(app.catalog(), app.paths, model, progress=bar)
-        click.echo(f"rebuilt the index of {model.name}: {report.total} vectors", err=as_json)
+            report = rebuild_active_index(app.catalog(), app.paths, progress=bar)
+        click.echo(f"rebuilt the index of {report.model}: {report.total} vectors", err=as_json)
     with progress_bar(not no_progress) as bar:
         summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
                                 progress=bar)

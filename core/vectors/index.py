@@ -291,3 +291,14 @@ def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, d
         FaissIndex(model.dim, model=model.name, name=level)
     index.save(path, catalog_revision=revision)
     return index
+
+
+def rebuild_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
+                         progress: Progress | None = None) -> SyncReport:
+    """``artdb index --rebuild-index``: the active model's vectors forgotten and the catalog embedded
+    again into a new index (:func:`rebuild_index`); a catalog without an active model has nothing
+    to rebuild."""
+    model = active_model(catalog)
+    if model is None:
+        raise CatalogError("no active model: nothing to rebuild")
+    return rebuild_index(catalog, paths, model, device, progress)
