@@ -305,6 +305,13 @@ def test_briefly_trained_cnn_audits_with_its_own_threshold(catalog, tmp_path, sy
     assert report.threshold == model.config["audit"]["threshold"]
     assert "validation" in report.threshold_source
     artist, planted = true_artists(catalog, truth)
-    ari = [adjusted_rand_score([artist[a] for a in p.album_ids], p.labels)
-           for p in report.pages if page_key(p.page) in planted]
-    assert len(ari) == len(planted) and all(np.isfinite(ari))
+    mixed = [p for p in report.pages if page_key(p.page) in planted]
+    single = [p for p in report.pages if page_key(p.page) not in planted]
+    assert len(mixed) == len(planted) and single
+    # What 60 steps reliably give on this catalog (measured with training seeds 0, 1, 2; thresholds
+    # 0.45-0.94): the split margin ranks every planted page above every one-artist page, every
+    # one-artist page is kept whole, and a planted page is split close to its truth (ARI 0.90).
+    assert min(p.score for p in mixed) > max(p.score for p in single)
+    assert all(p.n_clusters == 1 and p.score < 0 for p in single)
+    ari = [adjusted_rand_score([artist[a] for a in p.album_ids], p.labels) for p in mixed if p.flagged]
+    assert ari and max(ari) > 0.8
