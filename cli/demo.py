@@ -40,7 +40,7 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
                      train_steps=train_steps, seed=seed)
     home = app.paths.home / "demo"
     with progress_bar(not no_progress) as bar:
-        result = run_demo(home, cfg, progress=lambda stage, done, total=None, **_info: bar(stage, done, total),
+        result = run_demo(home, cfg, progress=bar,
                           log=None if as_json else (lambda m: stderr_console.print(m)))
     if as_json:
         emit_json(result.to_dict())

@@ -96,54 +96,48 @@ def _train(data: TrainingData, cfg: TrainConfig, progress, model, device) -> Tra
     steps = cfg.steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * len(rows.rows) / batch))
     model, mcfg = _prepare_model(model, data, cfg, len(train_ids), device)
     step_fn = TrainStep(data, rows, cfg, model, steps, rng, device)
-
-    run = Run(model=model, steps=steps, progress=progress)
-    selection = ModelSelection(validator, cfg)
-    collapse = CollapseRollback(cfg, selection)
     before: list = []
     if cfg.mining == "index":
         before.append(IndexRefresh(data, rows, cfg, step_fn.sampler, rng))
     if cfg.hard_after is not None:
         before.append(HardMiningSwitch(step_fn.miner, cfg.hard_after))
-    after = [collapse, selection]
+    selection = ModelSelection(validator, cfg)
 
-    selection.start(run)
-    run.t_start = time.perf_counter()
-    for run.step in range(1, steps + 1):
-        for hook in before:
-            hook(run)
-        out = step_fn(run)
-        out.collapse = collapse.check(out)
-        if run.step % cfg.log_every == 0 or run.step == 1 or out.collapse:
-            run.report(out.event(run.step))
-        for hook in after:
-            if not run.stopped:
-                hook(run, out)
-        if run.stopped:
-            break
-
+    run = Run(model=model, steps=steps, progress=progress)
+    _loop(run, step_fn, before, CollapseRollback(cfg, selection), selection, cfg.log_every)
     timings = run.timings()
     selection.restore(run)
     model.eval()
     run.report({"event": "done", "step": run.step, "status": run.status,
                 "best_val_ari": selection.best_ari, "best_step": selection.best_step})
     return TrainResult(
-        model=model,
-        model_config=mcfg.to_dict(),
-        train_config=cfg.to_dict(),
-        status=run.status,
-        message=run.message,
-        steps=run.step,
-        best_step=selection.best_step,
-        best_val_ari=float(selection.best_ari),
-        initial_val_ari=float(selection.initial_ari),
-        threshold=float(selection.best_threshold),
-        class_ids=train_ids.tolist(),
-        val_artists=val_ids.tolist(),
-        history=run.history,
-        timings=timings,
-        val_unit=val_unit,
+        model=model, model_config=mcfg.to_dict(), train_config=cfg.to_dict(),
+        status=run.status, message=run.message, steps=run.step,
+        best_step=selection.best_step, best_val_ari=float(selection.best_ari),
+        initial_val_ari=float(selection.initial_ari), threshold=float(selection.best_threshold),
+        class_ids=train_ids.tolist(), val_artists=val_ids.tolist(),
+        history=run.history, timings=timings, val_unit=val_unit,
     )
+
+
+def _loop(run: Run, step_fn: TrainStep, before: list, collapse: CollapseRollback,
+          selection: ModelSelection, log_every: int) -> None:
+    """Each step: the hooks before it, one optimisation step, its log event, the hooks after it
+    (collapse first: a collapsed step is not validated); a hook may stop the run."""
+    selection.start(run)
+    run.t_start = time.perf_counter()
+    for run.step in range(1, run.steps + 1):
+        for hook in before:
+            hook(run)
+        out = step_fn(run)
+        out.collapse = collapse.check(out)
+        if run.step % log_every == 0 or run.step == 1 or out.collapse:
+            run.report(out.event(run.step))
+        for hook in (collapse, selection):
+            if not run.stopped:
+                hook(run, out)
+        if run.stopped:
+            return
 
 
 # -- the run and one step --------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
         tracks_per_album=config.tracks_per_album, seconds=config.seconds, genres=config.genres,
         homonym_groups=config.homonym_groups, synonym_pairs=config.synonym_pairs,
         difficulty=config.difficulty, seed=config.seed, workers=config.workers),
-        progress=(lambda d, t: progress("synthesize", d, t)) if progress else None)
+        progress=progress)
     truth_d = truth.to_dict()
     lap("synthesize")
 
