@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 import artdb.core.evaluation.protocol as P
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 from artdb.core.evaluation.dataset import EvalDataset
 from artdb.core.evaluation.systems import (
@@ -73,8 +74,8 @@ class EvalConfig:
     min_groups: int = 2  # a unit / group set with fewer groups is reported as not applicable
     tracks_per_artist: int | None = None  # balanced: None = the pool's 25th percentile (>= 2)
     embed_excerpts: int | None = None  # excerpts per test track for CNN systems (None: all)
-    linkage: str = "average"
-    metric: str = "cosine"
+    linkage: str = DEFAULT_LINKAGE
+    metric: str = DEFAULT_METRIC
     train: dict = field(default_factory=dict)  # TrainConfig overrides for trained systems
     train_pool: bool = True  # False: score given systems only, every artist is a test artist
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -122,8 +123,8 @@ class TrainConfig:
     val_every: int = 100
     val_excerpts: int | None = 2  # fixed excerpts per track at validation (None: all k)
     patience: int = 5  # validation checks without improvement before early stop (0: never)
-    linkage: str = "average"
-    metric: str = "cosine"
+    linkage: str = DEFAULT_LINKAGE
+    metric: str = DEFAULT_METRIC
     # index mining
     index_refresh_every: int = 100
     index_neighbours: int = 10

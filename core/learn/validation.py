@@ -44,7 +44,7 @@ def _codes(x: np.ndarray) -> np.ndarray:
 
 
 def album_centroids(track_vectors: np.ndarray, artists: np.ndarray, albums: np.ndarray):
-    """``(album_vectors [g, d], album_artists [g])``: track vectors mean-normalised per
+    """``(centroids [g, d], album_artists [g])``: track vectors mean-normalised per
     (artist, album) — from arrays, unlike the audit's catalog-reading ``album_vectors``."""
     artists = np.asarray(artists)
     x = np.asarray(track_vectors, dtype=np.float32)
