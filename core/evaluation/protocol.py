@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from artdb.core.vectors.aggregate import mean_normalized
 from artdb.core.analysis.clustering import (
     cluster_with_threshold, cv_thresholds, fit_threshold, make_homonym_groups,
 )
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
+from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 
 UNITS = ("album", "track")
 
@@ -63,8 +64,6 @@ def make_units(artists, albums, unit: str) -> Units:
 def unit_vectors(track_vectors: np.ndarray, units: Units) -> np.ndarray:
     """Unit vectors: each unit's tracks mean-normalised (:func:`mean_normalized`)."""
     if units.unit == "track":
-        from artdb.core.vectors.aggregate import l2_normalize
-
         return l2_normalize(track_vectors)
     _, vecs = mean_normalized(track_vectors, units.of_track)
     return vecs
@@ -150,7 +149,7 @@ class GroupScores:
 
 
 def score_groups(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists, threshold: float,
-                 linkage: str = "average", metric: str = "cosine") -> GroupScores:
+                 linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC) -> GroupScores:
     """Cluster each group's units at ``threshold``; ARI and AMI against the true artists."""
     ua = np.asarray(unit_artists)
     out = GroupScores()
@@ -169,8 +168,8 @@ def score_groups(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists
 
 def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists,
                            folds: int = 5, rng: np.random.Generator | None = None,
-                           fold_ids: np.ndarray | None = None, linkage: str = "average",
-                           metric: str = "cosine", max_candidates: int = 64) -> GroupScores:
+                           fold_ids: np.ndarray | None = None, linkage: str = DEFAULT_LINKAGE,
+                           metric: str = DEFAULT_METRIC, max_candidates: int = 64) -> GroupScores:
     """Score every group with a threshold fitted (:func:`fit_threshold`) on the *other* folds only
     (:func:`~artdb.core.analysis.clustering.cv_thresholds`, the audit calibration's CV too).
 
@@ -188,7 +187,8 @@ def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, un
 
 
 def fitted_threshold(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists,
-                     linkage: str = "average", metric: str = "cosine", max_candidates: int = 64) -> float:
+                     linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC,
+                     max_candidates: int = 64) -> float:
     t, _, _ = fit_threshold(groups, vectors, unit_artists, linkage=linkage, metric=metric,
                             max_candidates=max_candidates)
     return t
@@ -197,8 +197,6 @@ def fitted_threshold(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_art
 # -- controls --------------------------------------------------------------------------------------
 def random_embedding(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     """Gaussian unit vectors: a system that knows nothing (expected ARI ~ 0)."""
-    from artdb.core.vectors.aggregate import l2_normalize
-
     return l2_normalize(np.random.default_rng(seed).normal(size=(n, dim)))
 
 
@@ -208,8 +206,6 @@ def production_embedding(*keys) -> np.ndarray:
     It knows only *which release a track comes from*: any score it earns measures production
     identity, not artist identity (at album level it sees every album as equally far apart).
     """
-    from artdb.core.vectors.aggregate import l2_normalize
-
     parts = []
     for k in keys:
         c = codes(k)
