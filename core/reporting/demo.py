@@ -21,6 +21,7 @@ from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import select
 
 from artdb.core.analysis.audit import calibrate_threshold, run_audit
+from artdb.core.analysis.findings import parse_page_label
 from artdb.core.analysis.synonyms import find_synonyms, planted_recall
 from artdb.core.config import Paths
 from artdb.core.ingest.pipeline import IngestOptions
@@ -89,7 +90,7 @@ def score_homonyms(catalog: Catalog, report, truth: dict[str, Any], album_truth:
 
 def false_alarms(report, truth: dict[str, Any]) -> list[str]:
     planted = {page_key(g["page_name"]) for g in truth["homonym_groups"]}
-    return [p.page for p in report.findings if page_key(p.page.split(" [")[0]) not in planted]
+    return [p.page for p in report.findings if page_key(parse_page_label(p.page)[0]) not in planted]
 
 
 def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progress | None = None,

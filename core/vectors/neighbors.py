@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from artdb.core.analysis.findings import page_label, parse_page_label
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
 from artdb.core.names import page_key
@@ -67,17 +68,17 @@ def resolve_query(catalog: Catalog, query: str, level: str) -> int:
             if query.isdigit() and s.get(ArtistPage, int(query)):
                 return int(query)
             stmt = select(ArtistPage.id, ArtistPage.disambiguation)
-            if query.endswith("]") and " [" in query:  # a split page: "Name [2]"
-                base, _, dis = query[:-1].rpartition(" [")
+            base, dis = parse_page_label(query)
+            if dis is not None:  # a split page: "Name [2]"
                 stmt = stmt.where(ArtistPage.normalized_name == page_key(base),
-                                  ArtistPage.disambiguation == dis.strip())
+                                  ArtistPage.disambiguation == dis)
             else:
                 stmt = stmt.where(ArtistPage.normalized_name == page_key(query))
             rows = s.execute(stmt.order_by(ArtistPage.disambiguation)).all()
             if not rows:
                 raise CatalogError(f"no artist page named {query!r}")
             if len(rows) > 1:
-                labels = ", ".join(f"'{query} [{d}]'" if d else repr(query) for _, d in rows)
+                labels = ", ".join(f"'{page_label(query, d)}'" if d else repr(query) for _, d in rows)
                 raise CatalogError(f"{query!r} names several pages (after a split): use one of {labels}")
             return rows[0][0]
     raise CatalogError(f"unknown level {level!r} (track, album or artist)")
@@ -101,7 +102,7 @@ def describe(catalog: Catalog, level: str, ids: list[int]) -> dict[int, tuple[st
             return {r[0]: (r[1], r[1], r[2], r[3]) for r in rows}
         rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
                          .where(ArtistPage.id.in_(ids))).all()
-        return {r[0]: (r[1] + (f" [{r[2]}]" if r[2] else ""), None, r[1], r[0]) for r in rows}
+        return {r[0]: (page_label(r[1], r[2]), None, r[1], r[0]) for r in rows}
 
 
 def page_of(catalog: Catalog, level: str, ids: np.ndarray) -> np.ndarray:
