@@ -5,5 +5,6 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "stats": ["catalog_stats"],
     "report": ["ReportSummary", "collect_findings", "render_report", "write_report"],
-    "demo": ["DemoConfig", "DemoResult", "run_demo"],
+    "demo_config": ["DemoConfig"],
+    "demo": ["DemoResult", "run_demo"],
 })
