@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from artdb.core.executor import process_pool
 from artdb.core.features.frontend import FeatureExtractor, FrontendConfig, LogMel, extract_features
 
 TRACK_PLAN = [  # (seconds, extension, format, subtype, sample rate)
@@ -139,9 +139,8 @@ def _cpu_seconds(pids) -> float:
 
 
 def run_peer(paths: list[str], cfg: FrontendConfig, workers: int, warm_path: str) -> dict:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_peer_init,
-                             initargs=(cfg.to_dict(), warm_path)) as pool:
+    with process_pool(workers, start_method="spawn",
+                      initializer=partial(_peer_init, cfg.to_dict(), warm_path)) as pool:
         list(pool.map(_ready, range(workers * 2)))  # every worker has run its warm-up
         pids = list(pool._processes)
         c0, t0 = _cpu_seconds(pids), time.perf_counter()

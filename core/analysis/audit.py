@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Sequence
 
 import numpy as np
-from joblib import Parallel, delayed
 from sqlalchemy import select, update
 
 from artdb.core.analysis.clustering import (
@@ -39,6 +39,7 @@ from artdb.core.analysis.findings import (
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.executor import make_executor
 from artdb.core.learn.registry import active_model, get_model
 from artdb.core.progress import Progress, report as report_progress
 from artdb.core.vectors.index import open_level_index
@@ -265,15 +266,14 @@ def _cluster_all(work, t, link, met, workers, progress: Progress | None):
     total = len(work)
     report_progress(progress, "audit pages", 0, total)
     chunks = [work[i:i + CHUNK_PAGES] for i in range(0, total, CHUNK_PAGES)]
-    if workers > 1 and total >= PARALLEL_MIN_PAGES:
-        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator")
-        results = parallel(delayed(_cluster_chunk)(c, t, link, met) for c in chunks)
-    else:
-        results = (_cluster_chunk(c, t, link, met) for c in chunks)
+    # Fewer pages than PARALLEL_MIN_PAGES: one worker, i.e. inline. Results come back in chunk
+    # order either way. Workers keep their stderr (numpy/SciPy only, no decoder noise to silence).
+    pool = workers if total >= PARALLEL_MIN_PAGES else 1
     out: list = []
-    for res in results:
-        out.extend(res)
-        report_progress(progress, "audit pages", len(out), total)
+    with make_executor(pool, initializer=None) as ex:
+        for res in ex.map(_cluster_chunk, chunks, repeat(t), repeat(link), repeat(met)):
+            out.extend(res)
+            report_progress(progress, "audit pages", len(out), total)
     return out
 
 
