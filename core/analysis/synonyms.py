@@ -41,6 +41,7 @@ from artdb.core.config import Paths
 from artdb.core.names import match_key, page_key
 from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 from artdb.core.vectors.index import open_level_index
+from artdb.core.vectors.indexer_errors import indexer_errors
 from artdb.core.vectors.neighbors import resolve_query
 from artdb.db.models import (
     Album,
@@ -342,6 +343,7 @@ class Neighbours:
         return (self.level.get(i, self.reference) + self.level.get(j, self.reference)) / 2
 
 
+@indexer_errors()  # the FAISS build and searches: the indexer's exceptions become core's
 def neighbour_units(units: list[Unit], vectors: np.ndarray, pages: dict[int, _Page], k: int,
                     model_name: str) -> Neighbours:
     """The ``k`` nearest units on pages with another name, for every unit.

@@ -18,7 +18,9 @@ what a run decides besides descending the gradient lives in those small collabor
 - :class:`ModelSelection`: validation (:mod:`artdb.core.learn.validation`) every ``val_every``
   steps keeps the best-so-far weights and stops after ``patience`` checks without a gain.
 
-Batches are ``P`` artists x ``m`` tracks (:class:`~artdb.core.learn.sampling.ArtistBatchSampler`);
+Batches are ``P`` artists x ``m`` tracks (:class:`~artdb.core.learn.sampling.ArtistBatchSampler`),
+shrunk to what a small catalog can fill (:func:`fit_to_catalog`, recorded in ``TrainResult.adapted``
+and ``notes`` and an ``adapt`` event; below two artists with two tracks each training refuses);
 one random excerpt of the ``k`` per track and, optionally, a random crop in time, read straight
 from the feature array (no audio decoding). ML mining: semi-hard or hard in-batch mining with
 album/genre side information (:class:`~artdb.core.learn.sampling.SideInfoTripletMiner`).
@@ -31,6 +33,7 @@ count.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,17 +43,19 @@ import torch
 
 from artdb.core.errors import ArtdbError, ConfigError
 from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer
-from artdb.core.learn.config import TrainConfig, TrainingData, TrainResult
+from artdb.core.learn.config import TrainConfig, TrainingData, TrainResult, check_trainable
 from artdb.core.learn.losses import ArtistLoss, mean_pairwise_distance
 from artdb.core.learn.networks import ArtistNet, ModelConfig, build_model, embed
 from artdb.core.learn.sampling import (
     ArtistBatchSampler,
     NeighbourBatchSampler,
     SideInfoTripletMiner,
+    fit_batch_shape,
     other_artist_neighbours,
 )
-from artdb.core.learn.validation import Validator, split_validation
+from artdb.core.learn.validation import ValidationPlan, Validator, plan_validation
 from artdb.core.progress import Progress, report
+from artdb.core.vectors.indexer_errors import indexer_errors
 from artdb.indexer import TorchExactIndex, VectorIndex
 
 
@@ -85,13 +90,12 @@ def train(
 
 def _train(data: TrainingData, cfg: TrainConfig, progress, model, device) -> TrainResult:
     rng = np.random.default_rng(cfg.seed)
-    train_ids, val_ids, val_unit = split_validation(data, cfg, rng)
-    if len(train_ids) < cfg.artists_per_batch:
-        raise ConfigError(
-            f"{len(train_ids)} training artists < artists_per_batch={cfg.artists_per_batch}"
-        )
-    validator = Validator(data, val_ids, cfg, np.random.default_rng(cfg.seed + 1), val_unit)
+    check_trainable(data.artists)  # the one refusal: too few artists to form a triplet
+    plan = plan_validation(data, cfg, rng)
+    train_ids, val_ids, val_unit = plan.train_ids, plan.val_ids, plan.unit
     rows = TrainRows(data, train_ids)
+    cfg, adapted, notes = fit_to_catalog(cfg, rows, plan)
+    validator = Validator(data, val_ids, cfg, np.random.default_rng(cfg.seed + 1), val_unit)
     batch = cfg.artists_per_batch * cfg.per_artist
     steps = cfg.steps if cfg.epochs is None else max(1, math.ceil(cfg.epochs * len(rows.rows) / batch))
     model, mcfg = _prepare_model(model, data, cfg, len(train_ids), device)
@@ -104,6 +108,8 @@ def _train(data: TrainingData, cfg: TrainConfig, progress, model, device) -> Tra
     selection = ModelSelection(validator, cfg)
 
     run = Run(model=model, steps=steps, progress=progress)
+    if adapted or notes:
+        run.report({"event": "adapt", "step": 0, "adapted": adapted, "notes": notes})
     _loop(run, step_fn, before, CollapseRollback(cfg, selection), selection, cfg.log_every)
     timings = run.timings()
     selection.restore(run)
@@ -116,8 +122,37 @@ def _train(data: TrainingData, cfg: TrainConfig, progress, model, device) -> Tra
         best_step=selection.best_step, best_val_ari=float(selection.best_ari),
         initial_val_ari=float(selection.initial_ari), threshold=float(selection.best_threshold),
         class_ids=train_ids.tolist(), val_artists=val_ids.tolist(),
-        history=run.history, timings=timings, val_unit=val_unit,
+        history=run.history, timings=timings, val_unit=val_unit, adapted=adapted, notes=notes,
     )
+
+
+def fit_to_catalog(cfg: TrainConfig, rows: TrainRows, plan: ValidationPlan) -> tuple[TrainConfig, dict, list[str]]:
+    """``(config used, adapted, notes)``: the batch fitted to the training artists
+    (:func:`~artdb.core.learn.sampling.fit_batch_shape`) and what the validation split changed.
+
+    ``adapted``: option -> ``{"asked", "used"}`` for each value a small catalog changed;
+    ``notes``: one sentence each. A catalog that fills the configured batch gets ``cfg`` back.
+    """
+    n_artists = len(np.unique(rows.artists))
+    P, m = fit_batch_shape(rows.artists, cfg.artists_per_batch, cfg.per_artist)
+    adapted: dict = {}
+    notes: list[str] = []
+    if P != cfg.artists_per_batch:
+        adapted["artists_per_batch"] = {"asked": cfg.artists_per_batch, "used": P}
+        notes.append(f"{P} artists per batch (asked {cfg.artists_per_batch}): "
+                     f"{n_artists} artists to train on")
+    if m != cfg.per_artist:
+        adapted["per_artist"] = {"asked": cfg.per_artist, "used": m}
+        median = int(np.median(np.unique(rows.artists, return_counts=True)[1]))
+        notes.append(f"{m} tracks per artist (asked {cfg.per_artist}): the median training artist "
+                     f"has {median}; artists with fewer repeat tracks")
+    if plan.note:
+        if plan.asked != len(plan.val_ids):
+            adapted["val_artists"] = {"asked": plan.asked, "used": len(plan.val_ids)}
+        notes.append(plan.note)
+    if P != cfg.artists_per_batch or m != cfg.per_artist:
+        cfg = dataclasses.replace(cfg, artists_per_batch=P, per_artist=m)
+    return cfg, adapted, notes
 
 
 def _loop(run: Run, step_fn: TrainStep, before: list, collapse: CollapseRollback,
@@ -354,8 +389,10 @@ class IndexRefresh:
         exc = self.rng.integers(self.data.n_excerpts, size=len(rows))
         vecs = embed(run.model, self.data.features, cfg.device, cfg.batch_size_embed, tracks=rows,
                      excerpts=exc, hybrid=False)
-        index = make_search_index(vecs.shape[1], cfg.index_backend, cfg.device)
-        self.sampler.set_neighbours(other_artist_neighbours(index, vecs, self.rows.artists, cfg.index_neighbours))
+        with indexer_errors():  # the indexer's exceptions become core's
+            index = make_search_index(vecs.shape[1], cfg.index_backend, cfg.device)
+            neighbours = other_artist_neighbours(index, vecs, self.rows.artists, cfg.index_neighbours)
+        self.sampler.set_neighbours(neighbours)
         dt = time.perf_counter() - t0
         run.refresh_s += dt
         run.n_refresh += 1
