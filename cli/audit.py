@@ -38,7 +38,8 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
     their split margin (how far the closest pair of proposed clusters lies beyond the threshold).
     """
     from artdb.cli.progress import progress_bar
-    from artdb.core.analysis.audit import calibrate_threshold, resolve_model, run_audit
+    from artdb.core.analysis.audit import calibrate_threshold, run_audit
+    from artdb.core.learn.registry import resolve_model
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")

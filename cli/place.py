@@ -25,8 +25,8 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     the proposed clusters of a flagged page; the answer is the closest one within the audit
     threshold, or "new artist".
     """
-    from artdb.core.analysis.audit import resolve_model
     from artdb.core.analysis.placement import apply_placement, place_album
+    from artdb.core.learn.registry import resolve_model
 
     catalog = app.catalog()
     result = place_album(catalog, app.paths, resolve_model(catalog, model_name), album,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from artdb.core.analysis import audit as audit_mod
 from artdb.core.vectors.aggregate import l2_normalize
 from artdb.core.analysis.audit import (
-    calibrate_threshold, cluster_page, merge_heights, resolve_model, run_audit, split_margin,
+    calibrate_threshold, cluster_page, merge_heights, run_audit, split_margin,
 )
 from artdb.core.analysis.findings import (
     Partition, canonical_labels, page_label, parse_page_label, partition_hash, resolve_threshold,
@@ -21,7 +21,7 @@ from artdb.core.errors import ConfigError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.names import page_key
-from artdb.core.learn.registry import get_model, register_model
+from artdb.core.learn.registry import get_model, register_model, resolve_model
 from artdb.core.ingest.service import index_catalog
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 

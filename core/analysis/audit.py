@@ -40,7 +40,6 @@ from artdb.core.analysis.findings import (
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
-from artdb.core.learn.registry import active_model, get_model
 from artdb.core.progress import Progress, report as report_progress
 from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, CuratorDecision, Model
@@ -173,19 +172,6 @@ class AuditReport:
 
 
 # -- reading the catalog ---------------------------------------------------------------------------
-def resolve_model(catalog: Catalog, name: str | None = None) -> Model:
-    """The model an analysis uses: ``name`` (a name or id), else the active model.
-
-    Raises:
-        ConfigError: no name given and no model is active.
-    """
-    model = get_model(catalog, name) if name else active_model(catalog)
-    if model is None:
-        raise ConfigError(
-            "no active model: train one (artdb train) or activate one (artdb models activate)")
-    return model
-
-
 def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.ndarray]:
     """Album id -> album vector (mean of its embedded tracks, re-normalised)."""
     index = open_level_index(catalog, paths, model, "album")
@@ -389,5 +375,5 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
 
 __all__ = [
     "AuditReport", "PageAudit", "album_vectors", "calibrate_threshold", "cluster_page",
-    "merge_heights", "resolve_model", "run_audit", "split_margin",
+    "merge_heights", "run_audit", "split_margin",
 ]

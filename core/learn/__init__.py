@@ -30,7 +30,7 @@ __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "networks": ["ArtistNet", "ModelConfig", "build_model", "count_parameters", "embed"],
     "registry": ["activate_model", "active_model", "default_frontend_config", "get_model",
                  "list_models", "register_mfcc_baseline", "register_model",
-                 "register_stats_baseline"],
+                 "register_stats_baseline", "resolve_model"],
     "sampling": ["MINING_TYPES", "ArtistBatchSampler", "NeighbourBatchSampler", "SearchIndex",
                  "SideInfoTripletMiner"],
     "validation": ["Validator", "album_centroids", "split_artists", "split_validation"],

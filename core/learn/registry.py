@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from artdb.core import __version__
-from artdb.core.errors import ArtdbError, CatalogError
+from artdb.core.errors import ArtdbError, CatalogError, ConfigError
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import open_feature_store
 from artdb.core.learn.embedders import StatsEmbedder
@@ -68,6 +68,19 @@ def get_model(catalog: Catalog, name_or_id: str | int) -> Model:
             known = ", ".join(s.scalars(select(Model.name).order_by(Model.id))) or "none"
             raise CatalogError(f"no model {name_or_id!r} in the registry (known: {known})")
         return model
+
+
+def resolve_model(catalog: Catalog, name: str | None = None) -> Model:
+    """The model an analysis (audit, placement) uses: ``name`` (a name or id), else the active model.
+
+    Raises:
+        ConfigError: no name given and no model is active.
+    """
+    model = get_model(catalog, name) if name else active_model(catalog)
+    if model is None:
+        raise ConfigError(
+            "no active model: train one (artdb train) or activate one (artdb models activate)")
+    return model
 
 
 def list_models(catalog: Catalog) -> list[Model]:
