@@ -17,6 +17,14 @@ from artdb.cli.progress import progress_bar
 @click.option("--prune", is_flag=True, help="Delete tracks under PATH whose files are gone.")
 @click.option("--features/--no-features", default=True, show_default=True,
               help="Extract log-mel features into the feature store during ingest.")
+@click.option("--backbone", type=click.Choice(["auto", "musicnn", "none"]), default="auto",
+              show_default=True,
+              help="Also compute a pretrained backbone's patch features (musicnn, ~34 KB per track) "
+                   "into their own store. auto: when the active model reads them; musicnn: always "
+                   "(the active model's settings if it uses musicnn, else the defaults); none: "
+                   "never. Ignored with --no-features.")
+@click.option("--device", default=None,
+              help="Where the log-mels and backbone run: cpu or cuda (default: cuda when available).")
 @click.option("--executor", type=click.Choice(["process", "inline", "dask"]), default="process",
               show_default=True, help="Where analysis runs (dask needs the 'dist' extra).")
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
@@ -27,8 +35,8 @@ from artdb.cli.progress import progress_bar
 @pass_app
 @handle_errors
 def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_size: int,
-          prune: bool, features: bool, executor: str, scheduler: str | None, rebuild_index: bool, as_json: bool,
-          no_progress: bool) -> None:
+          prune: bool, features: bool, backbone: str, device: str | None, executor: str,
+          scheduler: str | None, rebuild_index: bool, as_json: bool, no_progress: bool) -> None:
     """Ingest the audio files under PATH into the catalog (idempotent; a rerun resumes).
 
     Tags (artist, albumartist, album, title, genre, date, ISRC, label, track/disc numbers) are read
@@ -37,6 +45,7 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     """
     from artdb.core.ingest import IngestOptions
     from artdb.core.ingest.service import index_catalog
+    from artdb.core.learn.config import pick_device
 
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
                             executor_backend=executor, scheduler_address=scheduler)
@@ -48,7 +57,7 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"rebuilt the index of {report.model}: {report.total} vectors", err=as_json)
     with progress_bar(not no_progress) as bar:
         summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
-                                progress=bar)
+                                device=pick_device(device), progress=bar, backbone=backbone)
     if as_json:
         emit_json(summary.to_dict())
         return

@@ -1,11 +1,16 @@
-"""Memory-mapped store of fixed-size float16 log-mel excerpts, keyed by int64 track id.
+"""Memory-mapped store of fixed-size float16 features per track, keyed by int64 track id.
 
-Written during ingest, read by training and embedding without decoding audio again.
+Written during ingest, read by training and embedding without decoding audio again. A store holds
+one kind of features, made with one config: log-mel excerpts ``[k, n_mels, frames]`` of a
+:class:`FrontendConfig`, or backbone patch vectors ``[patches_per_track, dim]`` of a
+:class:`~artdb.core.features.backbone.BackboneConfig`.
 
 On-disk layout of a store directory (generation ``g`` starts at 0 and changes on compaction):
 
-- ``frontend.json`` — the :class:`FrontendConfig` (``to_dict``), its fingerprint, the record shape
-  and dtype. Opening with a different config raises :class:`ModelMismatchError`.
+- ``frontend.json`` — the header: ``kind`` (``"frontend"`` or ``"backbone"``; absent in stores
+  written before backbone features existed, meaning ``"frontend"``), the config under that key
+  (``to_dict``), its fingerprint, the record shape and dtype. Opening with a config of another
+  kind, or with different parameters, raises :class:`ModelMismatchError`.
 - ``data.<g>.f16`` — append-only records of ``bytes_per_track`` bytes, one per write.
 - ``index.<g>.i64`` — append-only log of ``(track_id, record)`` int64 pairs; ``record = -1``
   deletes the id. The last entry of an id wins, so replacing features appends a record and an
@@ -35,7 +40,15 @@ from pathlib import Path
 import numpy as np
 
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
-from artdb.core.features.frontend.config import FrontendConfig, check_compatible
+from artdb.core.features import backbone as _backbone
+from artdb.core.features.backbone import BackboneConfig, backbone_store_dir
+from artdb.core.features.frontend import config as _frontend
+from artdb.core.features.frontend.config import FrontendConfig
+
+StoreConfig = FrontendConfig | BackboneConfig
+# kind -> (config class, its check_compatible); the header keeps the config under the kind's key
+_KINDS = {"frontend": (FrontendConfig, _frontend.check_compatible),
+          "backbone": (BackboneConfig, _backbone.check_compatible)}
 
 FORMAT_VERSION = 1
 _HEADER = "frontend.json"
@@ -48,7 +61,12 @@ class FeatureStoreError(ArtdbError):
     """The feature store is locked by another writer, opened read-only for a write, or damaged."""
 
 
-def store_bytes(n_tracks: int, config: FrontendConfig) -> int:
+def kind_of(config: StoreConfig) -> str:
+    """``"backbone"`` for a :class:`BackboneConfig`, ``"frontend"`` for a :class:`FrontendConfig`."""
+    return "backbone" if isinstance(config, BackboneConfig) else "frontend"
+
+
+def store_bytes(n_tracks: int, config: StoreConfig) -> int:
     """Disk bytes for ``n_tracks`` tracks: records plus 16 index bytes each (no replacements)."""
     return n_tracks * (config.bytes_per_track + 16)
 
@@ -72,11 +90,12 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 
 
 class FeatureStore:
-    """Fixed-size float16 features ``[k, n_mels, frames]`` per int64 track id; see module doc."""
+    """Fixed-size float16 features (``config.feature_shape``) per int64 track id; see module doc."""
 
-    def __init__(self, directory: Path, config: FrontendConfig, mode: str, lock_fd: int | None):
+    def __init__(self, directory: Path, config: StoreConfig, mode: str, lock_fd: int | None):
         self.directory = directory
         self.config = config
+        self.kind = kind_of(config)
         self.mode = mode
         self.shape = config.feature_shape
         self.record_bytes = config.bytes_per_track
@@ -93,12 +112,13 @@ class FeatureStore:
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, directory: str | os.PathLike, config: FrontendConfig | None = None, mode: str = "a"
+        cls, directory: str | os.PathLike, config: StoreConfig | None = None, mode: str = "a"
     ) -> "FeatureStore":
         """Open (``mode="a"``: create if missing, single writer) or read (``mode="r"``) a store.
 
-        ``config`` must match the stored one (:class:`ModelMismatchError` otherwise); ``None``
-        adopts the stored config (``mode="r"`` or an existing store only).
+        ``config`` (a :class:`FrontendConfig` or a :class:`BackboneConfig`) must be of the stored
+        kind and match the stored one (:class:`ModelMismatchError` otherwise); ``None`` adopts the
+        stored config (``mode="r"`` or an existing store only).
         """
         if mode not in ("a", "r"):
             raise ConfigError(f"FeatureStore mode must be 'a' or 'r', got {mode!r}")
@@ -125,9 +145,18 @@ class FeatureStore:
                         f"{directory}: feature store format {stored.get('format')} is not "
                         f"supported (expected {FORMAT_VERSION})"
                     )
-                stored_config = FrontendConfig.from_dict(stored["frontend"])
+                kind = stored.get("kind", "frontend")
+                if kind not in _KINDS:
+                    raise FeatureStoreError(f"{directory}: unknown kind of features {kind!r}")
+                config_class, check_compatible = _KINDS[kind]
+                stored_config = config_class.from_dict(stored[kind])
                 if config is None:
                     config = stored_config
+                if kind_of(config) != kind:
+                    raise ModelMismatchError(
+                        f"feature store {directory} holds {kind} features, not {kind_of(config)} "
+                        "features: open it with its own kind of config"
+                    )
                 check_compatible(
                     stored_config,
                     config,
@@ -136,12 +165,15 @@ class FeatureStore:
                 )
             else:
                 if config is None:
-                    raise ConfigError(f"{directory}: a new feature store needs a FrontendConfig")
+                    raise ConfigError(
+                        f"{directory}: a new feature store needs a FrontendConfig or a BackboneConfig"
+                    )
                 _write_json_atomic(
                     header,
                     {
                         "format": FORMAT_VERSION,
-                        "frontend": config.to_dict(),
+                        "kind": kind_of(config),
+                        kind_of(config): config.to_dict(),
                         "fingerprint": config.fingerprint(),
                         "shape": list(config.feature_shape),
                         "dtype": "float16",
@@ -293,14 +325,14 @@ class FeatureStore:
         return self._keys.copy()
 
     def get(self, track_id: int) -> np.ndarray:
-        """float16 ``[k, n_mels, frames]`` of one track (a copy); KeyError if absent."""
+        """float16 features (``self.shape``) of one track (a copy); KeyError if absent."""
         slot = self._slot(int(track_id))
         if slot < 0:
             raise KeyError(f"track {track_id} has no features in {self.directory}")
         return np.array(self._mm[slot])
 
     def get_many(self, ids: Iterable[int]) -> np.ndarray:
-        """float16 ``[n, k, n_mels, frames]`` in the order of ``ids``; KeyError names the absent."""
+        """float16 ``[n, *self.shape]`` in the order of ``ids``; KeyError names the absent."""
         ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
         if ids.size == 0:
             return np.empty((0, *self.shape), np.float16)
@@ -323,7 +355,7 @@ class FeatureStore:
     def put_many(self, ids: Iterable[int], feats: np.ndarray | Iterable[np.ndarray]) -> None:
         """Store features for ``ids`` (replacing any earlier ones) and commit durably.
 
-        ``feats`` is ``[n, k, n_mels, frames]`` (cast to float16). When this returns, the records
+        ``feats`` is ``[n, *self.shape]`` (cast to float16). When this returns, the records
         survive a crash; if the process dies inside it, none of them is visible and the store stays
         readable.
         """
@@ -436,11 +468,22 @@ class FeatureStore:
         return before - (n * self.record_bytes + n * 16)
 
 
-def feature_store_dir(paths, config) -> Path:
-    """One store per front-end config: a model with other parameters gets its own.
+def feature_store_dir(paths, config: StoreConfig) -> Path:
+    """One store per config: a model with other parameters gets its own. Log-mel stores are
+    ``<paths.features>/<fingerprint>``, backbone stores ``<paths.features>/<name>-<fingerprint>``
+    (:func:`~artdb.core.features.backbone.backbone_store_dir`).
     ``paths`` is a :class:`artdb.core.config.Paths`."""
+    if isinstance(config, BackboneConfig):
+        return backbone_store_dir(paths, config)
     return paths.features / config.fingerprint()[:16]
 
 
-def open_feature_store(paths, config, mode: str = "a") -> FeatureStore:
+def open_feature_store(paths, config: StoreConfig, mode: str = "a") -> FeatureStore:
     return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)
+
+
+def open_backbone_store(paths, config: BackboneConfig, mode: str = "a") -> FeatureStore:
+    """The store of ``config``'s backbone features (created empty with ``mode="a"``)."""
+    if not isinstance(config, BackboneConfig):
+        raise ConfigError(f"open_backbone_store needs a BackboneConfig, got {type(config).__name__}")
+    return open_feature_store(paths, config, mode=mode)

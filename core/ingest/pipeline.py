@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-import numpy as np
 from sqlalchemy import delete, func, select
 
 from artdb.core.executor import make_executor
@@ -45,10 +44,14 @@ class FeatureStage(Protocol):
     def missing(self, track_ids: Sequence[int]) -> set[int]:
         """The ids among ``track_ids`` with no stored features."""
 
-    def extract(self, paths: Sequence[str]) -> list[np.ndarray | str]:
-        """Features per path, or a reason string where the file cannot be decoded."""
+    def extract(self, paths: Sequence[str],
+                track_ids: Sequence[int | None] | None = None) -> list[Any]:
+        """Features per path (whatever ``save`` takes), or a reason string where the file cannot
+        be used. ``track_ids[i]`` is the catalogued track whose unchanged audio ``paths[i]`` is
+        (a stage that keeps several kinds of features computes only those it lacks), ``None``
+        for new or changed audio; ``track_ids=None``: all are new."""
 
-    def save(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
+    def save(self, track_ids: Sequence[int], features: Sequence[Any]) -> None:
         """Durably store features (flushed before returning)."""
 
     def remove(self, track_ids: Sequence[int]) -> None:
@@ -210,19 +213,23 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                 plan.append((f, ADDED, r, None))
 
         # --- features: new and changed audio, plus catalogued tracks still lacking them ----
-        feats: dict[str, np.ndarray] = {}
+        feats: dict[str, Any] = {}
         if features is not None:
             need_paths = [r.path for _, a, r, _ in plan if a in (ADDED, UPDATED)]
+            need_ids: list[int | None] = [None] * len(need_paths)
             have = [t.id for _, a, _, t in plan if a in (UNCHANGED, MOVED) and t is not None]
             lacking = features.missing(have) if have else set()
-            need_paths += [t.audio_path for _, a, _, t in plan
-                           if a in (UNCHANGED, MOVED) and t is not None and t.id in lacking]
+            for _, a, r, t in plan:
+                if a in (UNCHANGED, MOVED) and t is not None and t.id in lacking:
+                    # a moved track's audio is at its new path (its row still has the old one)
+                    need_paths.append(r.path if isinstance(r, FileAnalysis) else t.audio_path)
+                    need_ids.append(t.id)
             if need_paths:
-                for path, out in zip(need_paths, features.extract(need_paths)):
+                for path, out in zip(need_paths, features.extract(need_paths, need_ids)):
                     feats[path] = out
 
         # --- write ------------------------------------------------------------------------
-        to_store: list[tuple[Track, np.ndarray]] = []
+        to_store: list[tuple[Track, Any]] = []
         for f, action, r, track in plan:
             reason = None
             if action == ERROR:
@@ -245,7 +252,7 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                     known[r.path] = (track.id, r.size, r.mtime)
                 elif action == UNCHANGED and r is not None:
                     track.file_mtime = r.mtime  # touched but identical: remember the new mtime
-                if track is not None and isinstance(out, np.ndarray):
+                if track is not None and out is not None:
                     to_store.append((track, out))
             outcomes.append((f.path, action, reason))
             records.append((IngestFile(run_id=run_id, path=f.path, outcome=action, reason=reason),

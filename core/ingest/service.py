@@ -1,40 +1,56 @@
 """``artdb index`` as one library call: the catalog, its features and the active model's index.
 
 ``index_catalog`` = ingest (``artdb.core.ingest``) + the feature stage (front-end + feature
-store) + bringing the active model's vector index in line with the catalog.
+store, and the backbone's features when wanted) + bringing the active model's vector index in
+line with the catalog. ``ensure_backbone_features`` fills in the backbone features of a catalog
+that was ingested without them (``artdb train`` calls it).
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from sqlalchemy import select
 
 from artdb.core.config import Paths
-from artdb.core.errors import AudioError
+from artdb.core.errors import AudioError, ConfigError
+from artdb.core.features.backbone import BACKBONES, BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.store import open_feature_store
 from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from artdb.core.learn.registry import default_frontend_config
+from artdb.core.learn.registry import active_model, default_frontend_config
 from artdb.core.progress import Progress
 from artdb.core.vectors.index import sync_active_index
+from artdb.db.models import Track
 from artdb.db.session import Catalog
+
+BACKBONE_CHOICES = ("auto", "none", *BACKBONES)
+_SAVE_EVERY = 256  # tracks per durable write in ensure_backbone_features
 
 
 class StoreFeatureStage:
-    """Ingest's ``FeatureStage``: the front-end's worker pool writing into the feature store."""
+    """Ingest's ``FeatureStage``: an extractor's worker pool writing into one feature store.
 
-    def __init__(self, store, extractor, progress: Progress | None = None):
+    ``name`` labels its failures when it runs inside a :class:`CompositeFeatureStage` after
+    another stage (the first stage's reasons are reported as they are).
+    """
+
+    def __init__(self, store, extractor, progress: Progress | None = None, name: str = "log-mels"):
         self.store = store  # the FeatureStore
         self.extractor = extractor
         self.progress = progress
+        self.name = name
         self.extracted = 0
 
     def missing(self, track_ids: Sequence[int]) -> set[int]:
         return {int(t) for t in track_ids if int(t) not in self.store}
 
-    def extract(self, paths: Sequence[str]) -> list[np.ndarray | str]:
+    def extract(self, paths: Sequence[str],
+                track_ids: Sequence[int | None] | None = None) -> list[np.ndarray | str]:
         out: list[np.ndarray | str] = [""] * len(paths)
         for index, _path, result in self.extractor.extract(list(paths)):
             out[index] = result.reason if isinstance(result, AudioError) else result
@@ -48,18 +64,147 @@ class StoreFeatureStage:
         self.store.delete(list(track_ids))
 
 
+class CompositeFeatureStage:
+    """Several kinds of features for one ingest (log-mels, then backbone features), each in its
+    own store: a track gets every kind its stores lack, and nothing it already has.
+
+    ``extract`` returns per path a dict {stage number: features} or the first failure's reason
+    (a file that fails one kind is not tried for the next: it becomes one error of the run);
+    ``save`` writes each kind into its store, durably, before the catalog commits.
+    """
+
+    def __init__(self, stages: Sequence[StoreFeatureStage]):
+        self.stages = list(stages)
+
+    def missing(self, track_ids: Sequence[int]) -> set[int]:
+        return set().union(*(stage.missing(track_ids) for stage in self.stages))
+
+    def extract(self, paths: Sequence[str],
+                track_ids: Sequence[int | None] | None = None) -> list[dict[int, np.ndarray] | str]:
+        ids = list(track_ids) if track_ids is not None else [None] * len(paths)
+        known = [t for t in ids if t is not None]
+        results: list[dict[int, np.ndarray] | str] = [{} for _ in paths]
+        for n, stage in enumerate(self.stages):
+            lacking = stage.missing(known) if known else set()
+            todo = [i for i, t in enumerate(ids)
+                    if (t is None or t in lacking) and not isinstance(results[i], str)]
+            if not todo:
+                continue
+            for i, out in zip(todo, stage.extract([paths[i] for i in todo], [ids[i] for i in todo])):
+                if isinstance(out, str):
+                    results[i] = f"{stage.name}: {out}" if n else out
+                else:
+                    results[i][n] = out
+        return results
+
+    def save(self, track_ids: Sequence[int], features: Sequence[dict[int, np.ndarray]]) -> None:
+        for n, stage in enumerate(self.stages):
+            rows = [(t, parts[n]) for t, parts in zip(track_ids, features) if n in parts]
+            if rows:
+                stage.save([t for t, _ in rows], [x for _, x in rows])
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        for stage in self.stages:
+            stage.remove(track_ids)
+
+
+def active_backbone_config(catalog: Catalog) -> BackboneConfig | None:
+    """The backbone config the active model reads (``model.config["backbone"]``), if any."""
+    model = active_model(catalog)
+    data = model.config.get("backbone") if model is not None else None
+    if not data:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"model {model.name!r}: config['backbone'] must be a BackboneConfig dict, "
+                          f"got {data!r}")
+    return BackboneConfig.from_dict(data)
+
+
+def resolve_backbone(catalog: Catalog, backbone: BackboneConfig | str | None = None
+                     ) -> BackboneConfig | None:
+    """Which backbone features to compute: ``None``/``"auto"``: those the active model reads
+    (none when it reads none); ``"none"``: none; a backbone name (``"musicnn"``): the active
+    model's config when it reads that backbone, else the default config; a
+    :class:`BackboneConfig`: that one."""
+    if isinstance(backbone, BackboneConfig):
+        return backbone
+    choice = "auto" if backbone is None else backbone
+    if choice not in BACKBONE_CHOICES:
+        raise ConfigError(f"backbone must be one of {', '.join(BACKBONE_CHOICES)}, got {backbone!r}")
+    if choice == "none":
+        return None
+    wanted = active_backbone_config(catalog)
+    if choice == "auto" or (wanted is not None and wanted.name == choice):
+        return wanted
+    return BackboneConfig(name=choice)
+
+
 def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
                   options: IngestOptions | None = None, with_features: bool = True,
-                  device: str = "cpu", progress: Progress | None = None) -> IngestSummary:
-    """Ingest ``root``; with features, extract log-mels for new/changed tracks and embed them with
-    the active model (if any) into its index."""
+                  device: str = "cpu", progress: Progress | None = None,
+                  backbone: BackboneConfig | str | None = None) -> IngestSummary:
+    """Ingest ``root``; with features, extract log-mels (and backbone features, see
+    :func:`resolve_backbone`: by default those the active model reads) for new/changed tracks and
+    for catalogued tracks lacking them, then embed them with the active model (if any) into its
+    index."""
     options = options or IngestOptions()
     if not with_features:
         return ingest(catalog, root, options, features=None, progress=progress)
     config = default_frontend_config(catalog)
-    with open_feature_store(paths, config) as store, \
-            FeatureExtractor(config, workers=options.workers, device=device) as extractor:
+    backbone_config = resolve_backbone(catalog, backbone)
+    with ExitStack() as stack:
+        store = stack.enter_context(open_feature_store(paths, config))
+        extractor = stack.enter_context(FeatureExtractor(config, workers=options.workers, device=device))
         stage = StoreFeatureStage(store, extractor)
+        if backbone_config is not None:
+            backbone_store = stack.enter_context(open_feature_store(paths, backbone_config))
+            backbone_extractor = stack.enter_context(
+                BackboneExtractor(backbone_config, workers=options.workers, device=device))
+            stage = CompositeFeatureStage([stage, StoreFeatureStage(
+                backbone_store, backbone_extractor, name=f"backbone features ({backbone_config.name})")])
         summary = ingest(catalog, root, options, features=stage, progress=progress)
     sync_active_index(catalog, paths, device=device, progress=progress)
     return summary
+
+
+@dataclass
+class BackboneFill:
+    """What :func:`ensure_backbone_features` did: ``computed`` of ``lacking`` catalogued tracks
+    (out of ``tracks``) got features; ``errors`` lists ``(audio path, reason)`` for the rest."""
+
+    tracks: int
+    lacking: int
+    computed: int
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def ensure_backbone_features(catalog: Catalog, paths: Paths, config: BackboneConfig, workers: int = 2,
+                             device: str = "cpu", progress: Progress | None = None) -> BackboneFill:
+    """Compute ``config``'s backbone features for every catalogued track that lacks them, from
+    its ``audio_path``; a missing or unreadable file is listed in ``errors``, never raised.
+    Features are saved every few hundred tracks, so an interrupted call loses little and a rerun
+    resumes. ``progress("backbone", done, total, path=...)`` after each file."""
+    with catalog.session() as s:
+        rows = s.execute(select(Track.id, Track.audio_path).order_by(Track.id)).all()
+    with open_feature_store(paths, config) as store:
+        todo = [(int(i), p) for i, p in rows if int(i) not in store]
+        fill = BackboneFill(tracks=len(rows), lacking=len(todo), computed=0)
+        if not todo:
+            return fill
+        ids: list[int] = []
+        feats: list[np.ndarray] = []
+        with BackboneExtractor(config, workers=workers, device=device) as extractor:
+            for index, path, out in extractor.extract([p for _, p in todo], progress):
+                if isinstance(out, AudioError):
+                    fill.errors.append((path, out.reason))
+                    continue
+                ids.append(todo[index][0])
+                feats.append(out)
+                if len(ids) >= _SAVE_EVERY:
+                    store.put_many(ids, np.stack(feats))
+                    fill.computed += len(ids)
+                    ids, feats = [], []
+        if ids:
+            store.put_many(ids, np.stack(feats))
+            fill.computed += len(ids)
+    return fill

@@ -2,15 +2,16 @@
 
 Worker processes run :func:`artdb.core.features.frontend.decode.decode_task` (numpy/soundfile/soxr only)
 and send back ``[k, excerpt_samples]`` float32 audio; the calling process stacks a batch of tracks
-and runs one :class:`~artdb.core.features.frontend.logmel.LogMel` call on it (CPU or GPU). Results come back
-in input order; a file that fails is yielded as an :class:`AudioError`, never raised.
+and runs one :class:`~artdb.core.features.frontend.logmel.LogMel` call on it (CPU or GPU), or the
+``transform`` it was given (the backbone features of :mod:`artdb.core.features.backbone`). Results
+come back in input order; a file that fails is yielded as an :class:`AudioError`, never raised.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -26,12 +27,19 @@ from artdb.core.progress import Progress, report
 
 STAGE = "features"  # progress(STAGE, done, total, path=...): total is None when ``paths`` has no len()
 Result = tuple[int, str, "np.ndarray | AudioError"]
+# audio [n, k, excerpt_samples] float32 -> features [n, k, ...] (a tensor on any device, or an array)
+Transform = Callable[[np.ndarray], "torch.Tensor | np.ndarray"]
+NON_FINITE = "the features are not finite (NaN or inf)"
 
 
 class FeatureExtractor:
     """A reusable decode pool plus a log-mel transform; use as a context manager.
 
     ``workers=0`` decodes in the calling process (no pool; for tests and debugging).
+    ``transform`` replaces the log-mel (default ``LogMel(config, device)``): it maps a batch of
+    decoded tracks ``[n, k, excerpt_samples]`` to ``[n, k, ...]`` features, cast to float16 on the
+    host. A batch whose transform raises is redone track by track, so only the track that fails
+    gets the error; a track whose features are not finite gets an error too.
 
     ``start_method`` defaults to :func:`~artdb.core.executor.fast_start_method` (``"fork"`` on
     Linux: a pool starts in ~50 ms instead of seconds). Forking a process that holds torch's thread
@@ -46,6 +54,7 @@ class FeatureExtractor:
         device: str | torch.device = "cpu",
         batch_tracks: int = 16,
         start_method: str | None = None,
+        transform: Transform | None = None,
     ):
         if workers < 0 or batch_tracks < 1:
             raise ConfigError(f"need workers >= 0 and batch_tracks >= 1, got {workers}, {batch_tracks}")
@@ -54,7 +63,7 @@ class FeatureExtractor:
         self.batch_tracks = batch_tracks
         self.start_method = check_start_method(
             fast_start_method() if start_method is None else start_method)
-        self.transform = LogMel(config, device)
+        self.transform = LogMel(config, device) if transform is None else transform
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -156,19 +165,26 @@ class FeatureExtractor:
 
     def _finish(self, batch: list[tuple[int, str, tuple]]) -> list[Result]:
         ok = [i for i, (_, _, (status, _)) in enumerate(batch) if status == "ok"]
-        feats: np.ndarray | None = None
-        if ok:
-            audio = np.stack([batch[i][2][1] for i in ok])  # [n, k, samples]
-            feats = self.transform(audio).to(torch.float16).cpu().numpy()
-        out: list[Result] = []
+        feats = self._transform([batch[i][2][1] for i in ok]) if ok else []
         slot = {b: n for n, b in enumerate(ok)}
+        out: list[Result] = []
         for b, (index, path, (status, payload)) in enumerate(batch):
-            if status == "ok":
-                assert feats is not None
-                out.append((index, path, feats[slot[b]]))
-            else:
-                out.append((index, path, AudioError(path, payload)))
+            result = feats[slot[b]] if status == "ok" else payload
+            out.append((index, path, AudioError(path, result) if isinstance(result, str) else result))
         return out
+
+    def _transform(self, audio: list[np.ndarray]) -> list[np.ndarray | str]:
+        """float16 features of each decoded track, or the reason they could not be made."""
+        try:
+            feats = self.transform(np.stack(audio))  # [n, k, samples] -> [n, k, ...]
+            if torch.is_tensor(feats):
+                feats = feats.to(torch.float16).cpu().numpy()
+            feats = np.asarray(feats, dtype=np.float16)
+        except Exception as exc:  # noqa: BLE001 - isolate the track that fails, keep the others
+            if len(audio) == 1:
+                return [f"computing the features failed: {type(exc).__name__}: {exc}"]
+            return [self._transform([a])[0] for a in audio]
+        return [f if np.isfinite(f).all() else NON_FINITE for f in feats]
 
 
 def _noop(_: int) -> None:
