@@ -13,7 +13,7 @@
 import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
-    "clustering": ["LINKAGES", "check_linkage", "cluster_with_threshold", "cut_tree",
+    "clustering": ["LINKAGES", "check_linkage", "cluster_with_threshold", "codes", "cut_tree",
                    "cv_thresholds", "fit_threshold", "linkage_tree", "make_homonym_groups",
                    "mean_ari"],
     "findings": ["Partition", "Threshold", "audit_method", "audit_threshold", "canonical_labels",

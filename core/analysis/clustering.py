@@ -13,7 +13,8 @@ The SciPy hierarchy is built by :func:`linkage_tree` and cut at a threshold by :
 (the one place that turns scikit-learn's "stop merging at distances >= t" into SciPy's terms), used
 by the sweep here and by the audit's per-page clustering. :func:`cv_thresholds` is the one
 cross-validation over groups (a threshold fitted on the other folds, for each fold), shared by the
-audit's calibration and the evaluation protocol.
+audit's calibration and the evaluation protocol. :func:`codes` turns any labels (artist names,
+album ids) into dense integer codes, for everyone who pairs or one-hots labels.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 
 LINKAGES = ("average", "complete", "single", "ward")
+
+
+def codes(x) -> np.ndarray:
+    """Dense integer codes ``0..n_unique-1`` of any sortable labels."""
+    return np.unique(np.asarray(x), return_inverse=True)[1].reshape(-1)
 
 
 def check_linkage(linkage: str, metric: str) -> None:

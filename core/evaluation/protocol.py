@@ -19,18 +19,13 @@ import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from artdb.core.analysis.clustering import (
-    cluster_with_threshold, cv_thresholds, fit_threshold, make_homonym_groups,
+    cluster_with_threshold, codes, cv_thresholds, fit_threshold, make_homonym_groups,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 
 UNITS = ("album", "track")
-
-
-def codes(x) -> np.ndarray:
-    """Dense integer codes ``0..n_unique-1`` of any sortable labels."""
-    return np.unique(np.asarray(x), return_inverse=True)[1].reshape(-1)
 
 
 @dataclass

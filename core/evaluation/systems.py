@@ -9,7 +9,15 @@
 - ``cl`` / ``ml`` / ``ml-genre`` / ``ml-index`` / ``joint``: the CNN trained on the training
   artists (softmax classifier; triplet loss with semi-hard mining; plus same-genre negatives; with
   index-backed mining; triplet + classifier); ``ml-hybrid``: ``ml`` whose track vector appends the
-  standardised stats vector (``stats_weight``, what ``artdb train`` produces by default);
+  standardised stats vector (``stats_weight``); ``cnn-hybrid``: what ``artdb train --backbone
+  none`` produces (ML, side information both ways, hybrid vector: ``TrainConfig.from_side_info()``);
+- ``musicnn-torch``: the torch musicnn port's pooled ``penultimate`` layer, no training: a
+  :class:`~artdb.core.learn.backbone.BackboneHead` with ``steps=0``, its standardisation fitted on
+  the training pool's tracks (never on a test artist);
+- ``backbone-head``: the same backbone with the default :class:`HeadConfig` (head trained on the
+  training pool, its share chosen on held-out training-pool artists); ``artdb-default`` is this
+  very system under the name of what ``artdb train`` produces with no options
+  (:func:`artdb_train_default`), fitted once when both are asked for;
 - ``random`` and ``production``: controls (random unit vectors; one-hot of the track's album
   and source, which knows the release but not the artist);
 - ``file:NAME``: vectors read from an embeddings file (``--embeddings``, the musicnn peer);
@@ -18,15 +26,17 @@
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from artdb.core.analysis.clustering import codes
 from artdb.core.errors import CatalogError, ConfigError
-from artdb.core.evaluation.protocol import codes
+from artdb.core.learn.backbone import HeadConfig, embed_backbone, train_backbone_head
 from artdb.core.learn.config import TrainConfig, TrainingData
 from artdb.core.learn.embedders import MfccEmbedder, StatsEmbedder
 from artdb.core.learn.loop import train
@@ -36,14 +46,20 @@ from artdb.core.vectors.export import match_rows, read_embeddings
 
 HYBRID_STATS_WEIGHT = TrainConfig().stats_weight or 0.5  # artdb train's default
 ML_PLAIN = {"method": "ml", "mining": "semihard", "p_same_genre": 0.0, "same_genre_share": 0.0}
-# What makes `artdb train`'s model the system it is; the rest is the evaluation's training budget
-# (EVAL_TRAIN_DEFAULTS, steps, seed).
+# What makes `artdb train --backbone none`'s model the system it is; the rest is the evaluation's
+# training budget (EVAL_TRAIN_DEFAULTS, steps, seed).
 ARTDB_TRAIN_OPTIONS = ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album", "stats_weight")
 
 
-def artdb_train_default() -> dict[str, Any]:
-    """Exactly what ``artdb train`` produces by default, from the function it builds its config
-    with (:meth:`TrainConfig.from_side_info`): ML, side information both ways, hybrid vector."""
+def artdb_train_default(seed: int = 0) -> HeadConfig:
+    """The head of what ``artdb train`` produces with no options (``--backbone musicnn``, its
+    ``HeadConfig(seed=seed)``), fitted by the same function (:func:`train_backbone_head`)."""
+    return HeadConfig(seed=int(seed))
+
+
+def cnn_train_default() -> dict[str, Any]:
+    """What ``artdb train --backbone none`` produces, from the function it builds its config with
+    (:meth:`TrainConfig.from_side_info`): ML, side information both ways, hybrid vector."""
     cfg = TrainConfig.from_side_info()
     return {name: getattr(cfg, name) for name in ARTDB_TRAIN_OPTIONS}
 
@@ -51,15 +67,29 @@ def artdb_train_default() -> dict[str, Any]:
 @dataclass(frozen=True)
 class SystemSpec:
     name: str
-    kind: str  # mfcc | stats | untrained | train | random | production | file | model
+    kind: str  # mfcc | stats | untrained | train | backbone | random | production | file | model
     label: str
     train: dict = field(default_factory=dict)  # TrainConfig overrides for kind == "train"
+    head: dict = field(default_factory=dict)  # HeadConfig overrides for kind == "backbone"
 
     @property
     def trained(self) -> bool:
-        return self.kind == "train"
+        """Fitted on each training set of a split (never on a test artist)."""
+        return self.kind in ("train", "backbone")
+
+    @property
+    def needs_backbone(self) -> bool:
+        """Reads the dataset's backbone features (``EvalDataset.backbone_features``)."""
+        return self.kind == "backbone"
+
+    @property
+    def fit_key(self) -> str:
+        """Systems with equal keys fit to the same vectors on the same training set (fitted once)."""
+        return json.dumps([self.kind, self.train, self.head], sort_keys=True, default=str)
 
 
+# HeadConfig() as `artdb train` uses it (artdb_train_default); the seed is the evaluation's
+BACKBONE_HEAD = SystemSpec("backbone-head", "backbone", "musicnn backbone + metric head (HeadConfig defaults)")
 BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("mfcc", "mfcc", "MFCC mean+std (no learning)"),
     SystemSpec("stats", "stats", "MFCC+delta mean+std, standardised (no learning)"),
@@ -73,14 +103,18 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("joint", "train", "joint ML + CL", {**ML_PLAIN, "method": "joint"}),
     SystemSpec("ml-hybrid", "train", "ML + standardised stats (hybrid)",
                {**ML_PLAIN, "stats_weight": HYBRID_STATS_WEIGHT}),
-    SystemSpec("artdb-default", "train", "artdb train default (ML + side info + hybrid)",
-               artdb_train_default()),
+    SystemSpec("cnn-hybrid", "train", "CNN hybrid (artdb train --backbone none: ML + side info + stats)",
+               cnn_train_default()),
+    SystemSpec("musicnn-torch", "backbone", "musicnn (torch port), pooled, standardised (no training)",
+               head={"steps": 0}),
+    BACKBONE_HEAD,
+    # the same system under the name of what `artdb train` produces with no options
+    replace(BACKBONE_HEAD, name="artdb-default", label="artdb train default (musicnn backbone + head)"),
     SystemSpec("random", "random", "control: random vectors"),
     SystemSpec("production", "production", "control: one-hot album/source"),
 )}
 DEFAULT_SYSTEMS = ("mfcc", "stats", "untrained", "cl", "ml", "ml-genre", "ml-index", "joint", "ml-hybrid",
-                   "artdb-default", "random", "production")
-QUICK_SYSTEMS = DEFAULT_SYSTEMS
+                   "cnn-hybrid", "musicnn-torch", "backbone-head", "artdb-default", "random", "production")
 # Scoring registered models on a catalog they never saw trains nothing: baselines and controls beside them.
 MODEL_SYSTEMS = ("mfcc", "random", "production")
 
@@ -118,6 +152,17 @@ def resolve(names, files: dict[str, str] | None = None, models: list[str] | None
     return out
 
 
+def needs_backbone(names) -> bool:
+    """Whether any of the built-in systems ``names`` reads backbone features (unknown names: no)."""
+    return any(BUILTIN[n].needs_backbone for n in names if n in BUILTIN)
+
+
+def head_config(spec: SystemSpec, seed: int) -> HeadConfig:
+    """The HeadConfig of a backbone system: ``artdb train``'s (:func:`artdb_train_default`) with the
+    system's overrides; the seed is the evaluation's, as ``artdb train --seed`` would set it."""
+    return HeadConfig.from_dict({**artdb_train_default(seed).to_dict(), **spec.head, "seed": int(seed)})
+
+
 def _materialize(features, rows=None):
     if rows is None:
         return np.asarray(features)
@@ -128,10 +173,21 @@ def _materialize(features, rows=None):
 
 @dataclass
 class Fitted:
-    """A system ready to embed: ``embed(features) -> [n, d]`` plus what training reported."""
+    """A system ready to embed: ``embed(features) -> [n, d]`` plus what training reported.
+
+    ``input``: the dataset field ``embed`` reads (``"features"``, the log-mels, or
+    ``"backbone_features"``); :meth:`embed_dataset` picks it.
+    """
 
     embed: Callable[[Any], np.ndarray]
     info: dict = field(default_factory=dict)
+    input: str = "features"
+
+    def embed_dataset(self, ds) -> np.ndarray:
+        feats = getattr(ds, self.input)
+        if feats is None:
+            raise ConfigError(f"this system reads {self.input}, which the dataset does not have")
+        return self.embed(feats)
 
 
 def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists: int):
@@ -180,7 +236,28 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
                 "n_train_tracks": int(len(train_ds))}
         model = result.model
         return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), info)
+    if spec.kind == "backbone":
+        return fit_backbone(spec, train_ds, seed=seed, progress=progress)
     raise ConfigError(f"system {spec.name!r} ({spec.kind}) is not fitted on features")
+
+
+def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, progress: Progress | None = None) -> Fitted:
+    """A backbone system fitted on ``train_ds``'s tracks only, as ``artdb train`` fits on a catalog:
+    :func:`train_backbone_head` (standardisation on every given track, head on its artists, share
+    chosen on held-out ones), labels = the true artists. Embeds backbone features."""
+    feats = train_ds.backbone_features
+    if feats is None:
+        raise ConfigError(f"system {spec.name!r} needs backbone features: open the dataset with a "
+                          "BackboneConfig (artdb evaluate computes them when such a system is asked for)")
+    cfg = head_config(spec, seed)
+    t0 = time.perf_counter()
+    result = train_backbone_head(feats, train_ds.artists, cfg,
+                                 layer_slices=train_ds.backbone_layer_slices(), progress=progress)
+    model = result.model
+    info = {**result.summary(), "train_s": round(time.perf_counter() - t0, 2), "dim": int(model.dim),
+            "head_steps": cfg.steps, "n_train_artists": int(len(np.unique(train_ds.artists))),
+            "n_train_tracks": int(len(train_ds))}
+    return Fitted(lambda f: embed_backbone(model, f), info, input="backbone_features")
 
 
 def _chunked(fn, features, chunk: int = 256) -> np.ndarray:
