@@ -100,3 +100,5 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
     click.echo(f"model {model.name}: {result.status} after {result.steps} steps ({result.message})")
     click.echo(f"validation ARI {result.initial_val_ari:.3f} (untrained) -> {result.best_val_ari:.3f} "
                f"(best, step {result.best_step}); audit threshold {result.threshold:.3f}")
+    if result.notes:  # what a small catalog changed (artdb.core.learn.loop.fit_to_catalog)
+        click.echo("fitted to a small catalog: " + "; ".join(result.notes))

@@ -12,6 +12,7 @@ from artdb.core.learn.sampling import (
     ArtistBatchSampler,
     NeighbourBatchSampler,
     SideInfoTripletMiner,
+    fit_batch_shape,
     other_artist_neighbours,
 )
 
@@ -180,3 +181,17 @@ def test_neighbour_sampler_pairs_anchor_and_neighbour_artists():
         assert (artists[heads[1]] - artists[heads[0]]) % 10 == 1
         assert heads[1] == first[artists[heads[1]]]
     assert s.pairs_drawn >= 10
+
+
+def test_fit_batch_shape_shrinks_only_what_the_catalog_cannot_fill():
+    artists, _, _ = _catalog(n_artists=12, albums=3, tracks=3)  # 12 artists of 9 tracks
+    assert fit_batch_shape(artists, 4, 3) == (4, 3)  # fits: unchanged
+    assert fit_batch_shape(artists, 16, 4) == (12, 4)  # P: the artists there are
+    uneven = np.repeat(np.arange(5), [1, 2, 2, 3, 9])
+    assert fit_batch_shape(uneven, 16, 4) == (5, 2)  # m: the median artist's tracks
+    assert fit_batch_shape(np.repeat([0, 1], [1, 1]), 16, 4) == (2, 2)  # floors of 2
+    # the fitted shape samples: every artist in every batch, m tracks each (repeats where fewer)
+    P, m = fit_batch_shape(uneven, 16, 4)
+    for b in ArtistBatchSampler(uneven, artists_per_batch=P, per_artist=m, batches=5, seed=0):
+        arts, counts = np.unique(uneven[b], return_counts=True)
+        assert len(arts) == 5 and (counts == 2).all()

@@ -31,3 +31,38 @@ def test_train_registers_activates_and_embeds(tmp_path, artdb_home):
     assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"tiny": n_tracks}
     r = runner.invoke(cli, ["train", "--steps", "2", "--name", "tiny"])
     assert r.exit_code == 1 and "already exists" in r.output
+
+
+def _cnn_options() -> list[str]:
+    """The CNN on log-mels (where the batch is fitted): ``--backbone none`` where artdb train has
+    a backbone option."""
+    from artdb.cli.train import train
+
+    return ["--backbone", "none"] if any("--backbone" in p.opts for p in train.params) else []
+
+
+def test_train_fits_the_batch_to_a_small_catalog(tmp_path, artdb_home):
+    # a new user's first catalog: 7 artist pages of 4 tracks; artdb train's defaults (16 artists x 4
+    # tracks per batch, a fifth of the artists held out) fit it instead of refusing
+    root = tmp_path / "cat"
+    truth = generate_catalog(root, SynthConfig(artists=7, albums_per_artist=2, tracks_per_album=2, seconds=3,
+                                               genres=2, homonym_groups=0, synonym_pairs=0, seed=5, workers=1))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["index", str(root), "--no-progress", "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["train", *_cnn_options(), "--steps", "4", "--val-every", "2", "--dim", "16",
+                            "--name", "first", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    # 2 of the 7 pages held out (one homonym group), the other 5 in every batch
+    assert "fitted to a small catalog: 5 artists per batch (asked 16)" in r.output
+    assert "validation holds out 2 artists" in r.output
+    r = runner.invoke(cli, ["models", "show", "first", "--json"])
+    model = json.loads(r.stdout)
+    assert model["active"] and model["metrics"]["adapted"]["artists_per_batch"] == {"asked": 16, "used": 5}
+    assert model["metrics"]["n_val_artists"] == 2 and model["metrics"]["steps"] == 4
+    # below the minimum (one page left): refused, saying what is needed
+    names = [a.name for a in truth.artists]
+    r = runner.invoke(cli, ["train", *_cnn_options(), "--steps", "2", "--name", "one", "--no-progress",
+                            *[x for n in names[1:] for x in ("--exclude-pages", n)]])
+    assert r.exit_code == 1
+    assert "needs at least 2 artist pages with 2+ tracks each" in r.output and "found 1 such page" in r.output

@@ -8,6 +8,7 @@ learn to ignore the album to cluster albums by artist.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -16,10 +17,10 @@ import torch
 from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
 from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
-from artdb.core.learn.config import TrainConfig, TrainingData, pick_device
+from artdb.core.learn.config import CatalogTooSmallError, TrainConfig, TrainingData, pick_device
 from artdb.core.learn.loop import CollapseGuard, TrainingCollapsedError, train
 from artdb.core.learn.networks import ModelConfig, build_model, embed
-from artdb.core.learn.validation import album_centroids, split_artists
+from artdb.core.learn.validation import album_centroids, split_artists, validation_count
 from artdb.core.synth.training_data import synthetic_training_data
 
 TINY = dict(
@@ -303,3 +304,72 @@ def test_side_info_sets_the_sampling_options():
         TrainConfig.from_side_info("tags")
     assert pick_device("cuda:1") == "cuda:1"
     assert pick_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# -- small catalogs --------------------------------------------------------------------------------
+# artdb train's batch (16 artists x 4 tracks) and validation share (0.2), on the tiny network
+SMALL = {**TINY, "artists_per_batch": 16, "per_artist": 4, "val_fraction": 0.2, "val_every": 2}
+
+
+@pytest.mark.parametrize(
+    "n_artists, n_val, P",
+    [(2, 0, 2), (3, 0, 3), (7, 2, 5), (15, 3, 12)],  # 7: 0.2 of 7 rounds to 1, raised to a group of 2
+)
+def test_small_catalogs_train_with_the_batch_fitted(n_artists, n_val, P):
+    d = synthetic_training_data(n_artists=n_artists, albums_per_artist=1, tracks_per_album=3, seed=1)
+    result = train(d, TrainConfig(steps=4, patience=0, **SMALL))
+    assert result.status == "completed" and result.steps == 4
+    assert len(result.val_artists) == n_val and len(result.class_ids) == n_artists - n_val
+    assert not set(result.val_artists) & set(result.class_ids)
+    # what was used is recorded: in the config kept with the model, in adapted/notes and the history
+    assert (result.train_config["artists_per_batch"], result.train_config["per_artist"]) == (P, 3)
+    assert result.adapted["artists_per_batch"] == {"asked": 16, "used": P}
+    assert result.adapted["per_artist"] == {"asked": 4, "used": 3}  # 3 tracks per artist
+    assert result.summary()["adapted"] == result.adapted and result.summary()["notes"] == result.notes
+    assert f"{P} artists per batch (asked 16)" in result.notes[0]
+    adapt = [e for e in result.history if e["event"] == "adapt"]
+    assert adapt == [{"event": "adapt", "step": 0, "adapted": result.adapted, "notes": result.notes}]
+    if n_val:  # validation selects the model and fits the threshold
+        assert np.isfinite(result.initial_val_ari) and np.isfinite(result.threshold)
+        assert [e["step"] for e in result.history if e["event"] == "val"] == [0, 2, 4]
+    else:  # too few to hold any out: all train, and the notes say so
+        assert np.isnan(result.threshold) and any(n.startswith("no validation") for n in result.notes)
+    vecs = embed(result.model, d.features)
+    assert vecs.shape == (d.n_tracks, 32) and np.isfinite(vecs).all()
+
+
+def test_small_catalog_with_uneven_artists_and_index_mining():
+    # 5 artists of 1, 2, 2, 5 and 8 tracks: m = the median 2; the single-track artist repeats its track
+    d = synthetic_training_data(n_artists=5, albums_per_artist=1, tracks_per_album=8, seed=2)
+    keep = np.concatenate([np.flatnonzero(d.artists == a)[:k] for a, k in enumerate([1, 2, 2, 5, 8])])
+    d = TrainingData(d.features[keep], d.artists[keep], d.albums[keep], d.genres[keep])
+    cfg = TrainConfig(steps=4, mining="index", index_refresh_every=2, index_budget=None, method="joint", **SMALL)
+    result = train(d, cfg)
+    assert result.status == "completed" and result.val_artists == []  # 4 with 2+ tracks: none held out
+    assert (result.train_config["artists_per_batch"], result.train_config["per_artist"]) == (5, 2)
+    assert result.model.classifier.out_features == 5
+    assert any(e["event"] == "refresh" for e in result.history)
+
+
+def test_below_the_minimum_refuses_saying_what_is_needed():
+    d = synthetic_training_data(n_artists=3, albums_per_artist=1, tracks_per_album=3, seed=1)
+    one = TrainingData(d.features[:5], d.artists[:5], d.albums[:5], d.genres[:5])  # 3 + 2 tracks
+    assert train(one, TrainConfig(steps=1, **SMALL)).steps == 1  # 2 artists of 2+ tracks: enough
+    rows = [0, 1, 2, 3, 6]  # artist 0: 3 tracks; artists 1 and 2: one each
+    few = TrainingData(d.features[rows], d.artists[rows], d.albums[rows], d.genres[rows])
+    msg = ("training needs at least 2 artist pages with 2+ tracks each (a triplet takes two tracks of one "
+           "artist and one track of another); found 1 such page (3 in all, 5 tracks; 2 with fewer than 2)")
+    with pytest.raises(CatalogTooSmallError, match=re.escape(msg)):
+        train(few, TrainConfig(steps=1, **SMALL))
+    assert isinstance(CatalogTooSmallError("x"), ConfigError)  # the CLI's clean message, exit 1
+
+
+def test_large_catalogs_keep_the_configured_values(data):
+    # 40 artists of 12 tracks: 8 held out, 32 train; P = 16 and m = 4 fit, nothing adapts
+    result = train(data, TrainConfig(steps=1, **{**SMALL, "val_every": 25}))
+    assert (result.train_config["artists_per_batch"], result.train_config["per_artist"]) == (16, 4)
+    assert result.adapted == {} and result.notes == [] and len(result.val_artists) == 8
+    assert not any(e["event"] == "adapt" for e in result.history)
+    assert result.train_config == TrainConfig(steps=1, **{**SMALL, "val_every": 25}).to_dict()
+    assert validation_count(data.artists, TrainConfig(val_fraction=0.25)) == (10, 10, "")
+    assert validation_count(data.artists, TrainConfig(val_fraction=0.0)) == (0, 0, "")

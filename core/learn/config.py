@@ -26,6 +26,36 @@ VAL_UNITS = ("auto", "album", "track")
 # ("album"), negatives and batch-mates from the anchor's genre ("genre"), both, or none.
 SIDE_INFO = ("none", "genre", "album", "both")
 DEFAULT_SIDE_INFO = "both"
+# The smallest catalog training accepts: a triplet takes two tracks of one artist (anchor and
+# positive) and a track of another (negative), so at least MIN_TRAIN_ARTISTS artists with
+# MIN_TRACKS_PER_ARTIST tracks each. Validation holds artists out only when at least
+# MIN_TRAIN_ARTISTS_WITH_VALIDATION such artists stay for training (else it trains on all of them).
+MIN_TRAIN_ARTISTS = 2
+MIN_TRACKS_PER_ARTIST = 2
+MIN_TRAIN_ARTISTS_WITH_VALIDATION = 3
+
+
+class CatalogTooSmallError(ConfigError):
+    """Too few artists with enough tracks to form a triplet (:func:`check_trainable`)."""
+
+
+def check_trainable(artists) -> None:
+    """Raise :class:`CatalogTooSmallError` unless ``artists`` (one artist id per track) has at
+    least ``MIN_TRAIN_ARTISTS`` artists with ``MIN_TRACKS_PER_ARTIST`` tracks each, with a message
+    that names what was found and what is needed."""
+    ids, counts = np.unique(np.asarray(artists), return_counts=True)
+    n_ok = int((counts >= MIN_TRACKS_PER_ARTIST).sum())
+    if n_ok >= MIN_TRAIN_ARTISTS:
+        return
+    few = len(ids) - n_ok
+    short = f"; {few} with fewer than {MIN_TRACKS_PER_ARTIST}" if few else ""
+    raise CatalogTooSmallError(
+        f"training needs at least {MIN_TRAIN_ARTISTS} artist pages with {MIN_TRACKS_PER_ARTIST}+ "
+        f"tracks each (a triplet takes two tracks of one artist and one track of another); found "
+        f"{n_ok} such {'page' if n_ok == 1 else 'pages'} ({len(ids)} in all, {int(counts.sum())} "
+        f"tracks{short}). "
+        f"Index more tracks (artdb index) and train again."
+    )
 
 
 @dataclass
@@ -243,6 +273,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     val_unit: str = "album"  # what validation clustered: album | track
+    # what a small catalog changed (``train_config`` holds the values used): option -> {"asked",
+    # "used"}, and one sentence per change; both empty when the configured values fit the catalog
+    adapted: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Plain-value summary for checkpoints and reports (no model, no history)."""
@@ -260,4 +294,6 @@ class TrainResult:
             "n_val_artists": len(self.val_artists),
             "val_unit": self.val_unit,
             "timings": dict(self.timings),
+            "adapted": {k: dict(v) for k, v in self.adapted.items()},
+            "notes": list(self.notes),
         }

@@ -10,6 +10,7 @@
   the margin, where each anchor's positives are, with probability ``p_other_album``, restricted to
   other albums of its artist, and its negatives, with probability ``p_same_genre``, to other
   artists of its genre (when such exist in the batch).
+- :func:`fit_batch_shape` — ``P`` and ``m`` shrunk to what a small catalog's artists can fill.
 - :func:`other_artist_neighbours` — nearest neighbours of other artists through any index with
   ``add(vectors, ids)`` / ``search(queries, k) -> (scores, ids)`` (``artdb.indexer``'s API).
 
@@ -57,6 +58,22 @@ class _ArtistTable:
         self.by_genre = {g: np.flatnonzero(self.genre_of == g) for g in np.unique(self.genre_of)}
 
 
+def fit_batch_shape(artists, artists_per_batch: int, per_artist: int) -> tuple[int, int]:
+    """``(P, m)`` that the artists of ``artists`` (one id per track) can fill.
+
+    ``P = min(artists_per_batch, n_artists)``; ``m = min(per_artist, median tracks per artist)``
+    (an artist with fewer than ``m`` tracks repeats some, see :class:`ArtistBatchSampler`); both at
+    least 2 (a negative needs a second artist, a positive a second track or excerpt). Catalogs that
+    fill the configured batch keep it exactly.
+    """
+    counts = np.unique(np.asarray(artists), return_counts=True)[1]
+    if len(counts) == 0:
+        return int(artists_per_batch), int(per_artist)
+    P = max(2, min(int(artists_per_batch), len(counts)))
+    m = max(2, min(int(per_artist), int(np.median(counts))))
+    return P, m
+
+
 class ArtistBatchSampler(Sampler):
     """Yields batches (lists of track indices) of ``artists_per_batch`` x ``per_artist`` tracks.
 
@@ -94,7 +111,8 @@ class ArtistBatchSampler(Sampler):
         self.table = _ArtistTable(artists, albums, genres)
         if len(self.table.ids) < artists_per_batch:
             raise ConfigError(
-                f"artists_per_batch={artists_per_batch} but only {len(self.table.ids)} artists"
+                f"artists_per_batch={artists_per_batch} but only {len(self.table.ids)} artists "
+                f"(fit_batch_shape fits the batch to the artists)"
             )
         self.P, self.m, self.batches = int(artists_per_batch), int(per_artist), int(batches)
         self.same_genre_share = float(same_genre_share)
