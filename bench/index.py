@@ -47,13 +47,15 @@ def mixture(rng, n, dim, centers, spread, genres=0, genre_spread=1.0, chunk=200_
     embeddings instead of being almost orthogonal."""
     if genres:
         g = unit_rows(rng.standard_normal((genres, dim)))
-        c = unit_rows(g[rng.integers(0, genres, centers)] + genre_spread / np.sqrt(dim) * rng.standard_normal((centers, dim)))
+        c = unit_rows(g[rng.integers(0, genres, centers)]
+                      + genre_spread / np.sqrt(dim) * rng.standard_normal((centers, dim)))
     else:
         c = unit_rows(rng.standard_normal((centers, dim)))
     out = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        x = c[rng.integers(0, centers, m)] + (spread / np.sqrt(dim)) * rng.standard_normal((m, dim), dtype=np.float32)
+        x = (c[rng.integers(0, centers, m)]
+             + (spread / np.sqrt(dim)) * rng.standard_normal((m, dim), dtype=np.float32))
         out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
@@ -145,7 +147,8 @@ def main(argv=None) -> dict:
     spec = choose_index(args.n, args.dim, int(args.budget_gb * 2**30))
     r0 = rss_bytes()
     t0 = time.perf_counter()
-    idx = FaissIndex.build(x, ids, args.factory or spec, target_recall=args.target_recall, k=k, seed=args.seed)
+    idx = FaissIndex.build(x, ids, args.factory or spec, target_recall=args.target_recall, k=k,
+                           seed=args.seed)
     build = time.perf_counter() - t0
     rss = rss_bytes() - r0
     (_, found), qps = timed_search(idx.search, q, k, repeat=2)
@@ -197,12 +200,14 @@ def main(argv=None) -> dict:
                 t0 = time.perf_counter()
                 labels, _ = h.knn_query(q, k=k, num_threads=os.cpu_count())
                 s = q.shape[0] / (time.perf_counter() - t0)
-                curve.append({"ef": ef, "recall": recall_at_k(labels.astype(np.int64), true_ids, k), "qps": round(s, 1)})
+                curve.append({"ef": ef, "recall": recall_at_k(labels.astype(np.int64), true_ids, k),
+                              "qps": round(s, 1)})
                 if curve[-1]["recall"] >= rec:
                     break
             at = next((c for c in curve if c["recall"] >= rec), None)  # None: never reached ours
-            result["hnswlib"] = {"M": args.hnsw_m, "ef_construction": args.hnsw_efc, "build_s": round(build, 2),
-                                 "rss_delta_bytes": rss, "curve": curve, "at_equal_recall": at,
+            result["hnswlib"] = {"M": args.hnsw_m, "ef_construction": args.hnsw_efc,
+                                 "build_s": round(build, 2), "rss_delta_bytes": rss, "curve": curve,
+                                 "at_equal_recall": at,
                                  "best": max(curve, key=lambda c: c["recall"]),
                                  "note": "graph index: cannot remove vectors (artdb does not use it)"}
             del h

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups, mean_ari
-from artdb.core.learn.networks import ModelConfig, build_model, count_parameters, embed
 from artdb.core.learn.config import TrainConfig
 from artdb.core.learn.loop import train
+from artdb.core.learn.networks import ModelConfig, build_model, count_parameters, embed
 from artdb.core.learn.validation import album_centroids
 from artdb.core.synth.training_data import synthetic_training_data
 

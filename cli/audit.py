@@ -11,8 +11,10 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 
 
 @click.command()
-@click.option("--page", "pages", multiple=True, help="Audit only this page (name, id or 'Name [n]'; repeatable).")
-@click.option("--min-albums", default=2, show_default=True, help="Pages with fewer embedded albums are skipped.")
+@click.option("--page", "pages", multiple=True,
+              help="Audit only this page (name, id or 'Name [n]'; repeatable).")
+@click.option("--min-albums", default=2, show_default=True,
+              help="Pages with fewer embedded albums are skipped.")
 @click.option("--top", default=None, type=int, help="Show only the N highest-scoring pages.")
 @click.option("--all", "all_pages", is_flag=True, help="Show every audited page, not only the flagged ones.")
 @click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")

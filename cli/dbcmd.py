@@ -18,7 +18,7 @@ def db() -> None:
 @handle_errors
 def upgrade(app: AppContext, revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    from artdb.db.session import make_engine, upgrade as do_upgrade, current_revision
+    from artdb.db.session import current_revision, make_engine, upgrade as do_upgrade
 
     engine = make_engine(app.url)
     do_upgrade(engine, revision)

@@ -14,7 +14,8 @@ _D = DemoConfig()
 @click.option("--artists", default=_D.artists, show_default=True)
 @click.option("--albums-per-artist", default=_D.albums_per_artist, show_default=True)
 @click.option("--tracks-per-album", default=_D.tracks_per_album, show_default=True)
-@click.option("--seconds", default=_D.seconds, show_default=True, help="Track length of the synthetic catalog.")
+@click.option("--seconds", default=_D.seconds, show_default=True,
+              help="Track length of the synthetic catalog.")
 @click.option("--homonym-groups", default=_D.homonym_groups, show_default=True)
 @click.option("--synonym-pairs", default=_D.synonym_pairs, show_default=True)
 @click.option("--train-steps", default=_D.train_steps, show_default=True)
@@ -48,7 +49,8 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     echo = click.echo
     echo("")
     echo("Planted homonym pages (several true artists under one name): proposed split vs truth")
-    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | {'ML clusters':>11} {'ARI':>6} | {'MFCC clusters':>13} {'ARI':>6}")
+    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | {'ML clusters':>11} {'ARI':>6} | "
+         f"{'MFCC clusters':>13} {'ARI':>6}")
     for p in result.homonym_pages:
         def fmt(v, spec):
             return format(v, spec) if v is not None else "-"

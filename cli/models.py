@@ -75,7 +75,8 @@ def activate(app: AppContext, name: str, no_embed: bool) -> None:
 @models.command("add-baseline")
 @click.argument("kind", type=click.Choice(["mfcc", "stats"]))
 @click.option("--name", default=None, help="Registry name (default: the kind).")
-@click.option("--activate", "make_active", is_flag=True, help="Also make it the active model and embed the catalog with it.")
+@click.option("--activate", "make_active", is_flag=True,
+              help="Also make it the active model and embed the catalog with it.")
 @pass_app
 @handle_errors
 def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool) -> None:

@@ -33,7 +33,8 @@ def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_sa
     catalog = app.catalog()
     model = get_model(catalog, model_name) if model_name else active_model(catalog)
     if model is None:
-        raise click.ClickException("no active model: train one (artdb train) or activate one (artdb models activate)")
+        raise click.ClickException(
+            "no active model: train one (artdb train) or activate one (artdb models activate)")
     if synonyms:
         from artdb.core.analysis.synonyms import find_synonyms
 
@@ -58,4 +59,5 @@ def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_sa
     click.echo(f"nearest {level}s to {q['name']!r} ({q['page']}) — model {q['model']}")
     click.echo(f"{'#':>3} {'score':>6}  {'id':>7}  {'name':<32} {'album':<28} page")
     for i, r in enumerate(results, 1):
-        click.echo(f"{i:>3} {r.score:6.3f}  {r.id:>7}  {r.name[:32]:<32} {(r.album or '')[:28]:<28} {r.page or ''}")
+        click.echo(f"{i:>3} {r.score:6.3f}  {r.id:>7}  {r.name[:32]:<32} {(r.album or '')[:28]:<28} "
+                   f"{r.page or ''}")

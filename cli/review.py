@@ -32,7 +32,8 @@ def review(app: AppContext, as_json: bool, decisions: bool) -> None:
         for d in rows:
             state = f"undone {d['undone_at']:%Y-%m-%d %H:%M}" if d["undone_at"] else "in force"
             ref = f"{(d['finding_kind'] or '?')[0]}{d['finding_id']}" if d["finding_id"] else "-"
-            click.echo(f"#{d['decision_id']:<5} {d['action']:<7} {ref:<7} {d['created_at']:%Y-%m-%d %H:%M}  {state}")
+            click.echo(f"#{d['decision_id']:<5} {d['action']:<7} {ref:<7} "
+                       f"{d['created_at']:%Y-%m-%d %H:%M}  {state}")
         return
     found = open_findings(app.catalog())
     if as_json:
@@ -40,7 +41,8 @@ def review(app: AppContext, as_json: bool, decisions: bool) -> None:
         return
     click.echo(f"{len(found['homonyms'])} homonym findings (artdb split PAGE | artdb reject h<id>)")
     for f in found["homonyms"]:
-        click.echo(f"  h{f['id']:<5} {f['score']:7.3f}  {f['page']} (#{f['page_id']}): {f['n_clusters']} clusters")
+        click.echo(f"  h{f['id']:<5} {f['score']:7.3f}  {f['page']} (#{f['page_id']}): "
+                   f"{f['n_clusters']} clusters")
         for c, albums in enumerate(f["clusters"]):
             titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
             click.echo(f"{'':>18}cluster {c + 1}: {titles}")

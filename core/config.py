@@ -65,5 +65,5 @@ class Paths:
         return self.home / "reports"
 
     @classmethod
-    def from_home(cls, home: str | os.PathLike | None = None) -> "Paths":
+    def from_home(cls, home: str | os.PathLike | None = None) -> Paths:
         return cls(data_home(home))

@@ -22,8 +22,9 @@ import contextlib
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from artdb.core.errors import ConfigError, MissingExtraError
 

@@ -12,7 +12,7 @@ curator's split creates from the page ingest feeds (whose disambiguation is the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -27,7 +27,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -42,7 +41,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -72,12 +71,12 @@ class ArtistPage(Base):
     # "" for the page ingest feeds; "1", "2", … for pages made by a curator's split.
     disambiguation: Mapped[str] = mapped_column(String(50), default="", server_default="")
     # Set when a curator merged this page into another: ingest then credits the target page.
-    merged_into_id: Mapped[Optional[int]] = mapped_column(
+    merged_into_id: Mapped[int | None] = mapped_column(
         ForeignKey("artist_pages.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    albums: Mapped[list["Album"]] = relationship(back_populates="page")
+    albums: Mapped[list[Album]] = relationship(back_populates="page")
 
 
 class Album(Base):
@@ -89,17 +88,17 @@ class Album(Base):
     normalized_title: Mapped[str] = mapped_column(String(500))
     # The album artist's page (tracks' credits may name other pages too: features, compilations).
     page_id: Mapped[int] = mapped_column(ForeignKey("artist_pages.id"), index=True)
-    upc: Mapped[Optional[str]] = mapped_column(String(32), index=True)
-    release_date: Mapped[Optional[str]] = mapped_column(String(10))  # as tagged: YYYY[-MM[-DD]]
-    year: Mapped[Optional[int]] = mapped_column(Integer)
-    label_id: Mapped[Optional[int]] = mapped_column(ForeignKey("labels.id"), index=True)
-    genre_id: Mapped[Optional[int]] = mapped_column(ForeignKey("genres.id"), index=True)
+    upc: Mapped[str | None] = mapped_column(String(32), index=True)
+    release_date: Mapped[str | None] = mapped_column(String(10))  # as tagged: YYYY[-MM[-DD]]
+    year: Mapped[int | None] = mapped_column(Integer)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id"), index=True)
+    genre_id: Mapped[int | None] = mapped_column(ForeignKey("genres.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     page: Mapped[ArtistPage] = relationship(back_populates="albums")
-    label: Mapped[Optional[Label]] = relationship()
-    genre: Mapped[Optional[Genre]] = relationship()
-    tracks: Mapped[list["Track"]] = relationship(back_populates="album")
+    label: Mapped[Label | None] = relationship()
+    genre: Mapped[Genre | None] = relationship()
+    tracks: Mapped[list[Track]] = relationship(back_populates="album")
 
 
 class Track(Base):
@@ -109,13 +108,13 @@ class Track(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     album_id: Mapped[int] = mapped_column(ForeignKey("albums.id"), index=True)
     title: Mapped[str] = mapped_column(String(500))
-    isrc: Mapped[Optional[str]] = mapped_column(String(15), index=True)
-    track_number: Mapped[Optional[int]] = mapped_column(Integer)
-    disc_number: Mapped[Optional[int]] = mapped_column(Integer)
-    duration: Mapped[Optional[float]] = mapped_column(Float)  # seconds
-    sample_rate: Mapped[Optional[int]] = mapped_column(Integer)
-    channels: Mapped[Optional[int]] = mapped_column(Integer)
-    audio_format: Mapped[Optional[str]] = mapped_column(String(20))
+    isrc: Mapped[str | None] = mapped_column(String(15), index=True)
+    track_number: Mapped[int | None] = mapped_column(Integer)
+    disc_number: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)  # seconds
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    audio_format: Mapped[str | None] = mapped_column(String(20))
     audio_path: Mapped[str] = mapped_column(Text, unique=True)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     file_size: Mapped[int] = mapped_column(BigInteger)
@@ -126,7 +125,7 @@ class Track(Base):
     )
 
     album: Mapped[Album] = relationship(back_populates="tracks")
-    credits: Mapped[list["TrackCredit"]] = relationship(
+    credits: Mapped[list[TrackCredit]] = relationship(
         back_populates="track", cascade="all, delete-orphan", order_by="TrackCredit.position"
     )
 
@@ -156,8 +155,8 @@ class Model(Base):
     version: Mapped[str] = mapped_column(String(50))  # artdb version that made it
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    checkpoint_path: Mapped[Optional[str]] = mapped_column(Text)
-    checksum: Mapped[Optional[str]] = mapped_column(String(64))
+    checkpoint_path: Mapped[str | None] = mapped_column(Text)
+    checksum: Mapped[str | None] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -184,13 +183,13 @@ class IngestRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     root: Mapped[str] = mapped_column(Text)
-    manifest: Mapped[Optional[str]] = mapped_column(Text)
+    manifest: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|interrupted|failed
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    files: Mapped[list["IngestFile"]] = relationship(back_populates="run")
+    files: Mapped[list[IngestFile]] = relationship(back_populates="run")
 
 
 class IngestFile(Base):
@@ -203,8 +202,8 @@ class IngestFile(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id", ondelete="CASCADE"))
     path: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[Optional[str]] = mapped_column(Text)
-    track_id: Mapped[Optional[int]] = mapped_column(
+    reason: Mapped[str | None] = mapped_column(Text)
+    track_id: Mapped[int | None] = mapped_column(
         ForeignKey("tracks.id", ondelete="SET NULL"), index=True
     )
 
@@ -215,7 +214,7 @@ class AuditRun(Base):
     __tablename__ = "audit_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(20), default="homonym")  # homonym | synonym
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -263,13 +262,13 @@ class CuratorDecision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     action: Mapped[str] = mapped_column(String(20))  # split | merge | reject | place
-    finding_kind: Mapped[Optional[str]] = mapped_column(String(20))  # homonym | synonym
-    finding_id: Mapped[Optional[int]] = mapped_column(Integer)
-    evidence_hash: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    finding_kind: Mapped[str | None] = mapped_column(String(20))  # homonym | synonym
+    finding_id: Mapped[int | None] = mapped_column(Integer)
+    evidence_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     undo: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    note: Mapped[Optional[str]] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    undone_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+    undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CatalogMeta(Base):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
@@ -107,7 +107,7 @@ class Catalog:
     sessionmaker: sessionmaker
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True) -> "Catalog":
+    def open(cls, url: str, migrate: bool = True) -> Catalog:
         engine = make_engine(url)
         try:
             if migrate and current_revision(engine) != head_revision():

@@ -25,10 +25,10 @@ METRIC = "cosine"
 #: when an index it wrote is opened (torch is heavy: the torch backend loads only then); each
 #: concrete :class:`VectorIndex` registers itself under its ``backend`` when defined.
 BACKEND_MODULES = {"faiss": "artdb.indexer.faiss_index", "torch": "artdb.indexer.torch_index"}
-_BACKENDS: dict[str, type["VectorIndex"]] = {}
+_BACKENDS: dict[str, type[VectorIndex]] = {}
 
 
-def backend_class(name: str) -> type["VectorIndex"] | None:
+def backend_class(name: str) -> type[VectorIndex] | None:
     """The index class of backend ``name`` ("faiss", "torch"), or None when there is none."""
     if name not in _BACKENDS and name in BACKEND_MODULES:
         importlib.import_module(BACKEND_MODULES[name])
@@ -139,7 +139,7 @@ class VectorIndex(abc.ABC):
         self.params: dict[str, Any] = {}
 
     @classmethod
-    def exact(cls, dim: int, **kwargs: Any) -> "VectorIndex":
+    def exact(cls, dim: int, **kwargs: Any) -> VectorIndex:
         """An empty exact index (FAISS ``IDMap2,Flat``)."""
         return backend_class("faiss")(dim, "IDMap2,Flat", **kwargs)
 
@@ -198,7 +198,8 @@ class VectorIndex(abc.ABC):
     # -- reads -------------------------------------------------------------------------------------
     @abc.abstractmethod
     def search(self, queries: Any, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, ids)``, each ``(n_queries, k)``: cosine similarity, best first; ``-inf``/``-1`` padded."""
+        """``(scores, ids)``, each ``(n_queries, k)``: cosine similarity, best first; ``-inf``/``-1``
+        padded."""
 
     @abc.abstractmethod
     def reconstruct(self, ids: Any) -> np.ndarray:
@@ -233,7 +234,7 @@ class VectorIndex(abc.ABC):
         expect_name: str | None = None,
         verify_checksum: bool = True,
         **backend_options: Any,
-    ) -> "VectorIndex":
+    ) -> VectorIndex:
         """Open an index saved by :meth:`save`, checking it against its sidecar and expectations.
 
         On ``VectorIndex`` the backend recorded in the sidecar is used; on a subclass, that
@@ -262,7 +263,7 @@ class VectorIndex(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def _from_faiss(cls, index: Any, **options: Any) -> "VectorIndex":
+    def _from_faiss(cls, index: Any, **options: Any) -> VectorIndex:
         """Wrap a FAISS index read from disk."""
 
     def __repr__(self) -> str:

@@ -87,7 +87,8 @@ def _check_supported(index: faiss.Index, what: str) -> None:
     if isinstance(index, faiss.IndexIVF) and not isinstance(index, faiss.IndexIVFFastScan):
         return
     raise VectorIndexError(
-        f"{what}: unsupported index type {type(index).__name__}; use 'IDMap2,Flat' or 'IVF<nlist>[_HNSW32],<Flat|SQ8|PQm>'"
+        f"{what}: unsupported index type {type(index).__name__}; "
+        "use 'IDMap2,Flat' or 'IVF<nlist>[_HNSW32],<Flat|SQ8|PQm>'"
     )
 
 
@@ -152,7 +153,7 @@ class FaissIndex(VectorIndex):
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_spec(cls, spec: IndexSpec, **kwargs: Any) -> "FaissIndex":
+    def from_spec(cls, spec: IndexSpec, **kwargs: Any) -> FaissIndex:
         return cls(spec.dim, spec.factory, **kwargs)
 
     @classmethod
@@ -169,7 +170,7 @@ class FaissIndex(VectorIndex):
         seed: int = 0,
         batch_size: int = 100_000,
         **kwargs: Any,
-    ) -> "FaissIndex":
+    ) -> FaissIndex:
         """Choose (unless ``spec`` is given), train on a sample, add everything, tune ``nprobe``.
 
         ``spec`` may be an :class:`IndexSpec` or a factory string. Tuning measures recall@``k``
@@ -190,7 +191,8 @@ class FaissIndex(VectorIndex):
             train_size = spec.train_size or n
         rng = np.random.default_rng(seed)
         if not index.is_trained:
-            sample = vectors if train_size >= n else vectors[np.sort(rng.choice(n, train_size, replace=False))]
+            sample = (vectors if train_size >= n
+                      else vectors[np.sort(rng.choice(n, train_size, replace=False))])
             index.train(sample)
         for start in range(0, n, batch_size):
             index.add(vectors[start : start + batch_size], ids[start : start + batch_size])
@@ -314,7 +316,8 @@ class FaissIndex(VectorIndex):
         if self._ivf is not None:
             _, assign = self._assigner().search(x, 1)
             self._ivf.add_core(
-                x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(xids), faiss.swig_ptr(np.ascontiguousarray(assign[:, 0]))
+                x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(xids),
+                faiss.swig_ptr(np.ascontiguousarray(assign[:, 0])),
             )
         else:
             self._index.add_with_ids(x, xids)
@@ -373,5 +376,5 @@ class FaissIndex(VectorIndex):
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def _from_faiss(cls, index: Any, *, factory: str = "", **options: Any) -> "FaissIndex":
+    def _from_faiss(cls, index: Any, *, factory: str = "", **options: Any) -> FaissIndex:
         return cls(index.d, factory or "loaded", _index=index, **options)

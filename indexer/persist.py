@@ -56,7 +56,7 @@ class IndexInfo:
         return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "IndexInfo":
+    def from_dict(cls, data: dict[str, Any]) -> IndexInfo:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -120,7 +120,7 @@ def save_index(index: Any, path: Path) -> Path:
             params=dict(index.params),
             recall=index.recall,
             catalog_revision=index.catalog_revision,
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             faiss_version=faiss.__version__,
         )
         tmp_side = _tmp_name(path)
@@ -150,9 +150,9 @@ def read_sidecar(path: str | os.PathLike) -> IndexInfo:
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"{side}: unreadable sidecar ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        fmt = data.get("format") if isinstance(data, dict) else None
         raise IndexCorruptError(
-            f"{side}: not an artdb index sidecar (format {data.get('format') if isinstance(data, dict) else None!r}, "
-            f"expected {FORMAT!r})"
+            f"{side}: not an artdb index sidecar (format {fmt!r}, expected {FORMAT!r})"
         )
     try:
         return IndexInfo.from_dict(data)

@@ -133,7 +133,8 @@ def choose_index(
     nlist = _nlist_for(n_vectors)
     hnsw = (not gpu) and nlist >= HNSW_QUANTIZER_MIN_NLIST
     coarse = f"IVF{nlist}_HNSW{HNSW_QUANTIZER_M}" if hnsw else f"IVF{nlist}"
-    train = min(n_vectors, max(MIN_POINTS_PER_LIST * nlist, min(TRAIN_POINTS_PER_LIST * nlist, MAX_TRAIN_SIZE)))
+    train = min(n_vectors, max(MIN_POINTS_PER_LIST * nlist,
+                               min(TRAIN_POINTS_PER_LIST * nlist, MAX_TRAIN_SIZE)))
     # PQ training needs 256 centroids per sub-quantizer
     train = min(n_vectors, max(train, 256 * MIN_POINTS_PER_LIST))
     notes = []

@@ -141,14 +141,15 @@ class TorchExactIndex(VectorIndex):
         faiss.write_index(index, str(path))
 
     @classmethod
-    def _from_faiss(cls, index: Any, *, factory: str = "", **options: Any) -> "TorchExactIndex":
+    def _from_faiss(cls, index: Any, *, factory: str = "", **options: Any) -> TorchExactIndex:
         import faiss
 
         if not isinstance(index, faiss.IndexIDMap2) or not isinstance(
             faiss.downcast_index(index.index), faiss.IndexFlat
         ):
             raise VectorIndexError(
-                f"TorchExactIndex can only open exact 'IDMap2,Flat' indexes, not {factory or type(index).__name__!r}"
+                "TorchExactIndex can only open exact 'IDMap2,Flat' indexes, "
+                f"not {factory or type(index).__name__!r}"
             )
         self = cls(index.d, **options)
         n = int(index.ntotal)

@@ -35,7 +35,8 @@ def exact_knn(
     database: Any, database_ids: Any, queries: Any, k: int, *, exclude_ids: Any = None,
     batch_size: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine top-``k`` (FAISS ``IndexFlatIP``): ``(scores, ids)``, optionally excluding one id per query."""
+    """Exact cosine top-``k`` (FAISS ``IndexFlatIP``): ``(scores, ids)``, optionally excluding one id
+    per query."""
     import faiss
 
     x = as_vectors(database, np.shape(database)[-1], "database")

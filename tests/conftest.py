@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import numpy as np
 import pytest
 
@@ -22,9 +25,6 @@ def rng():
 
 
 # --- catalogs: a fresh SQLite file, or a private PostgreSQL schema -------------------------------
-import os
-import uuid
-
 PG_URL = os.environ.get("ARTDB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # CI sets ARTDB_REQUIRE_POSTGRES=1: there a missing server is a failure, not a skip.
 REQUIRE_PG = os.environ.get("ARTDB_REQUIRE_POSTGRES") == "1"

@@ -9,20 +9,29 @@ from sklearn.metrics import adjusted_rand_score
 from sqlalchemy import select
 
 from artdb.core.analysis import audit as audit_mod
-from artdb.core.vectors.aggregate import l2_normalize
 from artdb.core.analysis.audit import (
-    calibrate_threshold, cluster_page, merge_heights, run_audit, split_margin,
+    calibrate_threshold,
+    cluster_page,
+    merge_heights,
+    run_audit,
+    split_margin,
 )
 from artdb.core.analysis.findings import (
-    Partition, canonical_labels, page_label, parse_page_label, partition_hash, resolve_threshold,
+    Partition,
+    canonical_labels,
+    page_label,
+    parse_page_label,
+    partition_hash,
+    resolve_threshold,
 )
 from artdb.core.config import Paths
 from artdb.core.errors import ConfigError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.names import page_key
-from artdb.core.learn.registry import get_model, register_model, resolve_model
 from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.registry import get_model, register_model, resolve_model
+from artdb.core.names import page_key
+from artdb.core.vectors.aggregate import l2_normalize
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 
 
@@ -121,7 +130,8 @@ def test_model_resolution(catalog):
     first = register_model(catalog, name="first", kind="mfcc", dim=38, config={})
     second = register_model(catalog, name="second", kind="mfcc", dim=38, config={}, activate=True)
     assert resolve_model(catalog).id == second.id
-    assert resolve_model(catalog, "first").id == first.id and resolve_model(catalog, str(first.id)).id == first.id
+    assert resolve_model(catalog, "first").id == first.id
+    assert resolve_model(catalog, str(first.id)).id == first.id
 
 
 def test_parallel_clustering_matches_sequential(rng, monkeypatch):
@@ -132,7 +142,7 @@ def test_parallel_clustering_matches_sequential(rng, monkeypatch):
     seen = []
     par = audit_mod._cluster_all(work, 0.4, "average", "cosine", workers=2,
                                  progress=lambda stage, done, total: seen.append((done, total)))
-    assert [(p, l.tolist(), s) for p, l, s in par] == [(p, l.tolist(), s) for p, l, s in seq]
+    assert [(p, lab.tolist(), s) for p, lab, s in par] == [(p, lab.tolist(), s) for p, lab, s in seq]
     assert seen[0] == (0, 40) and seen[-1] == (40, 40)
 
 
@@ -220,8 +230,9 @@ def test_planted_homonym_pages_are_flagged_and_split_near_their_truth(synth):
     best = next(p for p in report.findings if names[p.page_id] in planted)
     d = split_page(catalog, best.page_id)
     page_of = {a: p["page_id"] for p in d.summary["pages"] for a in p["albums"]}
-    assert adjusted_rand_score([artist[a] for a in best.album_ids],
-                               [page_of[a] for a in best.album_ids]) == pytest.approx(ari[names[best.page_id]])
+    split_ari = adjusted_rand_score([artist[a] for a in best.album_ids],
+                                    [page_of[a] for a in best.album_ids])
+    assert split_ari == pytest.approx(ari[names[best.page_id]])
     assert ari[names[best.page_id]] > 0.5
 
 

@@ -10,13 +10,18 @@ import os
 import numpy as np
 import pytest
 import torch
+from audiofiles import write_audio
 from sqlalchemy import select
 
 from artdb.core.config import Paths
 from artdb.core.errors import AudioError, ConfigError, ModelMismatchError
 from artdb.core.features import backbone as backbone_mod
 from artdb.core.features.backbone import (
-    PATCH_SAMPLES, BackboneConfig, BackboneExtractor, MusicnnLogMel, backbone_store_dir,
+    PATCH_SAMPLES,
+    BackboneConfig,
+    BackboneExtractor,
+    MusicnnLogMel,
+    backbone_store_dir,
 )
 from artdb.core.features.frontend import FeatureExtractor, FrontendConfig, decode_excerpts
 from artdb.core.features.frontend.logmel import LogMel
@@ -26,7 +31,6 @@ from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import ensure_backbone_features, index_catalog, resolve_backbone
 from artdb.core.learn.registry import default_frontend_config, register_model
 from artdb.db.models import Track
-from audiofiles import write_audio
 
 SMALL = BackboneConfig(patches_per_track=2)
 

@@ -7,12 +7,17 @@ import pytest
 from scipy.cluster.hierarchy import linkage
 from sklearn.metrics import adjusted_rand_score
 
-from artdb.core.vectors.aggregate import excerpts_to_tracks, l2_normalize, mean_normalized
 from artdb.core.analysis.clustering import (
-    cluster_with_threshold, cut_tree, cv_thresholds, fit_threshold, linkage_tree,
-    make_homonym_groups, mean_ari,
+    cluster_with_threshold,
+    cut_tree,
+    cv_thresholds,
+    fit_threshold,
+    linkage_tree,
+    make_homonym_groups,
+    mean_ari,
 )
 from artdb.core.errors import ConfigError
+from artdb.core.vectors.aggregate import excerpts_to_tracks, l2_normalize, mean_normalized
 
 
 def test_mean_normalized_known_answer():

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -26,11 +27,10 @@ from artdb.core.curation.undo import UNDO, undo_decision
 from artdb.core.errors import CatalogError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.learn.registry import register_model
 from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.registry import register_model
 from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, CuratorDecision, Track, TrackCredit
-from audiofiles import write_audio
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
 # MFCC album vectors of tones within 2 % of each other are < 0.1 apart (cosine distance) and those
@@ -132,7 +132,8 @@ def test_audit_flags_only_the_mixed_page(lib):
     assert list(flagged) == ["Eclipse"]
     eclipse = flagged["Eclipse"]
     assert eclipse.n_clusters == 2 and eclipse.score > 0
-    titles = [sorted(t for a, t in zip(eclipse.album_ids, eclipse.albums) if a in c) for c in eclipse.clusters()]
+    titles = [sorted(t for a, t in zip(eclipse.album_ids, eclipse.albums) if a in c)
+              for c in eclipse.clusters()]
     assert titles == [["Low A", "Low B", "Low C"], ["High A", "High B"]]  # largest cluster first
     assert all(p.score < 0 for p in report.pages if p.page != "Eclipse")
     with catalog.session() as s:

@@ -6,17 +6,17 @@ import json
 
 import numpy as np
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 
 from artdb.cli.main import cli
+from artdb.core.errors import CatalogError
 from artdb.core.learn.embedders import (
     StatsEmbedder,
     fit_standardizer,
     load_embedder,
     stats_features,
 )
-from artdb.core.errors import CatalogError
-from audiofiles import write_audio
 
 
 def _feats(seed=0, n=12, k=2, mels=32, frames=40):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -22,7 +23,6 @@ from artdb.core.vectors.export import (
 )
 from artdb.core.vectors.index import open_track_index, track_groups
 from artdb.db.models import Track
-from audiofiles import write_audio
 
 
 @pytest.fixture
@@ -96,13 +96,16 @@ def test_formats_read_back(tmp_path, fmt, rng):
         np.savez(f, vectors=vecs, paths=np.array(paths))
     elif fmt == "csv":
         f = tmp_path / "e.csv"
-        f.write_text("path,vector\n" + "".join(f'{p},"{json.dumps(v.tolist())}"\n' for p, v in zip(paths, vecs)))
+        f.write_text("path,vector\n"
+                     + "".join(f'{p},"{json.dumps(v.tolist())}"\n' for p, v in zip(paths, vecs)))
     elif fmt == "csv-wide":
         f = tmp_path / "e.csv"
-        f.write_text("path,d0,d1,d2\n" + "".join(f"{p}," + ",".join(map(str, v)) + "\n" for p, v in zip(paths, vecs)))
+        f.write_text("path,d0,d1,d2\n"
+                     + "".join(f"{p}," + ",".join(map(str, v)) + "\n" for p, v in zip(paths, vecs)))
     else:
         f = tmp_path / "e.jsonl"
-        f.write_text("".join(json.dumps({"path": p, "vector": v.tolist()}) + "\n" for p, v in zip(paths, vecs)))
+        f.write_text("".join(json.dumps({"path": p, "vector": v.tolist()}) + "\n"
+                             for p, v in zip(paths, vecs)))
     emb = read_embeddings(f)
     rows = match_rows(emb, paths=paths[::-1])
     assert np.allclose(emb.vectors[rows], vecs[::-1], atol=1e-6)

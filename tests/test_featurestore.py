@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from artdb.core.errors import ConfigError, ModelMismatchError
-from artdb.core.features.store import FeatureStore, FeatureStoreError, store_bytes
 from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.features.store import FeatureStore, FeatureStoreError, store_bytes
 
 # A small config keeps records tiny: 2 excerpts x 8 mels x 26 frames.
 SMALL = FrontendConfig(excerpts_per_track=2, n_mels=8, excerpt_seconds=0.5, min_track_seconds=0.5)

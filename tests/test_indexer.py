@@ -7,8 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from artdb.indexer import (
     FaissIndex,
@@ -181,7 +180,8 @@ def test_ids_first_argument_order_is_accepted(rng):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "replace"]), st.sets(st.integers(0, 40), max_size=6)), max_size=12))
+@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "replace"]),
+                          st.sets(st.integers(0, 40), max_size=6)), max_size=12))
 def test_updates_keep_ids_consistent(ops):
     rng = np.random.default_rng(0)
     table = unit(rng.standard_normal((41, DIM)))
@@ -217,7 +217,8 @@ def test_persistence_round_trip(kind, data, tmp_path):
     assert idx.save(path, catalog_revision="rev-42") == path
     assert sorted(os.listdir(path.parent)) == ["track.faiss", "track.faiss.json"]  # no temp files left
     info = read_sidecar(path)
-    assert (info.model, info.name, info.dim, info.count, info.metric) == ("artistnet-v1", "track", DIM, 500, "cosine")
+    assert (info.model, info.name, info.dim, info.count, info.metric) == (
+        "artistnet-v1", "track", DIM, 500, "cosine")
     assert info.catalog_revision == "rev-42" and info.checksum.startswith("sha256:")
     assert info.factory == idx.factory and info.backend == idx.backend
     back = VectorIndex.load(path, expect_model="artistnet-v1", expect_dim=DIM, expect_name="track")
@@ -290,7 +291,8 @@ def test_refuses_sidecar_count_disagreeing_with_file(saved):
 
 
 def test_refuses_model_and_dim_mismatch(saved):
-    with pytest.raises(IndexMismatchError, match="model is 'artistnet-v1' but 'artistnet-v2' was expected") as e:
+    with pytest.raises(IndexMismatchError,
+                       match="model is 'artistnet-v1' but 'artistnet-v2' was expected") as e:
         VectorIndex.load(saved, expect_model="artistnet-v2")
     assert (e.value.found, e.value.expected) == ("artistnet-v1", "artistnet-v2")
     with pytest.raises(IndexMismatchError, match="dimension is 24 but 128 was expected"):

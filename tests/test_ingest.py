@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from audiofiles import write_audio
 from sqlalchemy import func, select
 
 from artdb.core.errors import ManifestError
 from artdb.core.ingest import IngestOptions, ingest
 from artdb.db.models import Album, ArtistPage, Genre, IngestFile, IngestRun, Label, Track, TrackCredit
-from audiofiles import write_audio
 
 
 def make_library(root: Path) -> dict:
@@ -75,7 +75,8 @@ def test_changed_file_updates_and_moved_file_relinks(catalog, tmp_path):
 
     # change one file's audio and tags
     changed = root / "Eclipse" / "Dawn" / "00 song.flac"
-    write_audio(changed, seconds=0.7, freq=999, seed=42, artist="Eclipse", album="Dawn", title="Song 0 (remaster)")
+    write_audio(changed, seconds=0.7, freq=999, seed=42, artist="Eclipse", album="Dawn",
+                title="Song 0 (remaster)")
     # move another
     src = root / "Eclipse" / "Dawn" / "01 song.ogg"
     dst = root / "moved" / "01 song.ogg"
@@ -88,7 +89,8 @@ def test_changed_file_updates_and_moved_file_relinks(catalog, tmp_path):
         assert set(s.scalars(select(Track.id))) == ids_before
         t = s.scalars(select(Track).where(Track.audio_path == str(changed.resolve()))).one()
         assert t.title == "Song 0 (remaster)" and t.duration == pytest.approx(0.7, abs=0.01)
-        assert s.scalar(select(func.count()).select_from(Track).where(Track.audio_path == str(dst.resolve()))) == 1
+        assert s.scalar(select(func.count()).select_from(Track)
+                        .where(Track.audio_path == str(dst.resolve()))) == 1
 
     # prune: delete a file
     os.remove(root / "Youssou Ndour" / "Eyes Open" / "05 song.ogg")
@@ -102,7 +104,8 @@ def test_changed_file_updates_and_moved_file_relinks(catalog, tmp_path):
 def make_fault_folder(root: Path) -> dict[str, str]:
     """Good files plus one of each kind of bad file; returns {bad file name: expected reason part}."""
     for i in range(3):
-        write_audio(root / f"good{i}.flac", seconds=0.5, seed=i, artist="Good Artist", album="Fine", title=f"G{i}")
+        write_audio(root / f"good{i}.flac", seconds=0.5, seed=i, artist="Good Artist", album="Fine",
+                    title=f"G{i}")
     (root / "zero.flac").write_bytes(b"")
     full = write_audio(root / "tmp_full.flac", seconds=3.0, seed=7, artist="T", album="T", title="T")
     data = full.read_bytes()
@@ -111,8 +114,7 @@ def make_fault_folder(root: Path) -> dict[str, str]:
     (root / "notes.mp3").write_text("this is a text file, not an MP3\n" * 20)
     write_audio(root / "untagged.wav", seconds=0.5, seed=11)
     shutil.copy(root / "good0.flac", root / "good0 copy.flac")
-    bad_name = os.fsdecode(b"caf\xe9-latin1.flac")  # not valid UTF-8
-    shutil.copy(root / "good1.flac", os.path.join(os.fsencode(root), b"caf\xe9-latin1.flac"))
+    shutil.copy(root / "good1.flac", os.path.join(os.fsencode(root), b"caf\xe9-latin1.flac"))  # not UTF-8
     locked = write_audio(root / "locked.ogg", seconds=0.5, seed=12, artist="L", album="L", title="L")
     locked.chmod(0)
     return {

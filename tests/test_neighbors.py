@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 
 from artdb.cli.context import AppContext
 from artdb.cli.main import cli
 from artdb.core.learn.registry import active_model
 from artdb.core.vectors.index import open_track_index
-from audiofiles import write_audio
 
 
 @pytest.fixture

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from scipy.cluster.hierarchy import linkage as scipy_linkage
+from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 from artdb.core.analysis.audit import run_audit
+from artdb.core.analysis.placement import apply_placement, linkage_distance, place_album
 from artdb.core.curation.split import split_page
 from artdb.core.errors import CatalogError
 from artdb.core.ingest import IngestOptions
-from artdb.core.analysis.placement import apply_placement, linkage_distance, place_album
 from artdb.core.ingest.service import index_catalog
 from artdb.db.models import CuratorDecision
-from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 
 @pytest.mark.parametrize("method,metric", [("average", "cosine"), ("complete", "cosine"),
@@ -34,7 +34,7 @@ def deliver(catalog, paths, root, album, tracks):
     index_catalog(catalog, paths, root, IngestOptions(workers=1))
 
 
-def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
+def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):  # noqa: F811 - lib is test_curation's fixture
     catalog, paths, model, _ = lib
     run_audit(catalog, paths, model)
     split_page(catalog, "Eclipse")
@@ -50,9 +50,10 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     assert place_album(catalog, paths, model, str(tmp_path / "new" / "Eclipse-High C")).best.page_id == high
 
     # applying it moves the album and its credits; undo puts them back
+    from test_curation import albums_of, snapshot
+
     from artdb.core.curation.place import move_album
     from artdb.core.curation.undo import undo_decision
-    from test_curation import albums_of, snapshot
 
     before = snapshot(catalog)
     d = apply_placement(catalog, p)
@@ -72,7 +73,7 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):
     assert apply_placement(catalog, p) is None  # nothing to move
 
 
-def test_a_flagged_page_offers_its_clusters(lib, tmp_path):
+def test_a_flagged_page_offers_its_clusters(lib, tmp_path):  # noqa: F811 - lib is test_curation's fixture
     catalog, paths, model, _ = lib
     run_audit(catalog, paths, model)
     deliver(catalog, paths, tmp_path / "new", "Low D", [("ld1", 113), ("ld2", 115)])
@@ -83,7 +84,7 @@ def test_a_flagged_page_offers_its_clusters(lib, tmp_path):
     assert apply_placement(catalog, p) is None  # the match is the album's own page: nothing moves
 
 
-def test_unknown_album_and_cli(lib, tmp_path, monkeypatch):
+def test_unknown_album_and_cli(lib, tmp_path, monkeypatch):  # noqa: F811 - lib is test_curation's fixture
     catalog, paths, model, root = lib
     with pytest.raises(CatalogError, match="no album"):
         place_album(catalog, paths, model, "Eclipse - Nothing")

@@ -16,18 +16,18 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from artdb.core.analysis.synonyms import find_synonyms
 from artdb.core.config import Paths
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
+from artdb.core.ingest.service import index_catalog
 from artdb.core.learn.registry import register_model
 from artdb.core.reporting.report import render_report, write_report
-from artdb.core.ingest.service import index_catalog
-from artdb.core.analysis.synonyms import find_synonyms
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
-from audiofiles import write_audio
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
 NASTY = 'Les "Enfants" <Terribles> & Co'
@@ -68,7 +68,8 @@ def audited(catalog, library, tmp_path):
                        params={"threshold": 0.25, "linkage": "average", "metric": "cosine"})
         s.add(run)
         s.flush()
-        eclipse = {albums["Тёмная ночь"]: 0, albums["Dark II"]: 0, albums["Bright"]: 1, albums["Bright II"]: 1}
+        eclipse = {albums["Тёмная ночь"]: 0, albums["Dark II"]: 0, albums["Bright"]: 1,
+                   albums["Bright II"]: 1}
         s.add(AuditFinding(run_id=run.id, page_id=pages["Eclipse"], n_clusters=2, score=0.9,
                            proposal={"partition": {str(a): c for a, c in eclipse.items()},
                                      "threshold": 0.25}, evidence_hash="e1"))

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from artdb.core.errors import ConfigError
-from artdb.indexer import FaissIndex, TorchExactIndex
 from artdb.core.learn.sampling import (
     ArtistBatchSampler,
     NeighbourBatchSampler,
@@ -15,6 +14,7 @@ from artdb.core.learn.sampling import (
     fit_batch_shape,
     other_artist_neighbours,
 )
+from artdb.indexer import FaissIndex, TorchExactIndex
 
 
 def _catalog(n_artists=12, albums=3, tracks=3, n_genres=3):

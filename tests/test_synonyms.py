@@ -10,14 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from audiofiles import write_audio
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from artdb.core.config import Paths
-from artdb.core.features.frontend import FrontendConfig
-from artdb.core.ingest import IngestOptions
-from artdb.core.learn.registry import register_model
-from artdb.core.ingest.service import index_catalog
 from artdb.core.analysis.findings import Partition, page_pair_hash
 from artdb.core.analysis.synonyms import (
     _AlbumMeta,
@@ -27,8 +23,12 @@ from artdb.core.analysis.synonyms import (
     name_similarity,
     synonym_candidates,
 )
+from artdb.core.config import Paths
+from artdb.core.features.frontend import FrontendConfig
+from artdb.core.ingest import IngestOptions
+from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.registry import register_model
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, SynonymCandidate
-from audiofiles import write_audio
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
 
@@ -187,7 +187,8 @@ def test_known_answers_rank_store_reject_merge(indexed):
 def test_homonym_clusters_are_candidate_artists(indexed):
     catalog, paths, model = indexed
     ids = page_ids(catalog)
-    before = pair_of(find_synonyms(catalog, paths, model, top=None, store=False), "Eclipse", "Dim Lanterns")[1]
+    before = pair_of(find_synonyms(catalog, paths, model, top=None, store=False),
+                     "Eclipse", "Dim Lanterns")[1]
     with catalog.session() as s:
         albums = dict(s.execute(select(Album.title, Album.id).where(Album.page_id == ids["Eclipse"])).all())
         run = AuditRun(model_id=model.id, kind="homonym", params={"threshold": 0.3})

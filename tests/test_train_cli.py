@@ -45,8 +45,9 @@ def test_train_fits_the_batch_to_a_small_catalog(tmp_path, artdb_home):
     # a new user's first catalog: 7 artist pages of 4 tracks; artdb train's defaults (16 artists x 4
     # tracks per batch, a fifth of the artists held out) fit it instead of refusing
     root = tmp_path / "cat"
-    truth = generate_catalog(root, SynthConfig(artists=7, albums_per_artist=2, tracks_per_album=2, seconds=3,
-                                               genres=2, homonym_groups=0, synonym_pairs=0, seed=5, workers=1))
+    truth = generate_catalog(root, SynthConfig(artists=7, albums_per_artist=2, tracks_per_album=2,
+                                               seconds=3, genres=2, homonym_groups=0, synonym_pairs=0,
+                                               seed=5, workers=1))
     runner = CliRunner()
     r = runner.invoke(cli, ["index", str(root), "--no-progress", "--workers", "1", "--json"])
     assert r.exit_code == 0, r.output

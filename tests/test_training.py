@@ -295,11 +295,13 @@ def test_hybrid_model_appends_weighted_standardised_stats(data, tmp_path):
 def test_side_info_sets_the_sampling_options():
     assert TrainConfig.from_side_info() == TrainConfig()  # artdb train's default: both
     genre = TrainConfig.from_side_info("genre", p_same_genre=0.3, p_other_album=0.9, steps=7)
-    assert (genre.p_same_genre, genre.same_genre_share, genre.p_other_album, genre.steps) == (0.3, 0.5, 0.0, 7)
+    assert (genre.p_same_genre, genre.same_genre_share, genre.p_other_album, genre.steps) == (
+        0.3, 0.5, 0.0, 7)
     album = TrainConfig.from_side_info("album", p_same_genre=0.3)
     assert (album.p_same_genre, album.same_genre_share, album.p_other_album) == (0.0, 0.0, 0.8)
     none = TrainConfig.from_side_info("none", method="cl")
-    assert (none.p_same_genre, none.same_genre_share, none.p_other_album, none.method) == (0.0, 0.0, 0.0, "cl")
+    assert (none.p_same_genre, none.same_genre_share, none.p_other_album, none.method) == (
+        0.0, 0.0, 0.0, "cl")
     with pytest.raises(ConfigError, match="side_info"):
         TrainConfig.from_side_info("tags")
     assert pick_device("cuda:1") == "cuda:1"
@@ -343,7 +345,8 @@ def test_small_catalog_with_uneven_artists_and_index_mining():
     d = synthetic_training_data(n_artists=5, albums_per_artist=1, tracks_per_album=8, seed=2)
     keep = np.concatenate([np.flatnonzero(d.artists == a)[:k] for a, k in enumerate([1, 2, 2, 5, 8])])
     d = TrainingData(d.features[keep], d.artists[keep], d.albums[keep], d.genres[keep])
-    cfg = TrainConfig(steps=4, mining="index", index_refresh_every=2, index_budget=None, method="joint", **SMALL)
+    cfg = TrainConfig(steps=4, mining="index", index_refresh_every=2, index_budget=None, method="joint",
+                      **SMALL)
     result = train(d, cfg)
     assert result.status == "completed" and result.val_artists == []  # 4 with 2+ tracks: none held out
     assert (result.train_config["artists_per_batch"], result.train_config["per_artist"]) == (5, 2)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from audiofiles import write_audio
 from sqlalchemy import func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import ArtdbError, IndexMismatchError, VectorIndexError
 from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
-from artdb.core.learn.registry import register_model
 from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.registry import register_model
 from artdb.core.vectors import index as vectors
 from artdb.db.models import Embedding, Track
-from audiofiles import write_audio
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
 

@@ -11,8 +11,9 @@ and the mean of the patches' ``penultimate`` vectors. Output: an embeddings file
     ... --list paths.txt          (one path per line)
 
 ``--max-seconds S`` reads only a centred window of S seconds of each track (to bound the cost on a
-CPU; the default reads everything). Tracks that cannot be decoded are listed on stderr and left out of the file (evaluate then names
-them). Nothing is downloaded: the weights ship inside the musicnn wheel.
+CPU; the default reads everything). Tracks that cannot be decoded are listed on stderr and left
+out of the file (evaluate then names them). Nothing is downloaded: the weights ship inside the
+musicnn wheel.
 """
 
 from __future__ import annotations
@@ -53,11 +54,10 @@ def main(argv=None) -> int:
         ap.error("no audio files given")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import numpy as np
     import librosa
+    import numpy as np
     import tensorflow as tf
-    from musicnn import configuration as config
-    from musicnn import models
+    from musicnn import configuration as config, models
 
     def batch_data(path, n_frames, overlap):
         """musicnn.extractor.batch_data (same front-end), optionally on a centred window."""
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     sess.run(tf.compat.v1.global_variables_initializer())
     import musicnn
 
-    tf.compat.v1.train.Saver().restore(sess, os.path.join(os.path.dirname(musicnn.__file__), args.model) + "/")
+    weights = os.path.join(os.path.dirname(musicnn.__file__), args.model) + "/"
+    tf.compat.v1.train.Saver().restore(sess, weights)
 
     vectors, kept, failed = [], [], []
     t0 = time.perf_counter()

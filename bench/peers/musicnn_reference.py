@@ -58,12 +58,10 @@ def main(argv=None) -> int:
     if int(np.__version__.split(".")[0]) >= 2:
         sys.exit("run this in musicnn's venv (numpy < 2): bench/peers/musicnn_setup.sh")
     import librosa
+    import musicnn
     import soundfile as sf
     import tensorflow as tf
-    import musicnn
-    from musicnn import configuration as config
-    from musicnn import extractor as mx
-    from musicnn import models
+    from musicnn import configuration as config, extractor as mx, models
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,11 +119,13 @@ def main(argv=None) -> int:
 
     # the published extractor, patch by patch, agrees with the batched graph
     for name in CLIPS:
-        taggram, _, feats = mx.extractor(str(out / f"{name}.flac"), model="MSD_musicnn", extract_features=True)
+        taggram, _, feats = mx.extractor(str(out / f"{name}.flac"), model="MSD_musicnn",
+                                         extract_features=True)
         err = {k: float(np.abs(np.asarray(v) - data[f"{name}__{k}"][:len(v)]).max()) for k, v in
                (("taggram", taggram), ("mean_pool", feats["mean_pool"]), ("max_pool", feats["max_pool"]),
                 ("penultimate", feats["penultimate"][:1]))}
-        print(f"{name}: extractor vs graph: " + ", ".join(f"{k} {v:.1e}" for k, v in err.items()), file=sys.stderr)
+        print(f"{name}: extractor vs graph: " + ", ".join(f"{k} {v:.1e}" for k, v in err.items()),
+              file=sys.stderr)
         assert max(err.values()) < 1e-5, name
 
     # 4. MTT_musicnn

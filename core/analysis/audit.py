@@ -22,19 +22,30 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
 
 from artdb.core.analysis.clustering import (
-    check_linkage, cut_tree, cv_thresholds, fit_threshold, linkage_tree, make_homonym_groups,
+    check_linkage,
+    cut_tree,
+    cv_thresholds,
+    fit_threshold,
+    linkage_tree,
+    make_homonym_groups,
     mean_ari,
 )
 from artdb.core.analysis.findings import (
-    Partition, audit_method, canonical_labels, page_label, partition_hash, resolve_pages,
+    Partition,
+    audit_method,
+    canonical_labels,
+    page_label,
+    partition_hash,
+    resolve_pages,
     resolve_threshold,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import select
@@ -80,8 +81,8 @@ def partition_hash(album_ids: Sequence[int], labels: Sequence[int]) -> str:
 
     Same albums split the same way (whatever the album order and cluster names), same hash.
     """
-    pairs = sorted(zip((int(a) for a in album_ids), (int(l) for l in labels)))
-    canon = canonical_labels([l for _, l in pairs]).tolist()
+    pairs = sorted(zip((int(a) for a in album_ids), (int(c) for c in labels)))
+    canon = canonical_labels([c for _, c in pairs]).tolist()
     payload = json.dumps([[a for a, _ in pairs], canon], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 

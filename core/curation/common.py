@@ -51,7 +51,7 @@ def parse_finding_ref(ref: str | int) -> tuple[str, int]:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def label(page: ArtistPage) -> str:

@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from artdb.core.curation.common import (
-    Decision, label, move_pages, one_page, parse_finding_ref, restore_status,
+    Decision,
+    label,
+    move_pages,
+    one_page,
+    parse_finding_ref,
+    restore_status,
 )
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.vectors.index import bump_page_changes

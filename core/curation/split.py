@@ -15,12 +15,23 @@ from sqlalchemy import delete, select, update
 
 from artdb.core.analysis.findings import Partition
 from artdb.core.curation.common import (
-    Decision, label, move_pages, one_page, parse_finding_ref, restore_status,
+    Decision,
+    label,
+    move_pages,
+    one_page,
+    parse_finding_ref,
+    restore_status,
 )
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.vectors.index import bump_page_changes
 from artdb.db.models import (
-    Album, ArtistPage, AuditFinding, CuratorDecision, SynonymCandidate, Track, TrackCredit,
+    Album,
+    ArtistPage,
+    AuditFinding,
+    CuratorDecision,
+    SynonymCandidate,
+    Track,
+    TrackCredit,
 )
 from artdb.db.session import Catalog
 

@@ -6,7 +6,8 @@ it, and :func:`undo_decision` checks that nothing later stands on the same pages
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 

@@ -19,7 +19,11 @@ import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from artdb.core.analysis.clustering import (
-    cluster_with_threshold, codes, cv_thresholds, fit_threshold, make_homonym_groups,
+    cluster_with_threshold,
+    codes,
+    cv_thresholds,
+    fit_threshold,
+    make_homonym_groups,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
@@ -124,7 +128,7 @@ class GroupScores:
     sizes: list[int] = field(default_factory=list)  # artists per group
     units: list[int] = field(default_factory=list)  # units per group
 
-    def extend(self, other: "GroupScores") -> None:
+    def extend(self, other: GroupScores) -> None:
         for name in ("ari", "ami", "thresholds", "sizes", "units"):
             getattr(self, name).extend(getattr(other, name))
 

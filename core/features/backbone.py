@@ -25,7 +25,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -149,7 +149,7 @@ class BackboneConfig:
         return {**asdict(self), "layers": list(self.layers)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BackboneConfig":
+    def from_dict(cls, data: dict[str, Any]) -> BackboneConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -165,7 +165,7 @@ class BackboneConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights_identity(model: str) -> str:
     """SHA-256 of the installed checkpoint's ``.index`` (it records each tensor's offset, shape and
     checksum), read once per process. Raises ``MusicnnNotInstalled`` without the weights."""
@@ -271,14 +271,14 @@ class BackboneExtractor:
         """``(index, path, decode_task result)`` in input order (the decoded patches' audio)."""
         return self._fx.decode(paths)
 
-    def start(self) -> "BackboneExtractor":
+    def start(self) -> BackboneExtractor:
         self._fx.start()
         return self
 
     def close(self) -> None:
         self._fx.close()
 
-    def __enter__(self) -> "BackboneExtractor":
+    def __enter__(self) -> BackboneExtractor:
         return self
 
     def __exit__(self, *exc) -> None:

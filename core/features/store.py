@@ -113,7 +113,7 @@ class FeatureStore:
     @classmethod
     def open(
         cls, directory: str | os.PathLike, config: StoreConfig | None = None, mode: str = "a"
-    ) -> "FeatureStore":
+    ) -> FeatureStore:
         """Open (``mode="a"``: create if missing, single writer) or read (``mode="r"``) a store.
 
         ``config`` (a :class:`FrontendConfig` or a :class:`BackboneConfig`) must be of the stored
@@ -281,7 +281,7 @@ class FeatureStore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "FeatureStore":
+    def __enter__(self) -> FeatureStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -123,7 +123,8 @@ def analyze_file(path: str, relpath: str, overrides: dict[str, Any] | None = Non
     if overrides:
         tags = tags.merged(overrides)
     if not (tags.artist or tags.albumartist):
-        return FileFailure(path, relpath, "no artist: neither an artist/albumartist tag nor a manifest row gives one")
+        return FileFailure(path, relpath,
+                           "no artist: neither an artist/albumartist tag nor a manifest row gives one")
     return FileAnalysis(
         path=path, relpath=relpath, size=st.st_size, mtime=st.st_mtime, content_hash=digest,
         tags=tags, duration=duration, sample_rate=sr or None, channels=ch or None, audio_format=fmt,

@@ -16,14 +16,15 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 
-from artdb.core.executor import make_executor
 from artdb.core.errors import CatalogError
+from artdb.core.executor import make_executor
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
 from artdb.core.ingest.scan import FoundFile, load_manifest, scan_audio_files
@@ -156,7 +157,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
         with catalog.session() as s:
             run = s.get(IngestRun, run_id)
             run.status = status
-            run.finished_at = dt.datetime.now(dt.timezone.utc)
+            run.finished_at = dt.datetime.now(dt.UTC)
             run.counts = dict(counts)
     return IngestSummary(run_id, root_abs, dict(counts), errors, duplicates,
                          time.perf_counter() - started, status)

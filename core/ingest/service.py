@@ -8,10 +8,10 @@ that was ingested without them (``artdb train`` calls it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from sqlalchemy import select

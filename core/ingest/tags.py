@@ -56,7 +56,7 @@ class TrackTags:
     disc_number: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def merged(self, overrides: dict[str, Any]) -> "TrackTags":
+    def merged(self, overrides: dict[str, Any]) -> TrackTags:
         """These tags with non-empty manifest values taking precedence."""
         known = {f.name for f in fields(self)} - {"extra"}
         update: dict[str, Any] = {}

@@ -126,7 +126,8 @@ def _train(data: TrainingData, cfg: TrainConfig, progress, model, device) -> Tra
     )
 
 
-def fit_to_catalog(cfg: TrainConfig, rows: TrainRows, plan: ValidationPlan) -> tuple[TrainConfig, dict, list[str]]:
+def fit_to_catalog(cfg: TrainConfig, rows: TrainRows, plan: ValidationPlan
+                   ) -> tuple[TrainConfig, dict, list[str]]:
     """``(config used, adapted, notes)``: the batch fitted to the training artists
     (:func:`~artdb.core.learn.sampling.fit_batch_shape`) and what the validation split changed.
 
@@ -161,7 +162,8 @@ def _loop(run: Run, step_fn: TrainStep, before: list, collapse: CollapseRollback
     (collapse first: a collapsed step is not validated); a hook may stop the run."""
     selection.start(run)
     run.t_start = time.perf_counter()
-    for run.step in range(1, run.steps + 1):
+    for step in range(1, run.steps + 1):
+        run.step = step
         for hook in before:
             hook(run)
         out = step_fn(run)
@@ -304,7 +306,8 @@ class TrainStep:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = None
         if cfg.lr_schedule == "cosine":
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
+            self.sched = torch.optim.lr_scheduler.LambdaLR(
+                self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
         self.amp = cfg.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.crop = cfg.crop_frames if cfg.crop_frames and cfg.crop_frames < data.n_frames else None
@@ -344,8 +347,10 @@ class TrainStep:
             self.sched.step()
 
 
-def read_excerpts(features, rows: np.ndarray, rng: np.random.Generator, crop: int | None = None) -> np.ndarray:
-    """One random excerpt per row (and a random ``crop``-frame window): ``[len(rows), mels, frames']`` float32."""
+def read_excerpts(features, rows: np.ndarray, rng: np.random.Generator,
+                  crop: int | None = None) -> np.ndarray:
+    """One random excerpt per row (and a random ``crop``-frame window): ``[len(rows), mels, frames']``
+    float32."""
     exc = rng.integers(features.shape[1], size=len(rows))
     x = np.asarray(features[rows, exc], dtype=np.float32)
     if crop and crop < x.shape[-1]:
@@ -379,7 +384,8 @@ class IndexRefresh:
             return False
         budget = self.cfg.index_budget
         elapsed = time.perf_counter() - run.t_start
-        return run.n_refresh == 0 or budget is None or run.refresh_s <= budget * (elapsed - run.refresh_s - run.val_s)
+        return (run.n_refresh == 0 or budget is None
+                or run.refresh_s <= budget * (elapsed - run.refresh_s - run.val_s))
 
     def __call__(self, run: Run) -> None:
         if not self.due(run):
@@ -434,7 +440,8 @@ class ModelSelection:
         """Score the starting weights (step 0) and keep them as the best so far."""
         if self.validator.enabled:
             self.initial_ari, self.best_threshold = self.validator(run.model)
-            run.report({"event": "val", "step": 0, "val_ari": self.initial_ari, "threshold": self.best_threshold})
+            run.report({"event": "val", "step": 0, "val_ari": self.initial_ari,
+                        "threshold": self.best_threshold})
         self.best_ari = self.initial_ari
         self.best_state = self.good_state = _state_copy(run.model)
 
@@ -476,7 +483,8 @@ class ModelSelection:
         collapsed = run.status == "collapsed"
         if not self.validator.enabled and not collapsed:
             self.best_state, self.best_step = _state_copy(run.model), run.step
-        run.model.load_state_dict(self.best_state if not collapsed or self.validator.enabled else self.good_state)
+        run.model.load_state_dict(
+            self.best_state if not collapsed or self.validator.enabled else self.good_state)
 
 
 class CollapseGuard:
@@ -489,7 +497,8 @@ class CollapseGuard:
     after ``warmup`` steps (a freshly initialised network can start with a small spread).
     """
 
-    def __init__(self, min_spread: float = 0.1, patience: int = 3, warmup: int = 20, max_active: float = 0.98):
+    def __init__(self, min_spread: float = 0.1, patience: int = 3, warmup: int = 20,
+                 max_active: float = 0.98):
         self.min_spread = float(min_spread)
         self.patience = max(1, int(patience))
         self.warmup = int(warmup)
@@ -504,7 +513,8 @@ class CollapseGuard:
         if not math.isfinite(spread):
             return f"embedding spread became {spread}"
         degenerate = spread < self.min_spread or (
-            active_fraction is not None and active_fraction >= self.max_active and spread < 3 * self.min_spread
+            active_fraction is not None and active_fraction >= self.max_active
+            and spread < 3 * self.min_spread
         )
         self.low = self.low + 1 if degenerate and self.steps > self.warmup else 0
         if self.low >= self.patience:

@@ -26,8 +26,8 @@ from artdb.core.vectors.aggregate import mean_normalized
 
 
 def split_artists(
-    artists: np.ndarray, albums: np.ndarray, val_fraction: float, rng: np.random.Generator, min_albums: int = 2,
-    n_val: int | None = None,
+    artists: np.ndarray, albums: np.ndarray, val_fraction: float, rng: np.random.Generator,
+    min_albums: int = 2, n_val: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Artist-level split: ``(train_artist_ids, val_artist_ids)``; val artists have >= min_albums albums.
 
@@ -108,7 +108,8 @@ def validation_count(artists: np.ndarray, cfg: TrainConfig) -> tuple[int, int, s
         )
     if n_val != asked:
         why = (f"{asked} cannot form a homonym group of {lo}" if asked < lo
-               else f"{MIN_TRAIN_ARTISTS_WITH_VALIDATION} artists with {MIN_TRACKS_PER_ARTIST}+ tracks stay for training")
+               else f"{MIN_TRAIN_ARTISTS_WITH_VALIDATION} artists with {MIN_TRACKS_PER_ARTIST}+ tracks "
+                    f"stay for training")
         return n_val, asked, (f"validation holds out {n_val} artists (val_fraction {cfg.val_fraction:g} of "
                               f"{len(ids)} gives {asked}; {why})")
     return n_val, asked, ""
@@ -157,7 +158,8 @@ class Validator:
     ``enabled`` is False when the held-out artists form no group (nothing to select a model on).
     """
 
-    def __init__(self, data: TrainingData, val_ids: np.ndarray, config: TrainConfig, rng, unit: str = "album"):
+    def __init__(self, data: TrainingData, val_ids: np.ndarray, config: TrainConfig, rng,
+                 unit: str = "album"):
         self.rows = np.flatnonzero(np.isin(data.artists, val_ids))
         self.data, self.config, self.unit = data, config, unit
         # track unit: every track is its own "album"

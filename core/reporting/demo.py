@@ -12,9 +12,10 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -66,14 +67,15 @@ def _album_truth(catalog: Catalog, catalog_dir: Path, truth: dict[str, Any]) -> 
     return {a: c.most_common(1)[0][0] for a, c in votes.items()}
 
 
-def score_homonyms(catalog: Catalog, report, truth: dict[str, Any], album_truth: dict[int, str]) -> list[dict]:
+def score_homonyms(catalog: Catalog, report, truth: dict[str, Any],
+                   album_truth: dict[int, str]) -> list[dict]:
     """ARI of each planted homonym page's proposed partition against the true artists."""
     by_page = {p.page_id: p for p in report.pages}
     rows = []
     with catalog.session() as s:
         for group in truth["homonym_groups"]:
-            pid = s.scalar(select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(group["page_name"]),
-                                                       ArtistPage.disambiguation == ""))
+            pid = s.scalar(select(ArtistPage.id).where(
+                ArtistPage.normalized_name == page_key(group["page_name"]), ArtistPage.disambiguation == ""))
             audit = by_page.get(pid)
             if audit is None:
                 rows.append({"page": group["page_name"], "true_artists": len(group["artist_ids"]),
@@ -182,7 +184,8 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
     for p in ml_eval["pages"]:
         result.homonym_pages.append({**p, "mfcc_ari": base_pages.get(p["page"], {}).get("ari"),
                                      "mfcc_clusters": base_pages.get(p["page"], {}).get("found_clusters")})
-    ranked = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1 for i, x in enumerate(ml_eval["pairs"])}
+    ranked = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
+              for i, x in enumerate(ml_eval["pairs"])}
     ranked_base = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
                    for i, x in enumerate(base_eval["pairs"])}
     for pair in truth_d["synonym_pairs"]:

@@ -122,7 +122,8 @@ def finding_figure(titles: list[str], vectors: np.ndarray, labels: list[str],
     """PNG bytes: the albums' dendrogram (threshold drawn) beside their PCA map, by cluster."""
     Figure, FigureCanvasAgg = _import_matplotlib()
     clusters = sorted(set(labels), key=lambda c: (c == UNASSIGNED, c))
-    colour = {c: ("#999999" if c == UNASSIGNED else PALETTE[i % len(PALETTE)]) for i, c in enumerate(clusters)}
+    colour = {c: ("#999999" if c == UNASSIGNED else PALETTE[i % len(PALETTE)])
+              for i, c in enumerate(clusters)}
     fig = Figure(figsize=(10, 3.8), dpi=80)
     FigureCanvasAgg(fig)
     ax_d, ax_p = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
@@ -250,7 +251,8 @@ def _findings_html(run: AuditRun | None, findings: list[FindingView], top: int) 
         elif f.note:
             parts.append(f'<p class="none">{_esc(f.note)}</p>')
         if f.clusters:
-            items = "".join(f"<li>cluster {_esc(c)}: {len(a)} albums</li>" for c, a in sorted(f.clusters.items()))
+            items = "".join(f"<li>cluster {_esc(c)}: {len(a)} albums</li>"
+                            for c, a in sorted(f.clusters.items()))
             parts.append(f"<ul>{items}</ul>")
         parts.append("</div>")
     return "".join(parts)
@@ -279,7 +281,8 @@ def _synonyms_html(pairs: list[SynonymPair]) -> str:
             bits.append(f"years {meta.get('years_a')} / {meta.get('years_b')}")
         if meta.get("shared_genres"):
             bits.append("genre " + ", ".join(meta["shared_genres"]))
-        rows.append(f"<tr><td class=num>{i}</td><td>{_esc(p.page_a)} <span class=meta>#{p.page_a_id}</span></td>"
+        rows.append(f"<tr><td class=num>{i}</td>"
+                    f"<td>{_esc(p.page_a)} <span class=meta>#{p.page_a_id}</span></td>"
                     f"<td>{_esc(p.page_b)} <span class=meta>#{p.page_b_id}</span></td>"
                     f"<td class=num>{p.score:.3f}</td><td class=num>{p.audio_score:.3f}</td>"
                     f"<td class=num>{p.name_score:.3f}</td><td class=num>{p.metadata_score:.3f}</td>"
@@ -297,7 +300,7 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
     findings = collect_findings(catalog, run)
     notes = _attach_figures(catalog, paths, model, findings, run, top, device) if run else []
     pairs = synonym_candidates(catalog, status="open", limit=synonyms)
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     model_name = model.name if model else "none"
     body = (
         f"<h1>artdb audit report</h1>"

@@ -7,7 +7,15 @@ from typing import Any
 from sqlalchemy import func, select
 
 from artdb.db.models import (
-    Album, ArtistPage, Embedding, Genre, IngestFile, IngestRun, Label, Model, Track,
+    Album,
+    ArtistPage,
+    Embedding,
+    Genre,
+    IngestFile,
+    IngestRun,
+    Label,
+    Model,
+    Track,
 )
 from artdb.db.session import Catalog
 

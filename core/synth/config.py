@@ -56,7 +56,7 @@ class SynthConfig:
     alias_fraction: float = 0.34
     workers: int | None = field(default=None, compare=False)
 
-    def validate(self) -> "SynthConfig":
+    def validate(self) -> SynthConfig:
         if self.artists < 1:
             raise ConfigError("artists must be >= 1")
         if self.albums_per_artist < 1:
@@ -96,7 +96,7 @@ class SynthConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SynthConfig":
+    def from_dict(cls, d: dict) -> SynthConfig:
         d = dict(d)
         for key in ("sample_rates", "codecs"):
             if key in d:

@@ -203,7 +203,8 @@ def _artist(rng, genre: dict, spread: float) -> dict:
         "progs": [int(p) for p in rng.choice(progs, size=2, replace=False)],
         "lead_rhythm": np.clip(lead_rhythm, 0.0, 0.98),
         "bass_rhythm": bass_rhythm,
-        "chord_hits": [int(x) for x in sorted({0, *rng.choice([4, 6, 8, 10, 12], int(rng.integers(0, 3)), replace=False)})],
+        "chord_hits": [int(x) for x in sorted(
+            {0, *rng.choice([4, 6, 8, 10, 12], int(rng.integers(0, 3)), replace=False)})],
         "step_prob": float(rng.uniform(0.45, 0.9)),
         "lead_octave": int(genre["octave"] + rng.integers(-1, 2)),
         "drums": drums,

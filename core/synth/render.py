@@ -11,7 +11,7 @@ import numpy as np
 import soxr
 from scipy import fft as sfft
 
-from artdb.core.synth.plan import MODES, PROGRESSIONS, _VOWELS
+from artdb.core.synth.plan import _VOWELS, MODES, PROGRESSIONS
 
 TABLE = 4096
 _MASK = TABLE - 1
@@ -129,8 +129,10 @@ def drum_kit(kit: dict, sr: int, rng) -> dict[str, np.ndarray]:
     f = kit["kick_f0"] + kit["kick_sweep"] * np.exp(-t / 0.03)
     kick = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / kit["kick_decay"])
     snare = (kit["snare_tone"] * np.sin(2 * np.pi * kit["snare_f"] * t) * np.exp(-t / 0.05)
-             + _bandpass_noise(rng, n, sr, kit["snare_noise_lo"], 0.45 * sr) * np.exp(-t / kit["snare_decay"]))
-    hat = 0.5 * _bandpass_noise(rng, n, sr, min(kit["hat_lo"], 0.4 * sr), 0.5 * sr) * np.exp(-t / kit["hat_decay"])
+             + _bandpass_noise(rng, n, sr, kit["snare_noise_lo"], 0.45 * sr)
+             * np.exp(-t / kit["snare_decay"]))
+    hat = (0.5 * _bandpass_noise(rng, n, sr, min(kit["hat_lo"], 0.4 * sr), 0.5 * sr)
+           * np.exp(-t / kit["hat_decay"]))
     return {k: v.astype(np.float32) for k, v in (("kick", kick), ("snare", snare), ("hat", hat))}
 
 

@@ -91,7 +91,7 @@ class CatalogTruth:
         return path
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CatalogTruth":
+    def from_dict(cls, d: dict) -> CatalogTruth:
         return cls(
             config=d["config"],
             seed=d["seed"],
@@ -106,7 +106,7 @@ class CatalogTruth:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "CatalogTruth":
+    def load(cls, path: str | Path) -> CatalogTruth:
         """Read ``truth.json`` (or the folder holding it)."""
         path = Path(path)
         if path.is_dir():

@@ -9,7 +9,7 @@ decorator), so the CLI and the stages above ``core.vectors`` catch one hierarchy
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import artdb.core.errors as core_errors
 import artdb.indexer.errors as ix_errors

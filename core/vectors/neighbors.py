@@ -62,7 +62,8 @@ def resolve_query(catalog: Catalog, query: str, level: str) -> int:
                 raise CatalogError(f"no album {query!r} in the catalog")
             if len(rows) > 1:
                 names = ", ".join(f"{aid} ({who})" for aid, who in rows[:10])
-                raise CatalogError(f"album title {query!r} is ambiguous: {names}; use an id or 'Artist - Title'")
+                raise CatalogError(
+                    f"album title {query!r} is ambiguous: {names}; use an id or 'Artist - Title'")
             return rows[0][0]
         if level == "artist":
             if query.isdigit() and s.get(ArtistPage, int(query)):
@@ -84,7 +85,8 @@ def resolve_query(catalog: Catalog, query: str, level: str) -> int:
     raise CatalogError(f"unknown level {level!r} (track, album or artist)")
 
 
-def describe(catalog: Catalog, level: str, ids: list[int]) -> dict[int, tuple[str, str | None, str | None, int | None]]:
+def describe(catalog: Catalog, level: str, ids: list[int]
+             ) -> dict[int, tuple[str, str | None, str | None, int | None]]:
     """id -> (name, album title, page name, page id) for display."""
     with catalog.session() as s:
         if level == "track":
@@ -112,7 +114,8 @@ def page_of(catalog: Catalog, level: str, ids: np.ndarray) -> np.ndarray:
     if level == "track":
         return track_groups(catalog, "artist", ids)
     with catalog.session() as s:
-        mapping = dict(s.execute(select(Album.id, Album.page_id).where(Album.id.in_([int(i) for i in ids]))).all())
+        mapping = dict(s.execute(select(Album.id, Album.page_id)
+                                 .where(Album.id.in_([int(i) for i in ids]))).all())
     return np.array([mapping.get(int(i), -1) for i in ids], dtype=np.int64)
 
 

@@ -128,7 +128,7 @@ class FrontendConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FrontendConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FrontendConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -18,8 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import torch
 
-from artdb.core.executor import check_start_method, fast_start_method, process_pool
 from artdb.core.errors import AudioError, ConfigError
+from artdb.core.executor import check_start_method, fast_start_method, process_pool
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.decode import decode_task
 from artdb.core.features.frontend.logmel import LogMel
@@ -71,7 +71,7 @@ class FeatureExtractor:
             self._pool = process_pool(self.workers, start_method=self.start_method)
         return self._pool
 
-    def start(self) -> "FeatureExtractor":
+    def start(self) -> FeatureExtractor:
         """Start the worker processes now (otherwise they start on first use)."""
         if self.workers > 0:
             pool = self._executor()
@@ -83,7 +83,7 @@ class FeatureExtractor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "FeatureExtractor":
+    def __enter__(self) -> FeatureExtractor:
         return self
 
     def __exit__(self, *exc) -> None:
