@@ -19,8 +19,8 @@ def test_train_registers_activates_and_embeds(tmp_path, artdb_home):
     assert r.exit_code == 0, r.output
     n_tracks = sum(json.loads(r.stdout)["counts"].values())
     r = runner.invoke(cli, ["train", *_cnn_options(), "--steps", "4", "--artists-per-batch", "4",
-                            "--per-artist", "2", "--val-every", "2", "--dim", "16", "--name", "tiny", "--json",
-                            "--no-progress"])
+                            "--per-artist", "2", "--val-every", "2", "--dim", "16", "--name", "tiny",
+                            "--json", "--no-progress"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["model"] == "tiny" and out["active"] and out["steps"] == 4
