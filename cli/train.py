@@ -8,9 +8,21 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 from artdb.core.learn.config import DEFAULT_SIDE_INFO, MININGS, SIDE_INFO, TrainConfig
 
 _D = TrainConfig()
+# The backbone defaults, read without importing torch (cli stays fast for --help).
+BACKBONES = ("musicnn", "none")
+DEFAULT_BACKBONE = "musicnn"
 
 
 @click.command()
+@click.option("--backbone", type=click.Choice(BACKBONES), default=DEFAULT_BACKBONE, show_default=True,
+              help="musicnn: vectors from the pretrained musicnn (its features computed once per track "
+                   "and stored), standardised on the catalog, with a small metric head whose share is "
+                   "chosen on held-out artists (docs/training.md). none: the CNN on log-mels, trained "
+                   "from scratch (the options below).")
+@click.option("--backbone-patches", type=int, default=None,
+              help="musicnn: 3-s patches per track (default 10: 30 s spread over the track).")
+@click.option("--head-steps", type=int, default=None,
+              help="musicnn: training steps of the head (default 300).")
 @click.option("--method", type=click.Choice(["cl", "ml", "joint"]), default=_D.method, show_default=True,
               help="cl: softmax classifier baseline; ml: triplet loss; joint: both, weighted.")
 @click.option("--mining", type=click.Choice(MININGS), default=_D.mining,
@@ -36,7 +48,8 @@ _D = TrainConfig()
               help="Share of artists held out for validation (split by artist, never by track).")
 @click.option("--val-every", type=int, default=_D.val_every, show_default=True)
 @click.option("--patience", type=int, default=_D.patience, show_default=True)
-@click.option("--exclude-pages", multiple=True, help="Artist page names to keep out of training (repeatable).")
+@click.option("--exclude-pages", multiple=True,
+              help="Artist page names to keep out of training (repeatable).")
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option("--name", default=None, help="Registry name (default: method-mining-timestamp).")
@@ -45,8 +58,9 @@ _D = TrainConfig()
 @click.option("--no-progress", is_flag=True)
 @pass_app
 @handle_errors
-def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, p_other_album, steps,
-          epochs, embedding_dim, artists_per_batch, per_artist, lr, margin, cl_weight, stats_weight, val_fraction,
+def train(app: AppContext, backbone, backbone_patches, head_steps, method, mining, hard_after, side_info,
+          p_same_genre, p_other_album, steps, epochs, embedding_dim, artists_per_batch, per_artist, lr,
+          margin, cl_weight, stats_weight, val_fraction,
           val_every, patience, exclude_pages, seed, device, name, no_activate, as_json, no_progress) -> None:
     """Train an artist embedding on the catalog (artist pages as labels) and register it.
 
@@ -59,6 +73,10 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
     from artdb.core.learn.catalog import train_from_catalog
     from artdb.core.learn.config import pick_device
 
+    if backbone != "none":
+        _train_backbone(app, backbone, backbone_patches, head_steps, seed, pick_device(device), name,
+                        exclude_pages, no_activate, as_json, no_progress)
+        return
     config = TrainConfig.from_side_info(
         side_info, method=method, mining=mining, hard_after=hard_after, p_same_genre=p_same_genre,
         p_other_album=p_other_album, steps=steps, epochs=epochs, embedding_dim=embedding_dim,
@@ -102,3 +120,30 @@ def train(app: AppContext, method, mining, hard_after, side_info, p_same_genre, 
                f"(best, step {result.best_step}); audit threshold {result.threshold:.3f}")
     if result.notes:  # what a small catalog changed (artdb.core.learn.loop.fit_to_catalog)
         click.echo("fitted to a small catalog: " + "; ".join(result.notes))
+
+
+def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device, name, exclude_pages,
+                    no_activate, as_json, no_progress) -> None:
+    from artdb.cli.progress import progress_bar
+    from artdb.core.features.backbone import BackboneConfig
+    from artdb.core.learn.backbone import HeadConfig
+    from artdb.core.learn.catalog import train_backbone_from_catalog
+
+    bcfg = BackboneConfig(name=backbone, **({"patches_per_track": patches} if patches else {}))
+    hcfg = HeadConfig(seed=seed, **({"steps": head_steps} if head_steps is not None else {}))
+    with progress_bar(not no_progress) as bar:
+        model, result = train_backbone_from_catalog(
+            app.catalog(), app.paths, bcfg, hcfg, name=name, exclude_pages=exclude_pages,
+            activate=not no_activate, workers=2, device=device, progress=bar)
+    out = {"model": model.name, "active": not no_activate, "checkpoint": model.checkpoint_path,
+           "backbone": bcfg.to_dict(), **result.summary()}
+    if as_json:
+        emit_json(out)
+        return
+    shares = ", ".join(f"w={w}: {a:.3f}" for w, a in result.val_ari.items()) or "no validation groups"
+    click.echo(f"model {model.name}: {backbone} backbone, {result.train_artists} training artists, "
+               f"{len(result.val_artists)} held out")
+    click.echo(f"held-out ARI by head share ({shares}); chosen share {result.model.head_weight}; "
+               f"audit threshold {result.threshold if result.threshold is not None else 'recalibrated'}")
+    for note in result.notes:
+        click.echo(note)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -18,9 +18,13 @@ from sqlalchemy import select
 from artdb.core.analysis.audit import calibrate_threshold
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
-from artdb.core.features.store import open_feature_store
+from artdb.core.features.backbone import BackboneConfig
+from artdb.core.features.store import open_backbone_store, open_feature_store
+from artdb.core.ingest.service import ensure_backbone_features
+from artdb.core.learn.backbone import BackboneTrainResult, HeadConfig, train_backbone_head
 from artdb.core.learn.checkpoint import save_checkpoint
 from artdb.core.learn.config import TrainConfig, TrainingData, TrainResult
+from artdb.core.learn.embedders import BACKBONE_KIND
 from artdb.core.learn.loop import train
 from artdb.core.learn.registry import default_frontend_config, get_model, register_model
 from artdb.core.names import page_key
@@ -93,7 +97,7 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name
     the catalog with the new model.
     """
     frontend = default_frontend_config(catalog)
-    name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     with catalog.session() as s:
         if s.scalar(select(Model.id).where(Model.name == name)) is not None:
             raise ConfigError(f"a model named {name!r} already exists; choose another --name")
@@ -136,3 +140,54 @@ def recalibrate_audit_threshold(catalog: Catalog, paths: Paths, model: Model, se
         except (ConfigError, CatalogError):
             continue
     return get_model(catalog, model.id)
+
+
+def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: BackboneConfig,
+                                head: HeadConfig | None = None, name: str | None = None,
+                                exclude_pages: Sequence[str] = (), activate: bool = True,
+                                workers: int = 2, device: str = "cpu",
+                                progress: Progress | None = None) -> tuple[Model, BackboneTrainResult]:
+    """``artdb train --backbone musicnn``: a :class:`BackboneHead` fitted on the catalog's pages.
+
+    The backbone's features are computed first for every catalogued track that lacks them (stored
+    once, reused by every later model and ingest), then the head is trained and its share chosen on
+    held-out artists (``learn.backbone``); the model is registered (kind ``backbone``) and, by
+    default, activated and the catalog embedded with it.
+    """
+    head = head or HeadConfig()
+    name = name or f"{backbone.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    with catalog.session() as s:
+        if s.scalar(select(Model.id).where(Model.name == name)) is not None:
+            raise ConfigError(f"a model named {name!r} already exists; choose another --name")
+    ensure_backbone_features(catalog, paths, backbone, workers=workers, device=device, progress=progress)
+    slices = {k: (v.start, v.stop) for k, v in backbone.layer_slices().items()}
+    with open_backbone_store(paths, backbone, mode="r") as store:
+        ts = catalog_training_set(catalog, store, exclude_pages)
+        if ts.n_pages < 2:
+            raise CatalogError(f"artdb train needs at least 2 artist pages with backbone features "
+                               f"(found {ts.n_pages})")
+        result = train_backbone_head(StoreFeatureArray(store, ts.track_ids), ts.pages.astype(str), head,
+                                     layer_slices=slices, progress=progress)
+    ckpt = paths.models / f"{name}.pt"
+    sha = save_checkpoint(ckpt, result.model, frontend=backbone, train_config=head.to_dict(),
+                          summary=result.summary(), metrics={"val_ari": result.summary()["val_ari"]})
+    threshold = result.threshold if result.threshold is not None else float("nan")
+    model = register_model(
+        catalog, name=name, kind=BACKBONE_KIND, dim=int(result.model.dim),
+        config={
+            # the log-mel front-end stays the catalog's (ingest keeps computing it); the model reads
+            # the backbone store
+            "frontend": default_frontend_config(catalog).to_dict(), "backbone": backbone.to_dict(),
+            "train": head.to_dict(), "model": result.model.config(),
+            "audit": {"threshold": threshold, "linkage": head.linkage, "metric": head.metric,
+                      "source": "validation homonym groups of held-out training artists"},
+            "excluded_pages": list(exclude_pages),
+        },
+        metrics={"n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **result.summary()},
+        checkpoint_path=str(ckpt), checksum=sha, activate=activate,
+    )
+    if activate:
+        sync_model_index(catalog, paths, model, device=device, progress=progress)
+        if not math.isfinite(threshold):
+            model = recalibrate_audit_threshold(catalog, paths, model, seed=head.seed)
+    return model, result

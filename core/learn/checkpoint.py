@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from artdb.core import __version__
 from artdb.core.errors import ArtdbError, ModelMismatchError
+from artdb.core.learn.backbone import ARCH as BACKBONE_ARCH, BackboneHead
 from artdb.core.learn.networks import ArtistNet, build_model
 
-__all__ = ["Checkpoint", "embed", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "artdb-model"
 FORMAT_VERSION = 1
@@ -35,7 +37,7 @@ FORMAT_VERSION = 1
 class Checkpoint:
     """A loaded checkpoint; ``model`` is rebuilt and in eval mode on ``map_location``."""
 
-    model: ArtistNet
+    model: ArtistNet | BackboneHead
     model_config: dict
     train_config: dict
     frontend: dict | None
@@ -89,11 +91,12 @@ def save_checkpoint(
     """Write a checkpoint atomically (temp file + ``os.replace``); returns its sha256 (hex).
 
     Args:
-        model_or_result: an :class:`ArtistNet`, or a ``TrainResult`` (then its model, training
-            config, summary and validation history are stored unless given explicitly).
+        model_or_result: a model (:class:`ArtistNet`, :class:`BackboneHead`), or a ``TrainResult``
+            (then its model, training config, summary and validation history are stored unless
+            given explicitly).
         frontend: the ``FrontendConfig`` (or its ``to_dict()``) the features were made with.
     """
-    if isinstance(model_or_result, ArtistNet):
+    if isinstance(model_or_result, nn.Module):
         model = model_or_result
     else:  # TrainResult (duck-typed to avoid an import cycle)
         res = model_or_result
@@ -170,12 +173,14 @@ def load_checkpoint(
             raise ModelMismatchError(f"{path}: the checkpoint records no front-end config to check against")
         if have != want:
             keys = sorted(set(have) | set(want))
-            diffs = [f"{k}: model {have.get(k)!r} vs features {want.get(k)!r}" for k in keys if have.get(k) != want.get(k)]
+            diffs = [f"{k}: model {have.get(k)!r} vs features {want.get(k)!r}"
+                     for k in keys if have.get(k) != want.get(k)]
             raise ModelMismatchError(
                 f"{path}: the model was trained on a different audio front-end "
                 f"(fingerprint {payload.get('frontend_fingerprint')} vs {want_fp}): " + "; ".join(diffs)
             )
-    model = build_model(payload["model_config"])
+    config = payload["model_config"]
+    model = BackboneHead.from_config(config) if config.get("arch") == BACKBONE_ARCH else build_model(config)
     model.load_state_dict(payload["state_dict"])
     model.to(map_location).eval()
     return Checkpoint(

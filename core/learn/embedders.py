@@ -6,8 +6,9 @@ evaluation embed through one place:
 - ``cl`` / ``ml`` / ``joint`` / ``untrained``: a CNN checkpoint (``artdb.core.learn.checkpoint``);
 - ``mfcc``: the paper's plain no-learning baseline — MFCCs computed from the stored log-mels (a DCT
   over mel bands), mean and std over frames and excerpts, without c0 (loudness);
-- ``stats``: a stronger no-learning embedding — MFCC and delta-MFCC mean+std (``features.mfcc.stats_features``),
-  each dimension standardised with a mean and std fitted once on a catalog (``features.mfcc.fit_standardizer``)
+- ``stats``: a stronger no-learning embedding — MFCC and delta-MFCC mean+std
+  (``features.mfcc.stats_features``), each dimension standardised with a mean and std fitted once on
+  a catalog (``features.mfcc.fit_standardizer``)
   and stored in the model's config, so every track is embedded by the same fixed function.
 """
 
@@ -20,14 +21,16 @@ import numpy as np
 
 from artdb.core.errors import CatalogError
 from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer, mfcc_mean_std, stats_features
+from artdb.core.learn.backbone import embed_backbone
 from artdb.core.learn.checkpoint import load_checkpoint
 from artdb.core.learn.networks import embed
 from artdb.core.vectors.aggregate import l2_normalize
 
-__all__ = ["CNN_KINDS", "STATS_N_MFCC", "CheckpointEmbedder", "Embedder", "MfccEmbedder",
-           "StatsEmbedder", "fit_standardizer", "load_embedder", "stats_features"]
+__all__ = ["BACKBONE_KIND", "BackboneEmbedder", "CNN_KINDS", "STATS_N_MFCC", "CheckpointEmbedder", "Embedder",
+           "MfccEmbedder", "StatsEmbedder", "fit_standardizer", "load_embedder", "stats_features"]
 
 CNN_KINDS = ("cl", "ml", "joint", "untrained")
+BACKBONE_KIND = "backbone"  # a BackboneHead on stored backbone features (learn.backbone)
 
 
 class Embedder(Protocol):
@@ -94,7 +97,7 @@ class StatsEmbedder:
                 "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "StatsEmbedder":
+    def from_config(cls, config: dict[str, Any]) -> StatsEmbedder:
         try:
             return cls(frontend=config.get("frontend", {}), mean=config["mean"], std=config["std"],
                        n_mfcc=int(config.get("n_mfcc", STATS_N_MFCC)))
@@ -104,7 +107,7 @@ class StatsEmbedder:
 
     @classmethod
     def fit(cls, features, frontend: dict[str, Any] | None = None, n_mfcc: int = STATS_N_MFCC,
-            rows: np.ndarray | None = None) -> "StatsEmbedder":
+            rows: np.ndarray | None = None) -> StatsEmbedder:
         mean, std = fit_standardizer(features, n_mfcc, rows=rows)
         return cls(frontend=frontend or {}, mean=mean, std=std, n_mfcc=n_mfcc)
 
@@ -113,6 +116,27 @@ class StatsEmbedder:
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         return l2_normalize(self.standardized(features).astype(np.float32))
+
+
+@dataclass
+class BackboneEmbedder:
+    """A :class:`~artdb.core.learn.backbone.BackboneHead` over stored backbone features.
+
+    ``frontend`` is the :class:`~artdb.core.features.backbone.BackboneConfig` dict of the store it
+    reads (``features.backbone.open_layout_store`` opens either kind from such a dict).
+    """
+
+    model: Any
+    frontend: dict[str, Any]
+    device: str = "cpu"
+    batch_size: int = 256
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.dim)
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        return embed_backbone(self.model, features, batch_size=self.batch_size, device=self.device)
 
 
 def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
@@ -129,4 +153,10 @@ def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
         ckpt = load_checkpoint(model_row.checkpoint_path, expect_frontend=frontend,
                                map_location=device, expect_sha256=model_row.checksum)
         return CheckpointEmbedder(ckpt.model, ckpt.frontend or {}, device=device)
+    if kind == BACKBONE_KIND:
+        if not model_row.checkpoint_path:
+            raise CatalogError(f"model {model_row.name!r} has no checkpoint file recorded")
+        ckpt = load_checkpoint(model_row.checkpoint_path, map_location=device,
+                               expect_sha256=model_row.checksum)
+        return BackboneEmbedder(ckpt.model, ckpt.frontend or config.get("backbone", {}), device=device)
     raise CatalogError(f"model {model_row.name!r} has kind {kind!r}, which artdb cannot embed with")

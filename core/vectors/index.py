@@ -26,17 +26,17 @@ from sqlalchemy import delete, func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, IndexCorruptError, IndexMismatchError
+from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
-from artdb.core.learn.embedders import load_embedder
+from artdb.core.learn.embedders import BackboneEmbedder, load_embedder
 from artdb.core.learn.registry import active_model
-from artdb.core.progress import Progress
-from artdb.core.progress import report as report_progress
+from artdb.core.progress import Progress, report as report_progress
 from artdb.core.vectors.aggregate import mean_normalized
 from artdb.core.vectors.indexer_errors import indexer_errors
-from artdb.indexer import FaissIndex, choose_index, read_sidecar
-from artdb.db.models import Album, CatalogMeta, Embedding, Model, Track, TrackCredit
+from artdb.db.models import CatalogMeta, Embedding, Model, Track, TrackCredit
 from artdb.db.session import Catalog
+from artdb.indexer import FaissIndex, choose_index, read_sidecar
 
 log = logging.getLogger(__name__)
 LEVELS = ("track", "album", "artist")
@@ -109,7 +109,9 @@ def _embedded_ids(catalog: Catalog, model: Model) -> np.ndarray:
 def _feature_store(paths: Paths, embedder):
     """The feature store the embedder reads, or an empty one when nothing was ingested yet."""
 
-    config = FrontendConfig.from_dict(embedder.frontend)
+    # a backbone model reads the backbone's patch vectors, every other model the log-mels
+    is_backbone = isinstance(embedder, BackboneEmbedder)
+    config = (BackboneConfig if is_backbone else FrontendConfig).from_dict(embedder.frontend)
     if not (feature_store_dir(paths, config) / "frontend.json").exists():
         # A model registered before any ingest: create the (empty) store so readers can open it.
         FeatureStore.open(feature_store_dir(paths, config), config, mode="a").close()

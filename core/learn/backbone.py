@@ -1,0 +1,291 @@
+"""Artist vectors on a frozen pretrained backbone (musicnn): pooled, standardised, optionally refined.
+
+The backbone's patch features are computed once at ingest (``artdb.core.features.backbone``) and
+stored as ``[patches, dim]`` per track. A :class:`BackboneHead` turns them into a track vector:
+
+1. the chosen layer (``penultimate`` by default) of every patch, averaged over the track's patches;
+2. standardised per dimension with a mean and std fitted on the whole catalog (no labels: the same
+   fixed function embeds every later track, like the ``stats`` baseline) and L2-normalised;
+3. optionally, beside it, a small metric head (an MLP applied to each standardised patch, averaged
+   and normalised) trained with triplets on the catalog's artist pages. The two parts are
+   concatenated with weights ``sqrt(1 - w)`` and ``sqrt(w)``, so cosine similarity is the
+   ``w``-weighted mix of the two similarities. ``w`` is chosen on held-out artists' homonym groups
+   (:func:`train_backbone_head`): the head only gets a share when it clusters the held-out artists
+   better than the pooled vector by ``min_gain``. With 19 real artists the head overfits and
+   validation keeps ``w = 0`` (docs/training.md); on bigger catalogs it can earn its share.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
+from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
+from artdb.core.errors import ConfigError
+from artdb.core.progress import Progress, report
+from artdb.core.vectors.aggregate import l2_normalize
+
+ARCH = "backbone-head"
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How a :class:`BackboneHead` is built and trained (stored with the model)."""
+
+    layer: str = "penultimate"  # which backbone layer the vector reads
+    hidden: int = 256
+    head_dim: int = 128
+    steps: int = 300
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    margin: float = 0.2
+    artists_per_batch: int = 8  # shrinks to the catalog's training artists
+    tracks_per_artist: int = 4
+    patches_per_sample: int = 4  # a training sample is a random subset of a track's patches
+    val_fraction: float = 0.3  # of the artists with >= 2 tracks, held out to choose ``w``
+    head_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    min_gain: float = 0.02  # the head gets a share only when validation ARI beats w=0 by this
+    seed: int = 0
+    linkage: str = DEFAULT_LINKAGE
+    metric: str = DEFAULT_METRIC
+
+    def __post_init__(self):
+        if self.steps < 0 or self.hidden < 1 or self.head_dim < 1:
+            raise ConfigError("head steps must be >= 0 and its sizes >= 1")
+        if not self.head_weights or any(not 0.0 <= w <= 1.0 for w in self.head_weights):
+            raise ConfigError(f"head_weights must lie in [0, 1], got {self.head_weights}")
+        object.__setattr__(self, "head_weights", tuple(float(w) for w in self.head_weights))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["head_weights"] = list(self.head_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
+        return cls(**{**d, "head_weights": tuple(d.get("head_weights", cls.head_weights))})
+
+
+class BackboneHead(nn.Module):
+    """``[n, patches, stored_dim]`` backbone features -> ``[n, dim]`` unit vectors (see module doc)."""
+
+    def __init__(self, layer_start: int, layer_stop: int, cfg: HeadConfig, head_weight: float = 0.0):
+        super().__init__()
+        self.cfg = cfg
+        self.layer_start, self.layer_stop = int(layer_start), int(layer_stop)
+        d = self.layer_stop - self.layer_start
+        self.head_weight = float(head_weight)
+        # standardisation of the track-mean vector (pooled part) and of single patches (head input)
+        self.register_buffer("pooled_mean", torch.zeros(d))
+        self.register_buffer("pooled_std", torch.ones(d))
+        self.register_buffer("patch_mean", torch.zeros(d))
+        self.register_buffer("patch_std", torch.ones(d))
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Linear(cfg.hidden, cfg.head_dim))
+
+    @property
+    def in_dim(self) -> int:
+        return self.layer_stop - self.layer_start
+
+    @property
+    def dim(self) -> int:
+        return self.in_dim + (self.cfg.head_dim if self.head_weight > 0 else 0)
+
+    def config(self) -> dict[str, Any]:
+        return {"arch": ARCH, "layer_start": self.layer_start, "layer_stop": self.layer_stop,
+                "head": self.cfg.to_dict(), "head_weight": self.head_weight, "embedding_dim": self.dim}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BackboneHead:
+        return cls(config["layer_start"], config["layer_stop"], HeadConfig.from_dict(config["head"]),
+                   config.get("head_weight", 0.0))
+
+    def _layer(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.layer_start:self.layer_stop].float()
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The standardised, normalised mean over patches: ``[n, in_dim]``."""
+        z = (self._layer(x).mean(dim=1) - self.pooled_mean) / self.pooled_std
+        return F.normalize(z, dim=-1)
+
+    def head_vectors(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's normalised mean over (masked) patches: ``[n, head_dim]``."""
+        z = self.head((self._layer(x) - self.patch_mean) / self.patch_std)
+        if mask is None:
+            z = z.mean(dim=1)
+        else:
+            z = (z * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)
+        return F.normalize(z, dim=-1)
+
+    def mix(self, pooled: torch.Tensor, head: torch.Tensor | None, w: float) -> torch.Tensor:
+        if w <= 0 or head is None:
+            return pooled
+        return torch.cat([math.sqrt(1 - w) * pooled, math.sqrt(w) * head], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.head_weight
+        return self.mix(self.pooled(x), self.head_vectors(x) if w > 0 else None, w)
+
+
+def embed_backbone(model: BackboneHead, features, rows: np.ndarray | None = None, batch_size: int = 256,
+                   device: str = "cpu") -> np.ndarray:
+    """Vectors of ``features[rows]`` (``[n, patches, stored_dim]``, numpy or a store view) in batches."""
+    n = len(features) if rows is None else len(rows)
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    model = model.to(device).eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, n, batch_size):
+            x = torch.as_tensor(np.asarray(features[rows[s:s + batch_size]], dtype=np.float32), device=device)
+            out.append(model(x).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+
+
+def _fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
+    """Per-dimension mean/std of track means and of single patches over every row of ``features``."""
+    n = len(features)
+    tot = np.zeros(model.in_dim)
+    tot2 = np.zeros(model.in_dim)
+    ptot = np.zeros(model.in_dim)
+    ptot2 = np.zeros(model.in_dim)
+    n_patches = 0
+    for s in range(0, n, chunk):
+        x = np.asarray(features[np.arange(s, min(n, s + chunk))], dtype=np.float64)
+        x = x[..., model.layer_start:model.layer_stop]
+        m = x.mean(axis=1)
+        tot += m.sum(0)
+        tot2 += (m ** 2).sum(0)
+        p = x.reshape(-1, x.shape[-1])
+        ptot += p.sum(0)
+        ptot2 += (p ** 2).sum(0)
+        n_patches += len(p)
+
+    def mean_std(t, t2, k):
+        mean = t / k
+        std = np.sqrt(np.maximum(t2 / k - mean ** 2, 0.0))
+        std[std < 1e-6] = 1.0
+        return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+
+    with torch.no_grad():
+        parts = {"pooled": mean_std(tot, tot2, n), "patch": mean_std(ptot, ptot2, n_patches)}
+        for name, (m, sd) in parts.items():
+            getattr(model, f"{name}_mean").copy_(m)
+            getattr(model, f"{name}_std").copy_(sd)
+
+
+@dataclass
+class BackboneTrainResult:
+    model: BackboneHead
+    threshold: float | None  # the clustering threshold fitted on the held-out artists (None: none)
+    val_ari: dict[float, float] = field(default_factory=dict)  # head weight -> held-out ARI
+    val_artists: list = field(default_factory=list)
+    train_artists: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"head_weight": self.model.head_weight, "threshold": self.threshold,
+                "val_ari": {str(k): v for k, v in self.val_ari.items()},
+                "val_artists": len(self.val_artists), "train_artists": self.train_artists,
+                "notes": list(self.notes)}
+
+
+def _val_split(artists: np.ndarray, cfg: HeadConfig, rng: np.random.Generator):
+    """Held-out artists (with >= 2 tracks, enough for one group of two) and the rest."""
+    ids, counts = np.unique(artists, return_counts=True)
+    eligible = ids[counts >= 2]
+    n_val = min(len(eligible), int(round(cfg.val_fraction * len(eligible))))
+    if n_val < 2 or len(ids) - n_val < 2:
+        return ids, ids[:0]
+    val = np.sort(rng.choice(eligible, size=n_val, replace=False))
+    return np.setdiff1d(ids, val), val
+
+
+def _train_head(model: BackboneHead, features, artists: np.ndarray, rows: np.ndarray, cfg: HeadConfig,
+                rng: np.random.Generator, progress: Progress | None) -> None:
+    """Triplet training of ``model.head`` on the tracks ``rows`` (labels: their artists)."""
+    from pytorch_metric_learning import losses, miners
+
+    lab = artists[rows]
+    classes = np.unique(lab)
+    by_class = {c: rows[lab == c] for c in classes}
+    per_batch = max(2, min(cfg.artists_per_batch, len(classes)))
+    loss_fn = losses.TripletMarginLoss(margin=cfg.margin)
+    miner = miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets="semihard")
+    opt = torch.optim.AdamW(model.head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model.train()
+    for step in range(cfg.steps):
+        picked = rng.choice(classes, size=per_batch, replace=False)
+        tracks, labels = [], []
+        for ci, c in enumerate(picked):
+            members = by_class[c]
+            few = len(members) < cfg.tracks_per_artist
+            tracks += list(rng.choice(members, size=cfg.tracks_per_artist, replace=few))
+            labels += [ci] * cfg.tracks_per_artist
+        feats = np.asarray(features[np.asarray(tracks)], dtype=np.float32)  # [b, patches, dim]
+        k = min(cfg.patches_per_sample, feats.shape[1])
+        pick = np.stack([rng.choice(feats.shape[1], size=k, replace=False) for _ in range(len(feats))])
+        x = torch.as_tensor(feats[np.arange(len(feats))[:, None], pick])
+        y = torch.as_tensor(labels)
+        z = model.head_vectors(x)
+        loss = loss_fn(z, y, miner(z, y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        report(progress, "train", step + 1, cfg.steps, loss=float(loss.detach()))
+    model.eval()
+
+
+def train_backbone_head(features, artists, cfg: HeadConfig | None = None, *,
+                        layer_slices: dict[str, tuple[int, int]],
+                        progress: Progress | None = None) -> BackboneTrainResult:
+    """Fit the standardisation on every track, train the head on the training artists, and choose the
+    head's weight on held-out artists (see module doc).
+
+    ``features``: ``[n, patches, stored_dim]`` (numpy or a row-indexable store view); ``artists``:
+    the page label of each row; ``layer_slices``: where each backbone layer sits in ``stored_dim``.
+    """
+    cfg = cfg or HeadConfig()
+    if cfg.layer not in layer_slices:
+        raise ConfigError(f"backbone layer {cfg.layer!r} is not stored (have {', '.join(layer_slices)})")
+    artists = np.asarray(artists).astype(str)
+    start, stop = layer_slices[cfg.layer]
+    model = BackboneHead(start, stop, cfg)
+    _fit_standardisers(model, features)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    train_ids, val_ids = _val_split(artists, cfg, rng)
+    train_rows = np.flatnonzero(np.isin(artists, train_ids))
+    result = BackboneTrainResult(model, None, val_artists=val_ids.tolist(), train_artists=len(train_ids))
+    n_multi = int(sum(np.sum(artists[train_rows] == a) >= 2 for a in train_ids))
+    if cfg.steps and n_multi >= 2:
+        _train_head(model, features, artists, train_rows, cfg, rng, progress)
+    else:
+        result.notes.append(f"head not trained: {n_multi} training artist(s) with 2+ tracks (needs 2)")
+    if len(val_ids) < 2:
+        result.notes.append(f"no validation: {len(val_ids)} held-out artist(s) (needs 2 with 2+ tracks); "
+                            "the pooled backbone vector is used alone")
+        return result
+    val_rows = np.flatnonzero(np.isin(artists, val_ids))
+    groups = make_homonym_groups(artists[val_rows], rng, sizes=(2, 4), min_albums=2)
+    x = torch.as_tensor(np.asarray(features[val_rows], dtype=np.float32))
+    with torch.inference_mode():
+        pooled, head = model.pooled(x), model.head_vectors(x)
+    weights = cfg.head_weights if (cfg.steps and n_multi >= 2) else (0.0,)
+    fitted = {}
+    for w in weights:
+        vecs = l2_normalize(model.mix(pooled, head, w).numpy())
+        t, ari, _ = fit_threshold(groups, vecs, artists[val_rows], linkage=cfg.linkage, metric=cfg.metric)
+        result.val_ari[w], fitted[w] = float(ari), float(t)
+    base = result.val_ari.get(0.0, -math.inf)
+    best = max(result.val_ari, key=lambda w: (result.val_ari[w], -w))
+    chosen = best if result.val_ari[best] >= base + cfg.min_gain else 0.0
+    model.head_weight = float(chosen)
+    result.threshold = fitted.get(chosen)
+    return result

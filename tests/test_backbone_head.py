@@ -1,0 +1,114 @@
+"""The metric head on backbone features (learn.backbone) and ``artdb train --backbone musicnn``.
+
+Known answers on arrays; then the real thing end to end: a tiny synthetic catalog ingested, musicnn's
+features computed from its audio, a head trained, checkpointed (weights_only), registered, activated
+and the catalog embedded through the registry's embedder.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from artdb.cli.main import cli
+from artdb.core.learn.backbone import BackboneHead, HeadConfig, embed_backbone, train_backbone_head
+from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
+from artdb.core.synth import SynthConfig, generate_catalog
+
+SLICES = {"penultimate": (0, 12), "mean_pool": (12, 20)}
+
+
+def _artist_patches(rng, n_artists=8, tracks=4, patches=3, spread=0.3, dim=20):
+    """Each artist a random centre in the ``penultimate`` slice; patches scattered around it."""
+    centres = rng.normal(size=(n_artists, dim)) * 3
+    feats, labels = [], []
+    for a in range(n_artists):
+        for _ in range(tracks):
+            feats.append(centres[a] + spread * rng.normal(size=(patches, dim)))
+            labels.append(f"artist {a}")
+    return np.asarray(feats, dtype=np.float16), np.asarray(labels)
+
+
+def test_pooled_vector_is_the_standardised_patch_mean(rng):
+    feats, labels = _artist_patches(rng)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0), layer_slices=SLICES)
+    model = res.model
+    assert model.head_weight == 0.0 and model.dim == 12  # no head trained: the pooled part alone
+    x = feats.astype(np.float64)[..., :12].mean(axis=1)
+    want = (x - x.mean(0)) / x.std(0)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(embed_backbone(model, feats), want, atol=2e-3)
+    # validation ran on held-out artists and separable artists cluster perfectly
+    assert len(res.val_artists) >= 2 and res.val_ari[0.0] == pytest.approx(1.0)
+    assert res.threshold is not None and 0 < res.threshold < 2
+
+
+def test_head_share_is_chosen_on_held_out_artists(rng):
+    feats, labels = _artist_patches(rng, n_artists=10, spread=1.5)
+    cfg = HeadConfig(steps=40, hidden=32, head_dim=8, seed=1)
+    res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
+    assert set(res.val_ari) == set(cfg.head_weights)
+    best = max(res.val_ari.values())
+    w = res.model.head_weight
+    # the share is 0 unless it beat the pooled vector by min_gain, else the best one
+    if w == 0.0:
+        assert best < res.val_ari[0.0] + cfg.min_gain
+    else:
+        assert res.val_ari[w] == best and best >= res.val_ari[0.0] + cfg.min_gain
+    assert res.model.dim == 12 + (8 if w > 0 else 0)
+
+
+def test_too_few_artists_to_validate_keeps_the_pooled_vector(rng):
+    feats, labels = _artist_patches(rng, n_artists=3, tracks=2)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=5), layer_slices=SLICES)
+    assert res.model.head_weight == 0.0 and res.threshold is None
+    assert any("no validation" in n for n in res.notes)
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path, rng):
+    feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=10, hidden=16, head_dim=4,
+                                                        head_weights=(0.5,), min_gain=-1.0),
+                              layer_slices=SLICES)
+    assert res.model.head_weight == 0.5  # forced: the only candidate, gain requirement off
+    path = tmp_path / "m.pt"
+    sha = save_checkpoint(path, res.model, frontend={"name": "musicnn", "patches_per_track": 3})
+    ck = load_checkpoint(path, expect_sha256=sha)  # torch.load(weights_only=True) inside
+    assert isinstance(ck.model, BackboneHead) and ck.model.head_weight == 0.5
+    np.testing.assert_array_equal(embed_backbone(ck.model, feats), embed_backbone(res.model, feats))
+    payload = torch.load(path, weights_only=True)
+    assert payload["model_config"]["arch"] == "backbone-head"
+
+
+def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
+    root = tmp_path / "cat"
+    generate_catalog(root, SynthConfig(artists=8, albums_per_artist=1, tracks_per_album=3, seconds=4,
+                                       genres=2, homonym_groups=0, synonym_pairs=0, seed=2, workers=1))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["index", str(root), "--no-progress", "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    n_tracks = sum(json.loads(r.stdout)["counts"].values())
+    # no --backbone: musicnn; one 3-s patch per track keeps the real network cheap here
+    r = runner.invoke(cli, ["train", "--backbone-patches", "1", "--head-steps", "5", "--name", "bb",
+                            "--json", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["model"] == "bb" and out["active"] and out["backbone"]["patches_per_track"] == 1
+    r = runner.invoke(cli, ["models", "show", "bb", "--json"])
+    model = json.loads(r.stdout)
+    assert model["kind"] == "backbone" and model["active"]
+    assert model["dim"] in (200, 200 + 128)  # the pooled penultimate, plus the head when chosen
+    assert model["config"]["backbone"]["model"] == "MSD_musicnn"
+    r = runner.invoke(cli, ["stats", "--json"])
+    assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks}
+    # the index answers with the model's vectors: 3 other tracks, best first, cosine scores
+    r = runner.invoke(cli, ["neighbors", "1", "-k", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)
+    hits = hits if isinstance(hits, list) else hits["neighbors"]
+    scores = [h["score"] for h in hits]
+    assert len(hits) == 3 and scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
