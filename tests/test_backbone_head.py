@@ -49,7 +49,7 @@ def test_pooled_vector_is_the_standardised_patch_mean(rng):
 
 def test_head_share_is_chosen_on_held_out_artists(rng):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.5)
-    cfg = HeadConfig(steps=40, hidden=32, head_dim=8, seed=1)
+    cfg = HeadConfig(steps=40, hidden=32, head_dim=8, seed=1, min_val_groups=1)
     res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
     assert set(res.val_ari) == set(cfg.head_weights)
     best = max(res.val_ari.values())
@@ -72,7 +72,8 @@ def test_too_few_artists_to_validate_keeps_the_pooled_vector(rng):
 def test_checkpoint_round_trip_is_weights_only(tmp_path, rng):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
     res = train_backbone_head(feats, labels, HeadConfig(steps=10, hidden=16, head_dim=4,
-                                                        head_weights=(0.5,), min_gain=-1.0),
+                                                        head_weights=(0.5,), min_gain=-1.0,
+                                                        min_val_groups=1),
                               layer_slices=SLICES)
     assert res.model.head_weight == 0.5  # forced: the only candidate, gain requirement off
     path = tmp_path / "m.pt"
@@ -112,3 +113,11 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     hits = hits if isinstance(hits, list) else hits["neighbors"]
     scores = [h["score"] for h in hits]
     assert len(hits) == 3 and scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+
+
+def test_a_gain_on_too_few_groups_gives_the_head_no_share(rng):
+    feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
+    cfg = HeadConfig(steps=10, hidden=16, head_dim=4, head_weights=(0.5,), min_gain=-1.0)  # 8 groups needed
+    res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
+    assert res.model.head_weight == 0.0 and res.model.dim == 12
+    assert any("fewer than the 8" in n for n in res.notes)
