@@ -1,26 +1,29 @@
 """Speed of the torch musicnn port against the TensorFlow original, per track, same tracks, same run.
 
     .venv/bin/python bench/musicnn_speed.py [--catalog /work/cache/realcat-dev] [--tracks 10]
-        [--seconds 30] [--threads 2] [--tf-python /work/cache/musicnn-venv/bin/python]
+        [--seconds 30] [--threads 1 2] [--conv-path] [--tf-python /work/cache/musicnn-venv/bin/python]
 
 Tracks: the first track (by path) of each of the first ``--tracks`` artists of the catalog
 manifest, a centred ``--seconds`` window of each (10 non-overlapping 3-s patches for 30 s).
 Per track, both sides do the same work: ``librosa.load(sr=16000, offset, duration)``, musicnn's
 log-mel, MSD_musicnn on all patches, mean ``penultimate``.
 
-- torch: ``artdb.core.features.musicnn`` on CPU with ``torch.set_num_threads(--threads)``, in
-  this process;
+- torch: ``artdb.core.features.musicnn`` on CPU with ``torch.set_num_threads(threads)``, in a
+  subprocess of this venv (this file with ``--worker torch``);
 - TensorFlow: musicnn's own ``batch_data`` steps and graph (as ``bench/peers/musicnn_embed.py``:
-  graph built and restored once, intra-op threads ``--threads``, inter-op 1), in a subprocess of
-  musicnn's venv (``bench/peers/musicnn_setup.sh``), which re-runs this file with ``--worker tf``
-  and serves one track per request.
+  graph built and restored once, intra-op threads ``threads``, inter-op 1), in a subprocess of
+  musicnn's venv (``bench/peers/musicnn_setup.sh``), this file with ``--worker tf``;
+- with ``--conv-path``, also the torch port with ``MusicnnNet.fast_inference = False`` (its plain
+  convolutions: the port before the Fourier-domain front-end), as a third side.
 
-Both load their model and run one warm-up track before timing (not counted); then the tracks
-alternate between the two sides (TF, torch, TF, torch, ...) so that both see the same load. Reported per side:
-mean seconds per track (wall, and CPU seconds of the process, which holds up better when other
-jobs share the cores), split into front-end (decode + log-mel) and network; the ratio
-TensorFlow / torch (> 1: the port is faster); and the largest difference between the two sides'
-mean penultimate vectors (parity on whole windows, front-end included).
+One worker per side and thread count (``--threads 1 2``: the per-core figure, and two intra-op
+threads), each serving one track per request. All load their model and run one warm-up track before
+timing (not counted); then, track by track, every thread count and side takes its turn (TF, torch,
+TF, torch, ...) so that all see the same load from other jobs. Reported per side and thread count:
+mean seconds per track (wall, and CPU seconds of the worker, which hold up better when other jobs
+share the cores), split into front-end (decode + log-mel) and network; the ratios TensorFlow / torch
+(> 1: the port is faster); and the largest difference between the two sides' mean penultimate
+vectors (parity on whole windows, front-end included).
 Output: ``bench/results/musicnn_speed.json`` (and stdout).
 """
 
@@ -113,35 +116,39 @@ def tf_worker(seconds: float, threads: int) -> None:
                           "network_wall_s": nw, "network_cpu_s": nc, "vector": vec.tolist()}), flush=True)
 
 
-# ---------------------------------------------------------------- torch side
+# ---------------------------------------------------------------- torch side (this venv)
 
-class TorchSide:
-    def __init__(self, seconds: float, threads: int):
-        import torch
+def torch_worker(seconds: float, threads: int, fast: bool = True) -> None:
+    """Serve tracks as ``tf_worker`` does, with the torch port."""
+    import numpy as np
+    import torch
 
-        from artdb.core.features.musicnn import MusicnnBackbone
+    from artdb.core.features.musicnn import MusicnnBackbone, frontend
 
-        torch.set_num_threads(threads)
-        self.seconds = seconds
-        self.bb, self.load_s, _ = _timed(lambda: MusicnnBackbone.from_package("MSD_musicnn"))
-        self.versions = {"torch": torch.__version__}
-
-    def track(self, path: str) -> dict:
-        from artdb.core.features.musicnn import frontend
-
-        offset, duration = window(path, self.seconds)
-        batch, fw, fc = _timed(lambda: frontend.batch_data(path, offset=offset, duration=duration)[0])
-        vec, nw, nc = _timed(lambda: self.bb.embed_patches(batch, "cpu", layers=("penultimate",))
+    torch.set_num_threads(threads)
+    bb, load_s, _ = _timed(lambda: MusicnnBackbone.from_package("MSD_musicnn"))
+    bb.net.fast_inference = fast
+    versions = {"torch": torch.__version__, "numpy": np.__version__, "fast_inference": fast,
+                "threads": torch.get_num_threads()}
+    print(json.dumps({"load_s": load_s, "versions": versions}), flush=True)
+    for line in sys.stdin:
+        p = line.rstrip("\n")
+        offset, duration = window(p, seconds)
+        batch, fw, fc = _timed(lambda: frontend.batch_data(p, offset=offset, duration=duration)[0])
+        vec, nw, nc = _timed(lambda: bb.embed_patches(batch, "cpu", layers=("penultimate",))
                              ["penultimate"].mean(axis=0))
-        return {"patches": len(batch), "frontend_wall_s": fw, "frontend_cpu_s": fc,
-                "network_wall_s": nw, "network_cpu_s": nc, "vector": vec.tolist()}
+        print(json.dumps({"patches": len(batch), "frontend_wall_s": fw, "frontend_cpu_s": fc,
+                          "network_wall_s": nw, "network_cpu_s": nc, "vector": vec.tolist()}), flush=True)
 
 
-class TFSide:
-    def __init__(self, python: str, seconds: float, threads: int):
+class Worker:
+    """A side in a subprocess: one path per stdin line, one JSON line back."""
+
+    def __init__(self, python: str, kind: str, seconds: float, threads: int, extra=()):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS=str(threads))
-        self.proc = subprocess.Popen([python, __file__, "--worker", "tf", "--seconds", str(seconds),
-                                      "--threads", str(threads)], env=env, text=True,
+        self.kind = kind
+        self.proc = subprocess.Popen([python, __file__, "--worker", kind, "--seconds", str(seconds),
+                                      "--threads", str(threads), *extra], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         hello = self._read()
         self.load_s, self.versions = hello["load_s"], hello["versions"]
@@ -150,7 +157,8 @@ class TFSide:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.kill()
-            sys.exit(f"the TensorFlow side died (rc={self.proc.wait()}); is --tf-python musicnn's venv?")
+            sys.exit(f"the {self.kind} side died (rc={self.proc.wait()})"
+                     + ("; is --tf-python musicnn's venv?" if self.kind == "tf" else ""))
         return json.loads(line)
 
     def track(self, path: str) -> dict:
@@ -175,7 +183,18 @@ def summarize(load_s: float, versions: dict, rows: list[dict]) -> dict:
         "network_cpu_s": round(s["network_cpu_s"], 3),
         "network_wall_s_per_patch": round(sum(r["network_wall_s"] for r in rows)
                                           / sum(r["patches"] for r in rows), 4),
+        "network_cpu_s_per_patch": round(sum(r["network_cpu_s"] for r in rows)
+                                         / sum(r["patches"] for r in rows), 4),
         "versions": versions,
+    }
+
+
+def ratios(tf_sum: dict, torch_sum: dict) -> dict:
+    return {
+        "per_track_wall": round(tf_sum["per_track_wall_s"] / torch_sum["per_track_wall_s"], 2),
+        "per_track_cpu": round(tf_sum["per_track_cpu_s"] / torch_sum["per_track_cpu_s"], 2),
+        "network_wall": round(tf_sum["network_wall_s"] / torch_sum["network_wall_s"], 2),
+        "network_cpu": round(tf_sum["network_cpu_s"] / torch_sum["network_cpu_s"], 2),
     }
 
 
@@ -184,14 +203,20 @@ def main(argv=None) -> int:
     ap.add_argument("--catalog", default="/work/cache/realcat-dev")
     ap.add_argument("--tracks", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--conv-path", action="store_true",
+                    help="also time the torch port's plain convolutions (fast_inference=False)")
     ap.add_argument("--tf-python", default=os.environ.get("MUSICNN_PYTHON", "/work/cache/musicnn-venv/bin/python"))
     ap.add_argument("--out", default=str(HERE / "results" / "musicnn_speed.json"))
-    ap.add_argument("--worker", choices=["tf"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-fast", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker == "tf":
-        tf_worker(args.seconds, args.threads)
+        tf_worker(args.seconds, args.threads[0])
+        return 0
+    if args.worker == "torch":
+        torch_worker(args.seconds, args.threads[0], fast=not args.no_fast)
         return 0
 
     import numpy as np
@@ -199,18 +224,34 @@ def main(argv=None) -> int:
     paths = pick_tracks(Path(args.catalog), args.tracks)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    tf_side = TFSide(args.tf_python, args.seconds, args.threads)
-    torch_side = TorchSide(args.seconds, args.threads)
-    tf_side.track(paths[0]), torch_side.track(paths[0])  # warm-up, not counted
-    tf_rows, torch_rows = [], []
-    for p in paths:  # interleaved, so that both sides see the same load from other jobs
-        tf_rows.append(tf_side.track(p))
-        torch_rows.append(torch_side.track(p))
-    tf_side.close()
-    tf_vecs = np.asarray([r["vector"] for r in tf_rows], dtype=np.float32)
-    torch_vecs = np.asarray([r["vector"] for r in torch_rows], dtype=np.float32)
-    tf_sum = summarize(tf_side.load_s, tf_side.versions, tf_rows)
-    torch_sum = summarize(torch_side.load_s, torch_side.versions, torch_rows)
+    sides = {}  # (threads, side) -> Worker, in turn order
+    for n in args.threads:
+        sides[n, "tensorflow"] = Worker(args.tf_python, "tf", args.seconds, n)
+        sides[n, "torch"] = Worker(sys.executable, "torch", args.seconds, n)
+        if args.conv_path:
+            sides[n, "torch_conv_path"] = Worker(sys.executable, "torch", args.seconds, n, ["--no-fast"])
+    for w in sides.values():
+        w.track(paths[0])  # warm-up, not counted
+    rows = {key: [] for key in sides}
+    for p in paths:  # interleaved, so that all sides see the same load from other jobs
+        for key, w in sides.items():
+            rows[key].append(w.track(p))
+    for w in sides.values():
+        w.close()
+
+    by_threads = {}
+    for n in args.threads:
+        sums = {side: summarize(sides[n, side].load_s, sides[n, side].versions, rows[n, side])
+                for (m, side) in sides if m == n}
+        vecs = {side: np.asarray([r["vector"] for r in rows[n, side]], dtype=np.float32)
+                for (m, side) in sides if m == n}
+        entry = {**sums, "ratio_tf_over_torch": ratios(sums["tensorflow"], sums["torch"]),
+                 "penultimate_mean_max_abs_diff": float(np.abs(vecs["tensorflow"] - vecs["torch"]).max())}
+        if "torch_conv_path" in sums:
+            entry["ratio_tf_over_torch_conv_path"] = ratios(sums["tensorflow"], sums["torch_conv_path"])
+            entry["ratio_torch_conv_path_over_torch"] = ratios(sums["torch_conv_path"], sums["torch"])
+        by_threads[str(n)] = entry
+    first = rows[args.threads[0], "torch"]
     result = {
         "what": "MSD_musicnn mean penultimate per track: torch port (artdb.core.features.musicnn) vs "
                 "the TensorFlow original, same tracks, same run",
@@ -221,15 +262,8 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "tracks": [os.path.relpath(p, os.path.join(args.catalog, "audio")) for p in paths],
         "window_s": args.seconds,
-        "patches_per_track": [r["patches"] for r in torch_rows],
-        "torch": torch_sum,
-        "tensorflow": tf_sum,
-        "ratio_tf_over_torch": {
-            "per_track_wall": round(tf_sum["per_track_wall_s"] / torch_sum["per_track_wall_s"], 2),
-            "per_track_cpu": round(tf_sum["per_track_cpu_s"] / torch_sum["per_track_cpu_s"], 2),
-            "network_wall": round(tf_sum["network_wall_s"] / torch_sum["network_wall_s"], 2),
-        },
-        "penultimate_mean_max_abs_diff": float(np.abs(tf_vecs - torch_vecs).max()),
+        "patches_per_track": [r["patches"] for r in first],
+        "by_threads": by_threads,
         "bench_wall_s": round(time.perf_counter() - t0, 1),
     }
     text = json.dumps(result, indent=2)

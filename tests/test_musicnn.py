@@ -233,6 +233,87 @@ def test_embed_file_is_mean_penultimate(msd, ref):
     np.testing.assert_allclose(vec, ref[f"{c}__penultimate"].mean(axis=0), atol=NET_TOL)
 
 
+def _run(net, x, fast: bool):
+    net.fast_inference = fast
+    try:
+        with torch.inference_mode():
+            return {k: v.clone() for k, v in net(x).items()}
+    finally:
+        net.fast_inference = True
+
+
+def test_fast_cpu_path_matches_convolutions(msd, ref, clips):
+    """The eval-mode CPU front-end (Fourier-domain timbral convs, sign-folded maxima) against the
+    convolution path, on the fixture and on random patches; batch sizes whose (patch, frame) count
+    is not a multiple of the GEMM block, and the several-threads blocking."""
+    net = msd.net
+    mel = np.concatenate([ref[f"{c}__mel"] for c in clips])
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0.0, 4.5, size=(5, 187, 96)).astype(np.float32)  # log10(1 + 10000 mel) range
+    threads = torch.get_num_threads()
+    try:
+        for x, n_threads in ((mel, 1), (noise, 1), (noise[:1], 1), (noise, 2)):
+            torch.set_num_threads(n_threads)
+            x = torch.from_numpy(x)
+            fast, conv = _run(net, x, True), _run(net, x, False)
+            assert set(fast) == set(conv)
+            for k in conv:
+                assert fast[k].shape == conv[k].shape and fast[k].dtype == torch.float32, k
+                scale = max(1.0, float(conv[k].abs().max()))
+                err = float((fast[k] - conv[k]).abs().max())
+                assert err <= 2e-5 * scale, f"{k} ({len(x)} patches, {n_threads} threads): {err:.2e}"
+    finally:
+        torch.set_num_threads(threads)
+    assert net._fast_cache is not None  # the fast path did run
+
+
+def test_fast_path_follows_new_weights(ref, clips):
+    """Weights loaded after a fast forward (in place, as ``load_tf_weights`` does) are used."""
+    msd_t = read_checkpoint(_prefix("MSD_musicnn"), MusicnnNet().tf_variable_names())
+    mtt_t = read_checkpoint(_prefix("MTT_musicnn"), MusicnnNet().tf_variable_names())
+    net = MusicnnNet.from_tf_tensors(msd_t)
+    c = clips[0]
+    x = torch.from_numpy(ref[f"{c}__mel"])
+    with torch.inference_mode():
+        first = net(x)["taggram"].numpy()
+    assert float(np.abs(first - ref[f"{c}__taggram"]).max()) <= NET_TOL
+    net.load_tf_weights(mtt_t)
+    with torch.inference_mode():
+        out = net(x)
+    for layer in ("taggram", "penultimate"):
+        err = float(np.abs(out[layer].numpy() - ref[f"{c}__mtt_{layer}"]).max())
+        assert err <= NET_TOL, f"{layer} after reloading: {err:.2e}"
+
+
+def test_fast_path_leaves_state_dict_and_training_alone(msd, ref, clips):
+    net = msd.net
+    x = torch.from_numpy(ref[f"{clips[0]}__mel"])
+    with torch.inference_mode():
+        net(x)
+    assert net.state_dict().keys() == MusicnnNet().state_dict().keys()
+    assert not any("fast" in k for k in net.state_dict())
+    # eval with autograd: the convolutions, differentiable
+    before = net._fast_cache
+    xg = x.clone().requires_grad_(True)
+    out = net(xg)
+    assert out["timbral"].requires_grad
+    out["penultimate"].sum().backward()
+    assert xg.grad is not None and net.timbral[0].weight.grad is not None
+    assert net._fast_cache is before  # not rebuilt, not used
+    net.zero_grad(set_to_none=True)
+    # training mode: batch statistics, the literal order; then back to eval unchanged
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    try:
+        net.train()
+        net(torch.from_numpy(np.concatenate([ref[f"{c}__mel"] for c in clips])))
+    finally:
+        net.load_state_dict(state)
+        net.eval()
+    with torch.inference_mode():
+        again = net(x)["taggram"].numpy()
+    assert float(np.abs(again - ref[f"{clips[0]}__taggram"]).max()) <= NET_TOL
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_tensorflow(msd, ref, clips):
     try:
