@@ -8,14 +8,12 @@
 Parity with the TensorFlow original is tested against ``tests/fixtures/musicnn/``.
 """
 
-from .backbone import MODELS, MusicnnBackbone, MusicnnNotInstalled, musicnn_package_dir
-from .checkpoint import CheckpointError, list_tensors, read_checkpoint
-from .frontend import N_FRAMES, N_MELS, SR, batch_data, load_audio, log_mel, patches
-from .network import LAYERS, MusicnnNet
+import lazy_loader as lazy
 
-__all__ = [
-    "MODELS", "MusicnnBackbone", "MusicnnNotInstalled", "musicnn_package_dir",
-    "CheckpointError", "list_tensors", "read_checkpoint",
-    "N_FRAMES", "N_MELS", "SR", "batch_data", "load_audio", "log_mel", "patches",
-    "LAYERS", "MusicnnNet",
-]
+# Lazy, as the other stage packages: importing the reader or the front-end loads no torch.
+__getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
+    "backbone": ["MODELS", "MusicnnBackbone", "MusicnnNotInstalled", "musicnn_package_dir"],
+    "checkpoint": ["CheckpointError", "list_tensors", "read_checkpoint"],
+    "frontend": ["N_FRAMES", "N_MELS", "SR", "batch_data", "load_audio", "log_mel", "patches"],
+    "network": ["LAYERS", "MusicnnNet"],
+})

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import artdb.core.features.musicnn.frontend as frontend
 from artdb.core.errors import ArtdbError, ConfigError, MissingExtraError
-
-from . import frontend
-from .checkpoint import read_checkpoint
-from .network import LAYERS, MusicnnNet
+from artdb.core.features.musicnn.checkpoint import read_checkpoint
+from artdb.core.features.musicnn.network import LAYERS, MusicnnNet
 
 __all__ = ["MusicnnBackbone", "MusicnnNotInstalled", "MODELS", "musicnn_package_dir"]
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import CheckpointError
+from artdb.core.features.musicnn.checkpoint import CheckpointError
 
 __all__ = ["MusicnnNet", "LAYERS", "TF_BN_EPSILON"]
 
