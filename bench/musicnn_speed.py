@@ -70,11 +70,10 @@ def tf_worker(seconds: float, threads: int) -> None:
     """Serve tracks one at a time: a path per stdin line -> a JSON line (timings, vector) on stdout."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import librosa
+    import musicnn
     import numpy as np
     import tensorflow as tf
-    import musicnn
-    from musicnn import configuration as config
-    from musicnn import models
+    from musicnn import configuration as config, models
 
     assert int(np.__version__.split(".")[0]) < 2, "musicnn needs numpy < 2"
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -206,7 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--conv-path", action="store_true",
                     help="also time the torch port's plain convolutions (fast_inference=False)")
-    ap.add_argument("--tf-python", default=os.environ.get("MUSICNN_PYTHON", "/work/cache/musicnn-venv/bin/python"))
+    ap.add_argument("--tf-python",
+                    default=os.environ.get("MUSICNN_PYTHON", "/work/cache/musicnn-venv/bin/python"))
     ap.add_argument("--out", default=str(HERE / "results" / "musicnn_speed.json"))
     ap.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--no-fast", action="store_true", help=argparse.SUPPRESS)

@@ -34,6 +34,7 @@ from artdb.core.features.musicnn import (  # noqa: E402
     MusicnnBackbone,
     MusicnnNet,
     MusicnnNotInstalled,
+    backbone as backbone_mod,  # noqa: E402
     batch_data,
     list_tensors,
     log_mel,
@@ -41,7 +42,6 @@ from artdb.core.features.musicnn import (  # noqa: E402
     patches,
     read_checkpoint,
 )
-from artdb.core.features.musicnn import backbone as backbone_mod  # noqa: E402
 from artdb.core.features.musicnn.checkpoint import (  # noqa: E402
     CheckpointError,
     read_index,

@@ -96,14 +96,14 @@ class MusicnnBackbone:
 
     @classmethod
     def from_checkpoint(cls, prefix: str | os.PathLike, model: str = "musicnn",
-                        labels: list[str] | None = None, **kw) -> "MusicnnBackbone":
+                        labels: list[str] | None = None, **kw) -> MusicnnBackbone:
         """From a TF checkpoint prefix (``.../MSD_musicnn/`` holds ``.index`` and ``.data-*``)."""
         names = MusicnnNet().tf_variable_names()
         tensors = read_checkpoint(prefix, names)
         return cls(MusicnnNet.from_tf_tensors(tensors), model, labels, **kw)
 
     @classmethod
-    def from_package(cls, model: str = "MSD_musicnn", **kw) -> "MusicnnBackbone":
+    def from_package(cls, model: str = "MSD_musicnn", **kw) -> MusicnnBackbone:
         """From the weights shipped in the installed musicnn wheel (MSD_musicnn or MTT_musicnn)."""
         if model not in MODELS:
             raise ConfigError(f"unknown musicnn model {model!r}; choose one of {', '.join(MODELS)}")
@@ -140,8 +140,9 @@ class MusicnnBackbone:
         if unknown:
             raise ConfigError(f"unknown musicnn layer(s) {unknown}; choose among {', '.join(LAYERS)}")
         device = self._to(device)
-        x = torch.as_tensor(np.asarray(patches, dtype=np.float32) if not torch.is_tensor(patches) else patches,
-                            dtype=torch.float32)
+        if not torch.is_tensor(patches):
+            patches = np.asarray(patches, dtype=np.float32)
+        x = torch.as_tensor(patches, dtype=torch.float32)
         if x.ndim != 3 or x.shape[1:] != (self.n_frames, self.net.n_mels):
             raise ConfigError(f"expected (n, {self.n_frames}, {self.net.n_mels}) log-mel patches, "
                               f"got {tuple(x.shape)}")

@@ -205,7 +205,8 @@ class MusicnnNet(nn.Module):
             return bn(F.relu(z)).amax(dim=3)
         zmin, zmax = torch.aminmax(z, dim=3)
         sel = torch.where((bn.weight >= 0)[None, :, None], zmax, zmin)
-        return F.batch_norm(F.relu(sel), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return F.batch_norm(F.relu(sel), bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                            False, 0.0, bn.eps)
 
     # ---------------------------------------------------------------- fast CPU inference
     #
@@ -235,7 +236,8 @@ class MusicnnNet(nn.Module):
 
     def _fast_ok(self, x: torch.Tensor) -> bool:
         return (self.fast_inference and not self.training and not torch.is_grad_enabled()
-                and x.shape[0] > 0 and x.device.type == "cpu" and x.dtype == torch.float32 and self.n_mels % 2 == 0
+                and x.shape[0] > 0 and x.device.type == "cpu" and x.dtype == torch.float32
+                and self.n_mels % 2 == 0
                 and self.timbral[0].weight.dtype == torch.float32)
 
     def _fast_tables(self) -> dict:
@@ -336,8 +338,8 @@ class MusicnnNet(nn.Module):
         convs = list(self.timbral) + list(self.temporal) + list(self.midend)
         bns = [self.input_bn] + list(self.timbral_bn) + list(self.temporal_bn) + list(self.midend_bn)
         bns += [self.pool_bn, self.dense_bn]
-        out = [(f"conv2d{'_%d' % i if i else ''}", m, "conv") for i, m in enumerate(convs)]
-        out += [(f"batch_normalization{'_%d' % i if i else ''}", m, "bn") for i, m in enumerate(bns)]
+        out = [(f"conv2d{f'_{i}' if i else ''}", m, "conv") for i, m in enumerate(convs)]
+        out += [(f"batch_normalization{f'_{i}' if i else ''}", m, "bn") for i, m in enumerate(bns)]
         out += [("dense", self.dense, "dense"), ("dense_1", self.out, "dense")]
         return out
 
@@ -385,7 +387,7 @@ class MusicnnNet(nn.Module):
             put(m.bias, b, f"{scope}/bias")
 
     @classmethod
-    def from_tf_tensors(cls, tensors: dict[str, np.ndarray]) -> "MusicnnNet":
+    def from_tf_tensors(cls, tensors: dict[str, np.ndarray]) -> MusicnnNet:
         """Build the network whose sizes the checkpoint implies (tags, mid-end filters, dense units)."""
         try:
             n_classes = tensors["dense_1/bias"].shape[0]
