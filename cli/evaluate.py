@@ -33,18 +33,28 @@ def _ints(text: str | None):
 @click.option("--peer-file", type=click.Path(dir_okay=False),
               help="Reuse (or write) the peer's embeddings file here.")
 @click.option("--systems", default=None,
-              help="Comma-separated systems (default: mfcc,untrained,cl,ml,ml-genre,ml-index,joint,random,production).")
+              help="Comma-separated systems (default: every built-in one: mfcc, stats, untrained, cl, ml, "
+                   "ml-genre, ml-index, joint, ml-hybrid, cnn-hybrid, musicnn-torch, backbone-head, "
+                   "artdb-default, random, production; with --model: mfcc, random, production).")
+@click.option("--backbone-patches", type=int, default=None,
+              help="3-s backbone patches per track for the musicnn systems (default: BackboneConfig's, "
+                   "10); varies the seconds of audio per track. Computed only when a system reads them.")
+@click.option("--device", default=None, help="Where backbone features are computed: cpu or cuda "
+              "(default: cuda when available).")
 @click.option("--unit", type=click.Choice(["album", "track", "both"]), default="both", show_default=True,
               help="Cluster albums (the paper), tracks (single-album artists), or report both.")
 @click.option("--experiments", default="balanced,unbalanced", show_default=True)
-@click.option("--sizes", default=None, help="Balanced training sizes, e.g. 25,50,100 (default: the paper's that fit).")
+@click.option("--sizes", default=None,
+              help="Balanced training sizes, e.g. 25,50,100 (default: the paper's that fit).")
 @click.option("--steps", type=int, default=None, help="Training steps per trained system (budget).")
 @click.option("--seeds", "n_seeds", type=int, default=None, help="Number of seeds (budget).")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
 @click.option("--tracks-per-artist", type=int, default=None, help="Balanced: tracks per training artist.")
 @click.option("--test-fraction", type=float, default=0.4, show_default=True)
-@click.option("--group-draws", type=int, default=None, help="Independent partitions of the test artists into groups.")
-@click.option("--quick", is_flag=True, help="A few-minute run: 1 seed, 60 steps, 2 group draws, 2 excerpts per test track.")
+@click.option("--group-draws", type=int, default=None,
+              help="Independent partitions of the test artists into groups.")
+@click.option("--quick", is_flag=True,
+              help="A few-minute run: 1 seed, 60 steps, 2 group draws, 2 excerpts per test track.")
 @click.option("--out", "out_prefix", default="artdb-evaluation", show_default=True,
               help="Output prefix: PREFIX.json, PREFIX.md, PREFIX.png.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes for ingest.")
@@ -53,9 +63,9 @@ def _ints(text: str | None):
 @pass_app
 @handle_errors
 def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, models, embeddings, peer,
-             peer_python, peer_file, systems, unit, experiments, sizes, steps, n_seeds, seed,
-             tracks_per_artist, test_fraction, group_draws, quick, out_prefix, workers, as_json,
-             no_progress) -> None:
+             peer_python, peer_file, systems, backbone_patches, device, unit, experiments, sizes, steps,
+             n_seeds, seed, tracks_per_artist, test_fraction, group_draws, quick, out_prefix, workers,
+             as_json, no_progress) -> None:
     """Evaluate artist embeddings as Royo-Letelier et al. (ISMIR 2018) did.
 
     Test artists (never trained on) are put in homonym groups of 2-4; each group's albums (or
@@ -68,6 +78,7 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
     from artdb.cli.progress import stderr_console
     from artdb.core.evaluation.runner import EvalConfig
     from artdb.core.evaluation.service import evaluate as run, synth_catalog
+    from artdb.core.learn.config import pick_device
 
     if sum(x is not None and x is not False for x in (catalog_dir, synth_artists, from_db or None)) != 1:
         raise click.UsageError("give one of --catalog DIR, --synth N or --from-db")
@@ -83,7 +94,8 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
         quick=quick, seed=seed, n_seeds=n_seeds, steps=steps, group_draws=group_draws,
         systems=tuple(s for s in systems.split(",") if s) if systems else None, models=tuple(models),
         unit=unit, embeddings=tuple(ext), experiments=tuple(e for e in experiments.split(",") if e),
-        sizes=_ints(sizes), test_fraction=test_fraction, tracks_per_artist=tracks_per_artist)
+        sizes=_ints(sizes), test_fraction=test_fraction, tracks_per_artist=tracks_per_artist,
+        backbone_patches=backbone_patches)
 
     def on_progress(stage: str, done: int, total: int | None = None, event: str | None = None, **ev) -> None:
         if no_progress or stage != "evaluate":  # the private ingest's stages are not shown
@@ -106,7 +118,7 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
     report = run(cfg, catalog_dir=catalog_dir, user_catalog=app.catalog() if (from_db or models) else None,
                  user_paths=app.paths if from_db else None, from_db=from_db, workdir=workdir, peer=peer,
                  peer_python=peer_python, peer_file=peer_file, out_prefix=out_prefix, workers=workers,
-                 progress=on_progress)
+                 device=pick_device(device), progress=on_progress)
     if as_json:
         emit_json({"files": report.get("files"), "summary": report["summary"]})
         return

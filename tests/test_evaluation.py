@@ -8,21 +8,31 @@ import numpy as np
 import pytest
 
 import artdb.core.analysis.clustering as clustering
-from artdb.core.evaluation import EvalConfig, from_arrays, make_split, run_evaluation
-from artdb.core.evaluation import protocol as P
 from artdb.core.errors import ConfigError
+from artdb.core.evaluation import EvalConfig, from_arrays, make_split, protocol as P, run_evaluation
 from artdb.core.evaluation.report import markdown
-from artdb.core.evaluation.systems import BUILTIN, DEFAULT_SYSTEMS, train_config
+from artdb.core.evaluation.systems import BUILTIN, DEFAULT_SYSTEMS, head_config, train_config
+from artdb.core.learn.backbone import HeadConfig
 from artdb.core.learn.config import TrainConfig
-from artdb.core.vectors.export import Embeddings, write_embeddings
 from artdb.core.synth.training_data import synthetic_training_data
+from artdb.core.vectors.export import Embeddings, write_embeddings
+
+
+def _backbone_features(artists, patches=2, dim=200, noise=1.0, seed=0, offset=0.0):
+    """Synthetic backbone features ``[n, patches, dim]``: one cluster per artist (penultimate layer)."""
+    rng = np.random.default_rng(seed)
+    codes = P.codes(artists)
+    centres = rng.normal(size=(codes.max() + 1, dim)) * 3
+    x = centres[codes][:, None, :] + noise * rng.normal(size=(len(codes), patches, dim)) + offset
+    return x.astype(np.float16)
 
 
 @pytest.fixture(scope="module")
 def small():
     d = synthetic_training_data(n_artists=24, albums_per_artist=3, tracks_per_album=3, n_excerpts=2,
                                 n_mels=24, n_frames=24, n_genres=3, seed=3)
-    return from_arrays(d.features, d.artists, d.albums, d.genres, sources=d.genres)
+    return from_arrays(d.features, d.artists, d.albums, d.genres, sources=d.genres,
+                       backbone_features=_backbone_features(d.artists, noise=3.0, seed=3))
 
 
 def _truth_vectors(artists, dim=32, noise=0.0, seed=0):
@@ -97,13 +107,16 @@ def test_production_control_separates_albums_not_artists():
 def test_every_system_on_identical_splits(small):
     cfg = EvalConfig(seeds=(0,), steps=2, group_draws=1, sizes=(6,), embed_excerpts=1, units=("track",),
                      train={"channels": (4, 8), "embedding_dim": 8, "crop_frames": None, "val_fraction": 0.0,
-                            "index_refresh_every": 2, "artists_per_batch": 4, "per_artist": 2})
+                            "index_refresh_every": 2, "artists_per_batch": 4, "per_artist": 2},
+                     head={"steps": 5, "hidden": 16, "head_dim": 8})
+    assert {"musicnn-torch", "backbone-head", "artdb-default", "cnn-hybrid"} <= set(cfg.systems)
     rep = run_evaluation(small, cfg)
     json.dumps(rep, default=str)  # JSON-ready
     systems = set(cfg.systems)
     by_key: dict = {}
     for r in rep["results"]:
-        by_key.setdefault((r["seed"], r["experiment"], r["n_train_artists"], r["unit"], r["groups"]), []).append(r)
+        key = (r["seed"], r["experiment"], r["n_train_artists"], r["unit"], r["groups"])
+        by_key.setdefault(key, []).append(r)
     assert {k[1] for k in by_key} == {"balanced", "unbalanced"}
     for key, rs in by_key.items():
         assert {r["system"] for r in rs} == systems, key
@@ -158,12 +171,24 @@ def test_preset_is_what_artdb_evaluate_runs():
         EvalConfig.preset(unit="page")
 
 
-def test_artdb_default_system_is_what_artdb_train_trains():
-    cfg = train_config(BUILTIN["artdb-default"], {}, seed=0, steps=10, n_artists=20)
+def test_cnn_hybrid_system_is_what_artdb_train_backbone_none_trains():
+    cfg = train_config(BUILTIN["cnn-hybrid"], {}, seed=0, steps=10, n_artists=20)
     default = TrainConfig.from_side_info()
     for name in ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album", "stats_weight"):
         assert getattr(cfg, name) == getattr(default, name), name
     assert cfg.stats_weight > 0 and cfg.p_same_genre > 0 and cfg.p_other_album > 0
+
+
+def test_artdb_default_is_the_backbone_head_artdb_train_fits():
+    # artdb train (no options): --backbone musicnn, HeadConfig(seed=--seed) (cli/train.py)
+    for seed in (0, 3):
+        assert head_config(BUILTIN["artdb-default"], seed) == HeadConfig(seed=seed)
+        assert head_config(BUILTIN["backbone-head"], seed) == HeadConfig(seed=seed)
+    assert head_config(BUILTIN["musicnn-torch"], 1) == HeadConfig(seed=1, steps=0)
+    assert BUILTIN["artdb-default"].fit_key == BUILTIN["backbone-head"].fit_key
+    assert BUILTIN["musicnn-torch"].fit_key != BUILTIN["backbone-head"].fit_key
+    assert all(BUILTIN[n].trained and BUILTIN[n].needs_backbone
+               for n in ("musicnn-torch", "backbone-head", "artdb-default"))
 
 
 def test_embeddings_file_missing_tracks_is_an_error(tmp_path, small):
@@ -179,7 +204,7 @@ def test_same_source_groups_restrict_artists_to_the_source():
     # 12 artists; pairs of artists share a source, each artist also has a track elsewhere
     artists, albums, sources = [], [], []
     for a in range(12):
-        for t in range(3):
+        for _ in range(3):
             artists.append(f"a{a}"), albums.append(f"s{a // 2}"), sources.append(f"s{a // 2}")
         artists.append(f"a{a}"), albums.append(f"solo{a}"), sources.append(f"solo{a}")
     feats = np.zeros((len(artists), 1, 4, 4), np.float16)
@@ -193,3 +218,144 @@ def test_same_source_groups_restrict_artists_to_the_source():
     from artdb.core.evaluation.runner import score_vectors
 
     assert score_vectors(vecs, gs, EvalConfig()).summary()["ari"] == pytest.approx(1.0)
+
+
+# -- backbone systems ------------------------------------------------------------------------------
+def _clustered(n_artists=16, per_artist=4, noise=0.3, patches=3, seed=0, **kw):
+    artists = np.repeat([f"a{i:02d}" for i in range(n_artists)], per_artist)
+    albums = np.tile(np.arange(per_artist) % 2, n_artists)
+    feats = np.zeros((len(artists), 1, 4, 4), np.float16)
+    bb = _backbone_features(artists, patches=patches, noise=noise, seed=seed)
+    return from_arrays(feats, artists, albums, backbone_features=bb, **kw)
+
+
+BACKBONE_RUN = dict(seeds=(0,), group_draws=2, units=("track",), experiments=("unbalanced",),
+                    test_fraction=0.5)
+
+
+def test_musicnn_torch_clusters_separated_artists_random_does_not():
+    ds = _clustered()
+    rep = run_evaluation(ds, EvalConfig(systems=("musicnn-torch", "random"), **BACKBONE_RUN))
+    got = {r["system"]: r["ari"] for r in rep["summary"] if r["groups"] == "random"}
+    assert got["musicnn-torch"] > 0.95
+    assert abs(got["random"]) < 0.3
+    info = next(r["info"] for r in rep["results"] if r["system"] == "musicnn-torch")
+    assert info["head_weight"] == 0.0 and info["head_steps"] == 0 and info["dim"] == 200
+    assert rep["backbone"] == ds.backbone and rep["backbone"]["patches_per_track"] == 3
+    assert rep["config"]["backbone_patches"] is None
+    assert "Backbone features: musicnn" in markdown(rep)
+
+
+def test_backbone_standardisation_never_sees_test_artists(monkeypatch):
+    import artdb.core.evaluation.systems as systems
+
+    # test artists' features sit far from the rest: a standardisation that saw them would show it
+    ds = _clustered(n_artists=12)
+    cfg = EvalConfig(systems=("musicnn-torch", "backbone-head"),
+                     head={"steps": 3, "hidden": 8, "head_dim": 4}, **BACKBONE_RUN)
+    split = make_split(ds, cfg, 0)
+    test_rows = np.isin(ds.artists, split.test_artists)
+    bb = np.asarray(ds.backbone_features, dtype=np.float32)
+    bb[test_rows] += 50.0
+    ds = from_arrays(ds.features, ds.artists, ds.albums, sources=ds.sources,
+                     backbone_features=bb.astype(np.float16))
+    seen = []
+    real = systems.train_backbone_head
+
+    def spy(features, artists, cfg, **kw):
+        result = real(features, artists, cfg, **kw)
+        seen.append((set(np.asarray(artists).tolist()), result.model.pooled_mean.numpy().copy(), cfg))
+        return result
+
+    monkeypatch.setattr(systems, "train_backbone_head", spy)
+    run_evaluation(ds, cfg)
+    assert [c.steps for *_, c in seen] == [0, 3]
+    pool_mean = np.asarray(ds.backbone_features, dtype=np.float64)[~test_rows].mean(axis=1).mean(axis=0)
+    for artists, mean, _ in seen:
+        assert artists == set(split.train_artists.tolist())
+        assert not artists & set(split.test_artists.tolist())
+        np.testing.assert_allclose(mean, pool_mean, atol=1e-3)
+
+
+def test_artdb_default_vectors_equal_backbone_head():
+    from artdb.core.evaluation.systems import fit_system
+
+    ds = _clustered(n_artists=12, noise=2.0)
+    split = make_split(ds, EvalConfig(**BACKBONE_RUN), 1)
+    pool = ds.subset(np.flatnonzero(np.isin(ds.artists, split.train_artists)))
+    test = ds.subset(split.test_rows)
+    head = {"steps": 20, "hidden": 16, "head_dim": 8, "head_weights": (1.0,), "min_val_groups": 1}
+    vecs = {}
+    for name in ("artdb-default", "backbone-head", "musicnn-torch"):
+        f = fit_system(BUILTIN[name], pool, seed=1, steps=0, base_train={}, frontend={}, n_mels=4,
+                       base_head=head)
+        vecs[name] = f.embed_dataset(test)
+    # the head got its share (the only one offered)
+    assert vecs["artdb-default"].shape == (len(test), 200 + 8)
+    np.testing.assert_array_equal(vecs["artdb-default"], vecs["backbone-head"])
+    assert vecs["musicnn-torch"].shape == (len(test), 200)
+    # in a run both are reported, from one fit, on the same split
+    rep = run_evaluation(ds, EvalConfig(systems=("backbone-head", "artdb-default"), head=head,
+                                        **BACKBONE_RUN))
+    by = {r["system"]: r for r in rep["results"] if r["groups"] == "random"}
+    assert by["artdb-default"]["split_id"] == by["backbone-head"]["split_id"]
+    assert by["artdb-default"]["per_group_ari"] == by["backbone-head"]["per_group_ari"]
+
+
+def test_backbone_features_follow_subsets_and_are_required():
+    ds = _clustered(n_artists=4)
+    rows = np.array([5, 0, 9])
+    sub = ds.subset(rows)
+    np.testing.assert_array_equal(np.asarray(sub.backbone_features), np.asarray(ds.backbone_features)[rows])
+    assert sub.backbone == ds.backbone and sub.backbone_layer_slices() == {"penultimate": (0, 200)}
+    with pytest.raises(ConfigError, match="read backbone features"):
+        run_evaluation(from_arrays(ds.features, ds.artists),
+                       EvalConfig(systems=("musicnn-torch",), seeds=(0,)))
+    with pytest.raises(ConfigError, match="patches per track"):
+        run_evaluation(ds, EvalConfig(systems=("musicnn-torch",), seeds=(0,), backbone_patches=5))
+    from artdb.core.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="backbone features have shape"):
+        from_arrays(ds.features[:3], ds.artists[:3], backbone_features=np.zeros((2, 3, 200)))
+    # only systems that read them make an evaluation compute backbone features
+    assert EvalConfig(systems=("mfcc", "random")).backbone_config() is None
+    six = EvalConfig(systems=("mfcc", "artdb-default"), backbone_patches=6).backbone_config()
+    assert six.patches_per_track == 6
+    assert EvalConfig.preset().backbone_config().patches_per_track == 10
+
+
+def test_catalog_dataset_computes_backbone_features_once(tmp_path, monkeypatch):
+    pytest.importorskip("musicnn")
+    from audiofiles import write_audio
+
+    import artdb.core.evaluation.dataset as dataset
+    from artdb.core.features.backbone import BackboneConfig
+
+    for i in range(4):
+        write_audio(tmp_path / "cat" / f"t{i}.wav", seconds=3.5, freq=200 + 90 * i, seed=i,
+                    artist=f"Artist {i % 2}", album=f"Album {i % 2}", title=f"T{i}")
+    work = tmp_path / "work"
+    bcfg = BackboneConfig(patches_per_track=2, layers=("penultimate",))
+    with dataset.open_catalog_dataset(tmp_path / "cat", workdir=work, workers=1) as (ds, _):
+        assert ds.backbone_features is None and len(ds) == 4
+        mels = np.asarray(ds.features)
+
+    def refuse(*a, **k):
+        raise AssertionError("recomputed features that were stored")
+
+    class LogMelsRefused(dataset.FeatureExtractor):  # the backbone decodes with its own extractor
+        extract = refuse
+
+    # a rerun with a backbone computes only the backbone features ...
+    monkeypatch.setattr(dataset, "FeatureExtractor", LogMelsRefused)
+    with dataset.open_catalog_dataset(tmp_path / "cat", workdir=work, workers=1, backbone=bcfg) as (ds, _):
+        bb = np.asarray(ds.backbone_features)
+        assert bb.shape == (4, 2, 200) and np.isfinite(bb).all() and ds.backbone == bcfg.to_dict()
+        np.testing.assert_array_equal(np.asarray(ds.features), mels)
+        order = list(ds.track_ids)
+    # ... and the next one nothing
+    monkeypatch.setattr(dataset.BackboneExtractor, "extract", refuse)
+    with dataset.open_catalog_dataset(tmp_path / "cat", workdir=work, workers=1, backbone=bcfg) as (ds, _):
+        assert list(ds.track_ids) == order
+        np.testing.assert_array_equal(np.asarray(ds.backbone_features), bb)
+        assert ds.summary()["backbone"]["patches_per_track"] == 2

@@ -11,6 +11,12 @@ Sources of truth, in order:
 :func:`open_catalog_dataset` ingests a folder into a *private* data dir (temporary by default,
 or ``workdir`` to reuse between runs: ingest is idempotent), so evaluation never touches the
 user's catalog. :func:`catalog_dataset` reads an already opened catalog (``--from-db``).
+
+Backbone features (``open_catalog_dataset(..., backbone=BackboneConfig(...))``): the pretrained
+backbone's patch vectors ``[n, patches, dim]``, row-aligned with the log-mels, computed by the
+same private ingest (one composite feature stage, so a rerun in ``workdir`` recomputes nothing)
+and read only when asked for; tracks that have log-mels but no backbone features are left out
+(``EvalDataset.notes`` says how many), so every system sees the same tracks.
 """
 
 from __future__ import annotations
@@ -19,20 +25,22 @@ import contextlib
 import csv
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
+from artdb.core.features.backbone import BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.pipeline import FeatureExtractor
-from artdb.core.features.store import open_feature_store
+from artdb.core.features.store import FeatureStoreError, open_backbone_store, open_feature_store
 from artdb.core.ingest.pipeline import IngestOptions, ingest
-from artdb.core.ingest.service import StoreFeatureStage
+from artdb.core.ingest.service import CompositeFeatureStage, StoreFeatureStage
 from artdb.core.learn.catalog import StoreFeatureArray
 from artdb.core.learn.registry import default_frontend_config
 from artdb.core.progress import Progress
@@ -45,7 +53,11 @@ IN_MEMORY_LIMIT = 4 << 30  # features above this stay in the feature store, read
 
 @dataclass
 class EvalDataset:
-    """Row-aligned per-track arrays; ``features`` is ``[n, k, mels, frames]`` (numpy or store view)."""
+    """Row-aligned per-track arrays; ``features`` is ``[n, k, mels, frames]`` (numpy or store view).
+
+    ``backbone_features``: ``[n, patches, dim]`` (numpy or store view) of the backbone described by
+    the :class:`BackboneConfig` dict ``backbone``, or ``None`` when not computed.
+    """
 
     features: Any
     artists: np.ndarray  # true artist (str)
@@ -57,6 +69,9 @@ class EvalDataset:
     frontend: dict = field(default_factory=dict)
     root: str | None = None
     truth: str = "tags"  # where the artist labels came from
+    backbone_features: Any = None
+    backbone: dict | None = None  # BackboneConfig.to_dict() of backbone_features
+    notes: list = field(default_factory=list)  # what was left out, and why
 
     def __post_init__(self):
         n = len(self.track_ids)
@@ -65,15 +80,34 @@ class EvalDataset:
             if len(getattr(self, name)) != n:
                 raise CatalogError(f"dataset field {name} has {len(getattr(self, name))} rows, expected {n}")
         self.track_ids = np.asarray(self.track_ids, dtype=np.int64)
+        if self.backbone_features is not None:
+            if self.backbone is None:
+                raise CatalogError("backbone features need their BackboneConfig (dataset field backbone)")
+            shape = tuple(self.backbone_features.shape)
+            dim = BackboneConfig.from_dict(self.backbone).dim
+            if len(shape) != 3 or shape[0] != n or shape[2] != dim:
+                raise CatalogError(f"backbone features have shape {shape}, expected ({n}, patches, {dim})")
+
+    def backbone_config(self) -> BackboneConfig | None:
+        return BackboneConfig.from_dict(self.backbone) if self.backbone is not None else None
+
+    def backbone_layer_slices(self) -> dict[str, tuple[int, int]]:
+        """Where each stored backbone layer sits in a patch vector: ``{layer: (start, stop)}``."""
+        cfg = self.backbone_config()
+        if cfg is None:
+            raise CatalogError("the dataset has no backbone features")
+        return {k: (v.start, v.stop) for k, v in cfg.layer_slices().items()}
 
     def __len__(self) -> int:
         return len(self.track_ids)
 
-    def subset(self, rows) -> "EvalDataset":
+    def subset(self, rows) -> EvalDataset:
         rows = np.asarray(rows, dtype=np.int64)
+        bb = None if self.backbone_features is None else _SubsetFeatures(self.backbone_features, rows)
         return EvalDataset(_SubsetFeatures(self.features, rows), self.artists[rows], self.albums[rows],
                            self.genres[rows], self.sources[rows], self.track_ids[rows],
-                           [self.paths[i] for i in rows], self.frontend, self.root, self.truth)
+                           [self.paths[i] for i in rows], self.frontend, self.root, self.truth,
+                           bb, self.backbone, list(self.notes))
 
     def summary(self) -> dict:
         a, n_alb = np.unique(self.artists, return_counts=False), len(np.unique(self.albums))
@@ -84,7 +118,10 @@ class EvalDataset:
                 "tracks_per_artist": {"min": int(per_artist.min()), "median": float(np.median(per_artist)),
                                       "max": int(per_artist.max())} if len(a) else {},
                 "artists_with_2plus_albums": int((albums_per_artist >= 2).sum()),
-                "truth": self.truth, "root": self.root}
+                "truth": self.truth, "root": self.root,
+                **({"backbone": {k: self.backbone[k] for k in ("name", "model", "patches_per_track")}}
+                   if self.backbone is not None else {}),
+                **({"notes": list(self.notes)} if self.notes else {})}
 
 
 class _SubsetFeatures:
@@ -110,9 +147,17 @@ class _SubsetFeatures:
 
 
 def from_arrays(features, artists, albums=None, genres=None, sources=None, paths=None,
-                track_ids=None) -> EvalDataset:
-    """A dataset from in-memory arrays (tests, benchmarks, ``synthetic_training_data``)."""
+                track_ids=None, backbone_features=None,
+                backbone: BackboneConfig | dict | None = None) -> EvalDataset:
+    """A dataset from in-memory arrays (tests, benchmarks, ``synthetic_training_data``).
+
+    ``backbone_features`` ``[n, patches, dim]``, with ``backbone`` the config they were computed
+    with (default: :class:`BackboneConfig` with ``patches`` patches, its default layers, or the
+    ``penultimate`` layer alone when ``dim`` is that layer's).
+    """
     n = len(artists)
+    if backbone_features is not None:
+        backbone = _backbone_of(backbone_features, backbone)
     artists = np.asarray(artists).astype(str)
     albums = np.char.add(np.char.add(artists, "/"), np.asarray(albums).astype(str)) if albums is not None \
         else np.char.add(artists, "/album")
@@ -122,7 +167,26 @@ def from_arrays(features, artists, albums=None, genres=None, sources=None, paths
         np.asarray(sources).astype(str) if sources is not None else albums,
         np.arange(n) if track_ids is None else track_ids,
         [str(p) for p in paths] if paths is not None else [f"track-{i}" for i in range(n)],
+        backbone_features=backbone_features, backbone=backbone,
     )
+
+
+def _backbone_of(features, backbone: BackboneConfig | dict | None) -> dict:
+    if isinstance(backbone, BackboneConfig):
+        return backbone.to_dict()
+    if backbone is not None:
+        return BackboneConfig.from_dict(backbone).to_dict()
+    shape = tuple(features.shape)
+    if len(shape) != 3:
+        raise CatalogError(f"backbone features must be [n, patches, dim], got shape {shape}")
+    default = BackboneConfig(patches_per_track=shape[1])
+    if shape[2] == default.dim:
+        return default.to_dict()
+    only = BackboneConfig(patches_per_track=shape[1], layers=("penultimate",))
+    if shape[2] == only.dim:
+        return only.to_dict()
+    raise CatalogError(f"backbone features of dim {shape[2]}: pass the BackboneConfig they were "
+                       "computed with")
 
 
 # -- from a catalog --------------------------------------------------------------------------------
@@ -159,10 +223,13 @@ def _synth_truth(root: Path) -> dict[str, dict] | None:
 
 def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = None,
                     manifest: str | Path | None = None, max_memory_bytes: int = IN_MEMORY_LIMIT,
-                    stack: contextlib.ExitStack | None = None) -> EvalDataset:
+                    stack: contextlib.ExitStack | None = None,
+                    backbone: BackboneConfig | None = None) -> EvalDataset:
     """Tracks of ``catalog`` that have features, with truth as described in the module doc.
 
     With features larger than ``max_memory_bytes`` the feature store stays open on ``stack``.
+    ``backbone``: also read these backbone features (stored beside the log-mels); tracks without
+    them are left out (see ``notes``).
     """
     frontend = frontend or default_frontend_config(catalog)
     with catalog.session() as s:
@@ -180,12 +247,16 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
     synth = _synth_truth(root_p) if root_p else None
     man = _read_manifest(root_p, manifest) if root_p else {}
     store = open_feature_store(paths, frontend, mode="r")
+    notes: list[str] = []
+    bb_feats = None
     try:
         rows = [r for r in rows if int(r[0]) in store]
         if not rows:
             raise CatalogError("no catalogued tracks with features to evaluate on")
+        if backbone is not None:
+            rows, bb_feats = _read_backbone(paths, backbone, rows, max_memory_bytes, stack, notes)
         artists, albums, genres, sources = [], [], [], []
-        for tid, path, page, album_id, album_title, genre, label in rows:
+        for _tid, path, page, album_id, album_title, genre, label in rows:
             key = str(Path(path).resolve())
             if synth is not None:
                 t = synth.get(key)
@@ -218,17 +289,54 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
     return EvalDataset(feats, np.array(artists), np.array(albums), np.array(genres), np.array(sources),
                        ids, [str(r[1]) for r in rows], frontend.to_dict(),
                        str(root_p) if root_p else None,
-                       "truth.json" if synth is not None else ("manifest" if man else "tags"))
+                       "truth.json" if synth is not None else ("manifest" if man else "tags"),
+                       bb_feats, backbone.to_dict() if backbone is not None else None, notes)
+
+
+def _read_backbone(paths, backbone: BackboneConfig, rows: list, max_memory_bytes: int,
+                   stack: contextlib.ExitStack | None, notes: list[str]):
+    """``rows`` that have ``backbone``'s features, and those features (in memory, or a store view
+    kept open on ``stack`` when larger than ``max_memory_bytes``)."""
+    try:
+        store = open_backbone_store(paths, backbone, mode="r")
+    except FeatureStoreError as exc:
+        raise CatalogError(f"no {backbone.name} backbone features to evaluate on ({exc}); compute them "
+                           f"with `artdb index --backbone {backbone.name}`") from exc
+    try:
+        kept = [r for r in rows if int(r[0]) in store]
+        if len(kept) < len(rows):
+            notes.append(f"{len(rows) - len(kept)} of {len(rows)} tracks have no {backbone.name} backbone "
+                         "features and are left out")
+        if not kept:
+            raise CatalogError(f"no catalogued track has {backbone.name} backbone features")
+        ids = np.array([int(r[0]) for r in kept], dtype=np.int64)
+        feats = StoreFeatureArray(store, ids)
+        size = int(np.prod(feats.shape)) * 2
+        if size <= max_memory_bytes:
+            feats = np.concatenate([store.get_many(ids[i:i + 256]) for i in range(0, len(ids), 256)])
+            store.close()
+        elif stack is not None:
+            stack.callback(store.close)
+        else:
+            raise CatalogError(f"backbone features take {size / 2**30:.1f} GiB: pass an ExitStack to keep "
+                               "the store open, or raise max_memory_bytes")
+    except BaseException:
+        store.close()
+        raise
+    return kept, feats
 
 
 @contextlib.contextmanager
 def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, frontend=None,
                          manifest: str | Path | None = None, workers: int = 2,
-                         progress: Progress | None = None) -> Iterator[tuple[EvalDataset, dict]]:
+                         progress: Progress | None = None, backbone: BackboneConfig | None = None,
+                         device: str = "cpu") -> Iterator[tuple[EvalDataset, dict]]:
     """Ingest ``root`` into a private catalog + feature store; yield ``(dataset, ingest summary)``.
 
     ``workdir``: keep the private data dir there (a rerun re-reads nothing); default a temporary
     directory removed on exit. ``frontend``: the front-end to extract with (a scored model's).
+    ``backbone``: also compute (once; a rerun in ``workdir`` computes only what is missing) and
+    read these backbone features, on ``device``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -248,14 +356,22 @@ def open_catalog_dataset(root: str | Path, workdir: str | Path | None = None, fr
         except DatabaseError as exc:
             raise CatalogError(str(exc)) from exc
         stack.callback(getattr(catalog, "close", lambda: None))
-        # The manifest's paths are relative to the audio folder (realcat layout: DIR/audio + DIR/manifest.csv).
+        # The manifest's paths are relative to the audio folder (realcat layout: DIR/audio +
+        # DIR/manifest.csv).
         options = IngestOptions(manifest=_rebased_manifest(manifest, root, audio_root, home), workers=workers)
-        with open_feature_store(paths, frontend) as store, \
-                FeatureExtractor(frontend, workers=workers) as extractor:
-            summary = ingest(catalog, audio_root, options, features=StoreFeatureStage(store, extractor),
-                             progress=progress)
+        with contextlib.ExitStack() as stages:
+            store = stages.enter_context(open_feature_store(paths, frontend))
+            extractor = stages.enter_context(FeatureExtractor(frontend, workers=workers))
+            stage = StoreFeatureStage(store, extractor)
+            if backbone is not None:  # as index_catalog does it: one pass, each kind only where lacking
+                bb_store = stages.enter_context(open_backbone_store(paths, backbone))
+                bb_extractor = stages.enter_context(
+                    BackboneExtractor(backbone, workers=workers, device=device))
+                stage = CompositeFeatureStage([stage, StoreFeatureStage(
+                    bb_store, bb_extractor, name=f"backbone features ({backbone.name})")])
+            summary = ingest(catalog, audio_root, options, features=stage, progress=progress)
         ds = catalog_dataset(catalog, paths, frontend, root=audio_root,
-                             manifest=options.manifest, stack=stack)
+                             manifest=options.manifest, stack=stack, backbone=backbone)
         ds.root = str(root)
         yield ds, summary.to_dict()
 

@@ -2,7 +2,7 @@
 
 - Table 1 (balanced): systems x number of training artists, mean ARI ± spread over seeds;
 - Table 2 (unbalanced, side information, controls): systems x group sets (random, same-genre,
-  same-source), ARI ± spread and AMI;
+  same-source: shown whenever such groups were scored), ARI ± spread and AMI;
 - the plot: ARI against the number of training artists, one line per system (systems that do not
   learn are flat, dashed), one panel per unit.
 """
@@ -33,10 +33,16 @@ def markdown(report: dict) -> str:
     cfg = report["config"]
     ds = report["dataset"]
     lines = [f"Dataset: {ds['artists']} artists, {ds['albums']} albums, {ds['tracks']} tracks "
-             f"(truth: {ds['truth']}); seeds {cfg['seeds']}, {cfg['steps']} training steps per system, "
+             f"(truth: {ds['truth']}); seeds {cfg['seeds']}, {cfg['steps']} CNN training steps per system, "
              f"groups of {cfg['group_sizes'][0]}-{cfg['group_sizes'][1]} test artists, threshold by "
              f"{cfg['folds']}-fold CV over groups. Cells: mean ARI ± std over seeds (± s.e. over "
              "groups with one seed).", ""]
+    bb = report.get("backbone")
+    if bb:
+        layers = "+".join(bb.get("layers", []))
+        lines += [(f"Backbone features: {bb['name']} ({bb['model']}), {bb['patches_per_track']} patches "
+                   f"of 3 s per track, layers {layers} (the backbone systems fit on the training pool "
+                   "only, their standardisation included)."), ""]
     for unit in cfg["units"]:
         sizes = sorted({k[1] for k in idx if k[0] == "balanced" and k[2] == unit})
         if sizes:
@@ -67,7 +73,7 @@ def markdown(report: dict) -> str:
                 cells = [_cell(idx.get((exp, n, unit, g, sys))) for g in gsets]
                 r = idx.get((exp, n, unit, "random", sys))
                 lines.append(f"| {report['systems'][sys]} | " + " | ".join(cells) +
-                             f" | {r['ami']:.3f} |" if r else " | – |")
+                             (f" | {r['ami']:.3f} |" if r else " | – |"))
             lines.append("")
     na = sorted({f"{r['unit']}/{r['groups']}: {r['note']}" for r in report["results"] if r.get("note")})
     if na:
@@ -97,7 +103,8 @@ def plot(report: dict, out: str | Path) -> Path | None:
             x = np.array([r["n_train_artists"] for r in rs])
             y = np.array([r["ari"] for r in rs])
             e = np.array([r["ari_seed_std"] if r["n_seeds"] > 1 else r["ari_sem"] for r in rs])
-            flat = sys in ("mfcc", "stats", "untrained", "random", "production") or sys.startswith(("file:", "model:"))
+            flat = sys in ("mfcc", "stats", "untrained", "random", "production") or sys.startswith(
+                ("file:", "model:"))
             ax.errorbar(x, y, yerr=e, label=label, capsize=3, linestyle="--" if flat else "-",
                         marker="" if flat else "o")
         ax.set_xscale("log")

@@ -10,8 +10,11 @@ For each seed:
    tracks; threshold fitted on the random groups that share no artist with the scored group);
 3. for each experiment setting — ``balanced`` (n training artists with the same number of tracks
    each, nested subsets) and ``unbalanced`` (the whole pool, natural imbalance) — fit every
-   trained system on that training set; systems that learn nothing are fitted once per seed;
-4. embed the test tracks once per fitted system and score every group set with it.
+   trained system on that training set (the backbone systems, ``musicnn-torch`` included, fit
+   their standardisation there too); systems that learn nothing are fitted once per seed;
+   systems that fit the same way (``artdb-default`` and ``backbone-head``) are fitted once;
+4. embed the test tracks once per fitted system and score every group set with it (once per
+   split for systems that learn nothing, once per setting for systems that fit alike).
 
 Every system of a seed sees the same test artists, groups and folds (``split_id`` in each row).
 Mode "score a model": ``EvalConfig(train_pool=False)`` makes every artist a test artist (the
@@ -41,11 +44,14 @@ from artdb.core.evaluation.dataset import EvalDataset
 from artdb.core.evaluation.systems import (
     DEFAULT_SYSTEMS,
     MODEL_SYSTEMS,
+    Fitted,
     SystemSpec,
     file_vectors,
     fit_system,
+    needs_backbone,
     resolve,
 )
+from artdb.core.features.backbone import BackboneConfig
 from artdb.core.progress import Progress, report
 
 PAPER_SIZES = (25, 50, 100, 200, 400, 600)
@@ -77,7 +83,9 @@ class EvalConfig:
     linkage: str = DEFAULT_LINKAGE
     metric: str = DEFAULT_METRIC
     train: dict = field(default_factory=dict)  # TrainConfig overrides for trained systems
+    head: dict = field(default_factory=dict)  # HeadConfig overrides for backbone systems (budget)
     train_pool: bool = True  # False: score given systems only, every artist is a test artist
+    backbone_patches: int | None = None  # backbone patches per track (None: BackboneConfig's default)
 
     def __post_init__(self):
         for u in self.units:
@@ -90,6 +98,21 @@ class EvalConfig:
             raise ConfigError("at least one seed")
         if self.folds < 2:
             raise ConfigError("folds must be >= 2")
+        if self.backbone_patches is not None and self.backbone_patches < 1:
+            raise ConfigError(f"backbone_patches must be >= 1, got {self.backbone_patches}")
+
+    @property
+    def needs_backbone(self) -> bool:
+        """Whether a requested system reads backbone features."""
+        return needs_backbone(self.systems)
+
+    def backbone_config(self) -> BackboneConfig | None:
+        """The backbone features the requested systems read (``None`` when none does):
+        :class:`BackboneConfig` defaults with ``backbone_patches`` patches per track."""
+        if not self.needs_backbone:
+            return None
+        return BackboneConfig(**({"patches_per_track": self.backbone_patches}
+                                 if self.backbone_patches is not None else {}))
 
     @classmethod
     def preset(cls, *, quick: bool = False, seed: int = 0, n_seeds: int | None = None,
@@ -121,6 +144,7 @@ class EvalConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["train"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.train.items()}
+        d["head"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.head.items()}
         return json.loads(json.dumps(d, default=list))
 
 
@@ -220,7 +244,8 @@ def _source_sets(ds, test_rows, test_a, unit, cfg, seed, reference, ref_units) -
     units = P.make_units(tagged_art, ds.albums[test_rows][rows], unit)
     tagged_groups = [np.array([f"{a}@{i}" for a in g]) for i, g in enumerate(groups_all)]
     keep = [i for i, g in enumerate(tagged_groups)
-            if np.sum(np.isin(units.artist, g)) >= 2 and len(np.unique(units.artist[np.isin(units.artist, g)])) >= 2]
+            if np.sum(np.isin(units.artist, g)) >= 2
+            and len(np.unique(units.artist[np.isin(units.artist, g)])) >= 2]
     if not keep:
         return {}
     return {(unit, "same-source"): GroupSet(
@@ -303,7 +328,8 @@ def _aggregate(rows: list[dict]) -> list[dict]:
             "label": rs[0]["label"], "n_seeds": len(rs),
             "ari": float(aris.mean()), "ari_seed_std": float(aris.std(ddof=1)) if len(aris) > 1 else 0.0,
             "ari_group_std": float(per_group.std(ddof=1)) if len(per_group) > 1 else 0.0,
-            "ari_sem": float(per_group.std(ddof=1) / math.sqrt(len(per_group))) if len(per_group) > 1 else 0.0,
+            "ari_sem": float(per_group.std(ddof=1) / math.sqrt(len(per_group)))
+            if len(per_group) > 1 else 0.0,
             "ami": float(np.mean([r["ami"] for r in rs])),
             "n_groups": int(sum(r["n_groups"] for r in rs)),
         })
@@ -314,11 +340,13 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
                    fitted_models: dict | None = None) -> dict:
     """Run the protocol on ``ds``; returns the full report (JSON-ready dict).
 
-    ``fitted_models``: ``{name: embed(features) -> vectors}`` for ``model:NAME`` systems.
+    ``fitted_models``: ``{name: embed(features) -> vectors}`` for ``model:NAME`` systems, or
+    ``{name: Fitted}`` (whose ``input`` names the dataset field it embeds).
     """
     specs = resolve(cfg.systems, dict(cfg.embeddings), list(cfg.models))
     if not cfg.train_pool and any(s.trained for s in specs):
         raise ConfigError("scoring a model on a separate catalog trains nothing: drop the trained systems")
+    _check_backbone(ds, cfg, specs)
     n_mels = int(ds.features.shape[2])
     rows: list[dict] = []
     splits = []
@@ -333,31 +361,41 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
         report(progress, "evaluate", done, n_seeds, event="split",
                **{k: v for k, v in split.describe().items() if k != "groups"})
         settings = _settings(ds, split, cfg, specs)
-        fixed: dict[str, tuple[np.ndarray, dict]] = {}
+        # systems that learn nothing: vectors, info and scores (the same in every setting of a split)
+        fixed: dict[str, tuple[np.ndarray, dict, dict]] = {}
         for spec in specs:
             if spec.trained:
                 continue
             t0 = time.perf_counter()
             vecs, info = _fixed_vectors(spec, ds, test, split, cfg, seed, n_mels, external, fitted_models)
             info["embed_s"] = round(time.perf_counter() - t0, 2)
-            fixed[spec.name] = (vecs, info)
+            fixed[spec.name] = (vecs, info, {})
         for exp, n_art, train_rows in settings:
+            # SystemSpec.fit_key -> (vectors, info, scores): one fit, one scoring for equal systems
+            same_fit: dict[str, tuple[np.ndarray, dict, dict]] = {}
             for spec in specs:
-                if spec.trained:
+                scores: dict = {}
+                if spec.trained and spec.fit_key in same_fit:
+                    vecs, info, scores = same_fit[spec.fit_key]
+                elif spec.trained:
                     report(progress, "evaluate", done, n_seeds, event="train", seed=seed, experiment=exp,
                            n_train_artists=n_art, system=spec.name)
                     fitted = fit_system(spec, ds.subset(train_rows), seed=seed, steps=cfg.steps,
                                         base_train=cfg.train, frontend=ds.frontend, n_mels=n_mels,
-                                        embed_excerpts=cfg.embed_excerpts)
+                                        embed_excerpts=cfg.embed_excerpts, base_head=cfg.head)
                     t0 = time.perf_counter()
-                    vecs = fitted.embed(test.features)
+                    vecs = fitted.embed_dataset(test)
                     info = {**fitted.info, "embed_s": round(time.perf_counter() - t0, 2)}
+                    same_fit[spec.fit_key] = (vecs, info, scores)
                 else:
-                    vecs, info = fixed[spec.name]
+                    vecs, info, scores = fixed[spec.name]
                 for (unit, gname), gs in split.group_sets.items():
-                    sc = score_vectors(vecs, gs, cfg)
+                    if (unit, gname) not in scores:
+                        scores[(unit, gname)] = score_vectors(vecs, gs, cfg)
+                    sc = scores[(unit, gname)]
                     s = sc.summary()
-                    row = {"experiment": exp, "n_train_artists": n_art, "seed": seed, "split_id": split.split_id,
+                    row = {"experiment": exp, "n_train_artists": n_art, "seed": seed,
+                           "split_id": split.split_id,
                            "unit": unit, "groups": gname, "system": spec.name, "label": spec.label,
                            "n_train_tracks": int(len(train_rows)), **s, "per_group_ari": sc.ari,
                            "info": info}
@@ -373,6 +411,8 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
         "paper": "Royo-Letelier et al., Disambiguating music artists at scale with audio metric "
                  "learning, ISMIR 2018 (arXiv:1810.01807)",
         "config": cfg.to_dict(), "dataset": ds.summary(),
+        # the backbone features the backbone systems (and backbone models) read
+        "backbone": ds.backbone if ds.backbone_features is not None else None,
         "systems": {s.name: s.label for s in specs},
         "splits": [s.describe() for s in splits],
         "results": rows, "summary": _aggregate(rows),
@@ -398,6 +438,20 @@ def _settings(ds, split: Split, cfg: EvalConfig, specs) -> list[tuple[str, Any, 
     return out
 
 
+def _check_backbone(ds: EvalDataset, cfg: EvalConfig, specs) -> None:
+    """Backbone systems need the dataset's backbone features, of the configured patch count."""
+    users = [s.name for s in specs if s.needs_backbone]
+    if not users:
+        return
+    if ds.backbone_features is None:
+        raise ConfigError(f"system(s) {', '.join(users)} read backbone features, which this dataset lacks "
+                          "(open it with a BackboneConfig: EvalConfig.backbone_config())")
+    have = ds.backbone_config().patches_per_track
+    if cfg.backbone_patches is not None and cfg.backbone_patches != have:
+        raise ConfigError(f"backbone_patches={cfg.backbone_patches}, but the dataset's backbone features "
+                          f"have {have} patches per track")
+
+
 def _fixed_vectors(spec: SystemSpec, ds, test, split, cfg, seed, n_mels, external, fitted_models):
     if spec.kind in ("mfcc", "stats", "untrained"):
         f = fit_system(spec, None, seed=seed, steps=0, base_train=cfg.train, frontend=ds.frontend,
@@ -413,5 +467,8 @@ def _fixed_vectors(spec: SystemSpec, ds, test, split, cfg, seed, n_mels, externa
         name = spec.name.split(":", 1)[1]
         if not fitted_models or name not in fitted_models:
             raise ConfigError(f"no loaded model {name!r}")
-        return fitted_models[name](test.features), {}
+        model = fitted_models[name]
+        if isinstance(model, Fitted):  # e.g. a backbone model, which reads backbone features
+            return model.embed_dataset(test), dict(model.info)
+        return model(test.features), {}
     raise ConfigError(f"system {spec.name!r} needs training")

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ HYBRID_STATS_WEIGHT = TrainConfig().stats_weight or 0.5  # artdb train's default
 ML_PLAIN = {"method": "ml", "mining": "semihard", "p_same_genre": 0.0, "same_genre_share": 0.0}
 # What makes `artdb train --backbone none`'s model the system it is; the rest is the evaluation's
 # training budget (EVAL_TRAIN_DEFAULTS, steps, seed).
-ARTDB_TRAIN_OPTIONS = ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album", "stats_weight")
+ARTDB_TRAIN_OPTIONS = ("method", "mining", "p_same_genre", "same_genre_share", "p_other_album",
+                       "stats_weight")
 
 
 def artdb_train_default(seed: int = 0) -> HeadConfig:
@@ -89,7 +91,8 @@ class SystemSpec:
 
 
 # HeadConfig() as `artdb train` uses it (artdb_train_default); the seed is the evaluation's
-BACKBONE_HEAD = SystemSpec("backbone-head", "backbone", "musicnn backbone + metric head (HeadConfig defaults)")
+BACKBONE_HEAD = SystemSpec("backbone-head", "backbone",
+                           "musicnn backbone + metric head (HeadConfig defaults)")
 BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     SystemSpec("mfcc", "mfcc", "MFCC mean+std (no learning)"),
     SystemSpec("stats", "stats", "MFCC+delta mean+std, standardised (no learning)"),
@@ -157,10 +160,12 @@ def needs_backbone(names) -> bool:
     return any(BUILTIN[n].needs_backbone for n in names if n in BUILTIN)
 
 
-def head_config(spec: SystemSpec, seed: int) -> HeadConfig:
-    """The HeadConfig of a backbone system: ``artdb train``'s (:func:`artdb_train_default`) with the
-    system's overrides; the seed is the evaluation's, as ``artdb train --seed`` would set it."""
-    return HeadConfig.from_dict({**artdb_train_default(seed).to_dict(), **spec.head, "seed": int(seed)})
+def head_config(spec: SystemSpec, seed: int, base: dict | None = None) -> HeadConfig:
+    """The HeadConfig of a backbone system: ``artdb train``'s (:func:`artdb_train_default`), the
+    evaluation's overrides ``base`` (``EvalConfig.head``, empty by default), then the system's own;
+    the seed is the evaluation's, as ``artdb train --seed`` would set it."""
+    return HeadConfig.from_dict({**artdb_train_default(seed).to_dict(), **(base or {}), **spec.head,
+                                 "seed": int(seed)})
 
 
 def _materialize(features, rows=None):
@@ -201,11 +206,12 @@ def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists:
 
 def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train: dict,
                frontend: dict, n_mels: int, embed_excerpts: int | None = None,
-               progress: Progress | None = None, unlabelled=None) -> Fitted:
+               progress: Progress | None = None, unlabelled=None, base_head: dict | None = None) -> Fitted:
     """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn).
 
     ``unlabelled``: features the ``stats`` system fits its standardisation on (no labels are read).
     ``progress`` hears the training of a trained system (:func:`~artdb.core.learn.loop.train`).
+    ``base_head``: HeadConfig overrides of the backbone systems (:func:`head_config`).
     """
     if spec.kind == "mfcc":
         emb = MfccEmbedder(frontend=frontend)
@@ -237,11 +243,12 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
         model = result.model
         return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), info)
     if spec.kind == "backbone":
-        return fit_backbone(spec, train_ds, seed=seed, progress=progress)
+        return fit_backbone(spec, train_ds, seed=seed, base_head=base_head, progress=progress)
     raise ConfigError(f"system {spec.name!r} ({spec.kind}) is not fitted on features")
 
 
-def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, progress: Progress | None = None) -> Fitted:
+def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, base_head: dict | None = None,
+                 progress: Progress | None = None) -> Fitted:
     """A backbone system fitted on ``train_ds``'s tracks only, as ``artdb train`` fits on a catalog:
     :func:`train_backbone_head` (standardisation on every given track, head on its artists, share
     chosen on held-out ones), labels = the true artists. Embeds backbone features."""
@@ -249,14 +256,17 @@ def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, progress: Progress | 
     if feats is None:
         raise ConfigError(f"system {spec.name!r} needs backbone features: open the dataset with a "
                           "BackboneConfig (artdb evaluate computes them when such a system is asked for)")
-    cfg = head_config(spec, seed)
+    cfg = head_config(spec, seed, base_head)
     t0 = time.perf_counter()
+    # the head's initial weights come from torch's global generator (drawn before
+    # train_backbone_head seeds it): seeded here so that a seed gives one fit
+    torch.manual_seed(cfg.seed)
     result = train_backbone_head(feats, train_ds.artists, cfg,
                                  layer_slices=train_ds.backbone_layer_slices(), progress=progress)
     model = result.model
     info = {**result.summary(), "train_s": round(time.perf_counter() - t0, 2), "dim": int(model.dim),
-            "head_steps": cfg.steps, "n_train_artists": int(len(np.unique(train_ds.artists))),
-            "n_train_tracks": int(len(train_ds))}
+            "head_steps": cfg.steps, "n_train_artists": len(np.unique(train_ds.artists)),
+            "n_train_tracks": len(train_ds)}
     return Fitted(lambda f: embed_backbone(model, f), info, input="backbone_features")
 
 
