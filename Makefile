@@ -12,9 +12,10 @@ setup:
 	$(BIN)/pip install --no-deps musicnn==0.1.0
 	$(BIN)/pip install -e '.[dev]'
 
-# The default suite (PostgreSQL tests included; they skip with a reason when no server answers,
+# Lint (ruff, pinned in the dev extra), then the default suite (PostgreSQL tests included; they skip with a reason when no server answers,
 # and fail instead when ARTDB_REQUIRE_POSTGRES=1, as in CI).
 test:
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 test-all:
