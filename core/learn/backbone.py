@@ -260,10 +260,10 @@ def train_backbone_head(features, artists, cfg: HeadConfig | None = None, *,
         raise ConfigError(f"backbone layer {cfg.layer!r} is not stored (have {', '.join(layer_slices)})")
     artists = np.asarray(artists).astype(str)
     start, stop = layer_slices[cfg.layer]
+    torch.manual_seed(cfg.seed)  # before the head is built: its initial weights follow the seed
     model = BackboneHead(start, stop, cfg)
     _fit_standardisers(model, features)
     rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
     train_ids, val_ids = _val_split(artists, cfg, rng)
     train_rows = np.flatnonzero(np.isin(artists, train_ids))
     result = BackboneTrainResult(model, None, val_artists=val_ids.tolist(), train_artists=len(train_ids))
