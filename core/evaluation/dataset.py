@@ -38,10 +38,14 @@ from artdb.core.errors import CatalogError
 from artdb.core.features.backbone import BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.pipeline import FeatureExtractor
-from artdb.core.features.store import FeatureStoreError, open_backbone_store, open_feature_store
+from artdb.core.features.store import (
+    FeatureStoreError,
+    StoreFeatureArray,
+    open_backbone_store,
+    open_feature_store,
+)
 from artdb.core.ingest.pipeline import IngestOptions, ingest
 from artdb.core.ingest.service import CompositeFeatureStage, StoreFeatureStage
-from artdb.core.learn.catalog import StoreFeatureArray
 from artdb.core.learn.registry import default_frontend_config
 from artdb.core.progress import Progress
 from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
@@ -273,16 +277,7 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
             src = next((m[c] for c in SOURCE_COLUMNS if m.get(c)), None)
             sources.append(src or label or f"album:{album_id}")
         ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
-        feats = StoreFeatureArray(store, ids)
-        size = int(np.prod(feats.shape)) * 2
-        if size <= max_memory_bytes:
-            feats = np.concatenate([store.get_many(ids[i:i + 256]) for i in range(0, len(ids), 256)])
-            store.close()
-        elif stack is not None:
-            stack.callback(store.close)
-        else:
-            raise CatalogError(f"features take {size / 2**30:.1f} GiB: pass an ExitStack to keep the "
-                               "store open, or raise max_memory_bytes")
+        feats = _materialize(store, ids, max_memory_bytes, stack, "features")
     except BaseException:
         store.close()
         raise
@@ -310,20 +305,28 @@ def _read_backbone(paths, backbone: BackboneConfig, rows: list, max_memory_bytes
         if not kept:
             raise CatalogError(f"no catalogued track has {backbone.name} backbone features")
         ids = np.array([int(r[0]) for r in kept], dtype=np.int64)
-        feats = StoreFeatureArray(store, ids)
-        size = int(np.prod(feats.shape)) * 2
-        if size <= max_memory_bytes:
-            feats = np.concatenate([store.get_many(ids[i:i + 256]) for i in range(0, len(ids), 256)])
-            store.close()
-        elif stack is not None:
-            stack.callback(store.close)
-        else:
-            raise CatalogError(f"backbone features take {size / 2**30:.1f} GiB: pass an ExitStack to keep "
-                               "the store open, or raise max_memory_bytes")
+        feats = _materialize(store, ids, max_memory_bytes, stack, "backbone features")
     except BaseException:
         store.close()
         raise
     return kept, feats
+
+
+def _materialize(store, ids: np.ndarray, max_memory_bytes: int, stack: contextlib.ExitStack | None,
+                 what: str):
+    """``store``'s rows ``ids``: read into memory (and the store closed) when they fit in
+    ``max_memory_bytes`` (float16), else a view that keeps the store open until ``stack`` closes."""
+    feats = StoreFeatureArray(store, ids)
+    size = int(np.prod(feats.shape)) * 2
+    if size <= max_memory_bytes:
+        feats = np.concatenate([store.get_many(ids[i:i + 256]) for i in range(0, len(ids), 256)])
+        store.close()
+    elif stack is not None:
+        stack.callback(store.close)
+    else:
+        raise CatalogError(f"{what} take {size / 2**30:.1f} GiB: pass an ExitStack to keep the store "
+                           "open, or raise max_memory_bytes")
+    return feats
 
 
 @contextlib.contextmanager

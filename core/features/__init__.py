@@ -15,7 +15,7 @@ import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "store": ["FORMAT_VERSION", "FeatureStore", "FeatureStoreError", "feature_store_dir",
-              "kind_of", "open_backbone_store", "open_feature_store", "store_bytes"],
+              "StoreFeatureArray", "kind_of", "open_backbone_store", "open_feature_store", "store_bytes"],
     "backbone": ["BackboneConfig", "BackboneExtractor", "MusicnnLogMel", "backbone_store_dir",
                  "extract_backbone_features"],
 })

@@ -478,6 +478,30 @@ def feature_store_dir(paths, config: StoreConfig) -> Path:
     return paths.features / config.fingerprint()[:16]
 
 
+class StoreFeatureArray:
+    """Row-indexable view of feature-store records for a fixed list of track ids.
+
+    Supports what training and ``embed`` use: ``a[rows]`` -> ``[n, k, mels, frames]`` and
+    ``a[rows, excerpts]`` -> ``[n, mels, frames]`` (one excerpt per row), read on demand.
+    """
+
+    def __init__(self, store, track_ids: np.ndarray):
+        self.store = store
+        self.track_ids = np.asarray(track_ids, dtype=np.int64)
+        self.shape = (len(self.track_ids), *store.shape)
+        self.dtype = np.float16
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            rows, excerpts = key
+            feats = self.store.get_many(self.track_ids[np.atleast_1d(rows)])
+            return feats[np.arange(len(feats)), np.atleast_1d(excerpts)]
+        return self.store.get_many(self.track_ids[np.atleast_1d(key)])
+
+
 def open_feature_store(paths, config: StoreConfig, mode: str = "a") -> FeatureStore:
     return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)
 

@@ -19,7 +19,7 @@ from artdb.core.analysis.audit import calibrate_threshold
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.features.backbone import BackboneConfig
-from artdb.core.features.store import open_backbone_store, open_feature_store
+from artdb.core.features.store import StoreFeatureArray, open_backbone_store, open_feature_store
 from artdb.core.ingest.service import ensure_backbone_features
 from artdb.core.learn.backbone import BackboneTrainResult, HeadConfig, train_backbone_head
 from artdb.core.learn.checkpoint import save_checkpoint
@@ -32,30 +32,6 @@ from artdb.core.progress import Progress
 from artdb.core.vectors.index import sync_model_index
 from artdb.db.models import Album, ArtistPage, Model, Track, TrackCredit
 from artdb.db.session import Catalog
-
-
-class StoreFeatureArray:
-    """Row-indexable view of feature-store records for a fixed list of track ids.
-
-    Supports what training and ``embed`` use: ``a[rows]`` -> ``[n, k, mels, frames]`` and
-    ``a[rows, excerpts]`` -> ``[n, mels, frames]`` (one excerpt per row), read on demand.
-    """
-
-    def __init__(self, store, track_ids: np.ndarray):
-        self.store = store
-        self.track_ids = np.asarray(track_ids, dtype=np.int64)
-        self.shape = (len(self.track_ids), *store.shape)
-        self.dtype = np.float16
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            rows, excerpts = key
-            feats = self.store.get_many(self.track_ids[np.atleast_1d(rows)])
-            return feats[np.arange(len(feats)), np.atleast_1d(excerpts)]
-        return self.store.get_many(self.track_ids[np.atleast_1d(key)])
 
 
 @dataclass
