@@ -121,3 +121,52 @@ def test_a_gain_on_too_few_groups_gives_the_head_no_share(rng):
     res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
     assert res.model.head_weight == 0.0 and res.model.dim == 12
     assert any("fewer than the 8" in n for n in res.notes)
+
+
+def test_rebuild_refits_the_standardisation_on_the_served_catalog(tmp_path, artdb_home):
+    """A backbone model trained on one catalog, which then grows with other artists: new tracks are
+    embedded with the stored statistics; ``index --rebuild-index`` refits them on every served
+    track (learn.adapt) and the index then holds exactly the refitted function's vectors."""
+    from artdb.core.config import Paths
+    from artdb.core.features.backbone import BackboneConfig
+    from artdb.core.features.store import open_backbone_store
+    from artdb.core.learn.backbone import SERVED_KEY
+    from artdb.core.learn.embedders import load_embedder
+    from artdb.core.learn.registry import get_model
+    from artdb.core.vectors.index import open_track_index
+    from artdb.db.session import Catalog
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root, seed, artists in ((first, 3, 8), (second, 4, 4)):
+        generate_catalog(root, SynthConfig(artists=artists, albums_per_artist=1, tracks_per_album=3,
+                                           seconds=4, genres=2, homonym_groups=0, synonym_pairs=0,
+                                           seed=seed, workers=1))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(first), "--no-progress", "--workers", "1"]).exit_code == 0
+    r = runner.invoke(cli, ["train", "--backbone-patches", "1", "--head-steps", "0", "--name", "bb",
+                            "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["index", str(second), "--no-progress", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    paths = Paths.from_home(artdb_home)
+    catalog = Catalog.open(f"sqlite:///{artdb_home / 'catalog.sqlite'}")
+    try:
+        assert SERVED_KEY not in (get_model(catalog, "bb").config or {})
+        trained_mean = load_embedder(get_model(catalog, "bb")).model.pooled_mean.numpy().copy()
+        r = runner.invoke(cli, ["index", str(second), "--rebuild-index", "--no-progress", "--workers", "1"])
+        assert r.exit_code == 0, r.output
+        model = get_model(catalog, "bb")
+        served = model.config[SERVED_KEY]
+        with open_backbone_store(paths, BackboneConfig(patches_per_track=1), mode="r") as store:
+            ids = np.sort(np.asarray(store.ids(), dtype=np.int64))
+            feats = store.get_many(ids).astype(np.float64)[..., 0:200]
+        assert served["n_tracks"] == len(ids) > 8 * 3  # both catalogs' tracks
+        track_means = feats.mean(axis=1)
+        np.testing.assert_allclose(served["pooled_mean"], track_means.mean(axis=0), rtol=1e-4, atol=1e-4)
+        assert not np.allclose(served["pooled_mean"], trained_mean, atol=1e-3)  # it did move
+        z = (track_means - track_means.mean(0)) / np.where(track_means.std(0) < 1e-6, 1, track_means.std(0))
+        expected = z / np.linalg.norm(z, axis=1, keepdims=True)
+        index = open_track_index(catalog, paths, model)
+        np.testing.assert_allclose(index.reconstruct(ids), expected, atol=2e-3)
+    finally:
+        catalog.close()

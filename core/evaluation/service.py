@@ -26,6 +26,7 @@ from artdb.core.evaluation.systems import Fitted
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.ingest.service import ensure_backbone_features
+from artdb.core.learn.adapt import fitted_on
 from artdb.core.learn.embedders import BackboneEmbedder, load_embedder
 from artdb.core.learn.registry import get_model
 from artdb.core.progress import Progress, report
@@ -63,6 +64,7 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
     if (catalog_dir is None) == (not from_db):
         raise ConfigError("give exactly one of a catalog folder or --from-db")
     fitted, frontend, backbone, model_backbone = {}, None, cfg.backbone_config(), None
+    served = {}  # backbone models: restandardised on the evaluation catalog, the one they serve
     for name in cfg.models:
         if user_catalog is None:
             raise ConfigError("scoring a registered model needs the catalog it is registered in")
@@ -79,6 +81,7 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
             model_backbone = backbone = bb
             fe_dict = (row.config or {}).get("frontend")
             fitted[name] = Fitted(_chunked_embed(emb), {"dim": emb.dim}, input="backbone_features")
+            served[name] = emb
         else:
             fe_dict = emb.frontend
             fitted[name] = _chunked_embed(emb)
@@ -101,6 +104,11 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
                 backbone=backbone, device=device))
         n_seeds = len(cfg.seeds)
         report(progress, "evaluate", 0, n_seeds, event="dataset", **ds.summary())
+        for name, emb in served.items():
+            # as `artdb index --rebuild-index` does on the catalog a model serves (learn.adapt): the
+            # standardisation describes a catalog, refitted on every evaluation track, labels unused
+            state = fitted_on(ds.backbone_features, emb.model)
+            fitted[name].info["standardisation"] = f"refitted on the {state['n_tracks']} evaluation tracks"
         if peer:
             if peer != "musicnn":
                 raise ConfigError(f"unknown peer {peer!r} (known: musicnn)")

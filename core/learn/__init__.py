@@ -12,7 +12,8 @@ checkpoints, embedders (model → track vectors) and the model registry.
 - :mod:`.checkpoint`: weights + every config needed to use them, written atomically;
 - :mod:`.embedders`: stored features → track vectors for every model kind;
 - :mod:`.registry`: which models exist, which one is active;
-- :mod:`.catalog`: ``artdb train`` on the catalog (pages as noisy labels, features from the store).
+- :mod:`.catalog`: ``artdb train`` on the catalog (pages as noisy labels, features from the store);
+- :mod:`.adapt`: a backbone model's standardisation refitted on the catalog it serves.
 """
 
 import lazy_loader as lazy
@@ -20,7 +21,8 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "config": ["DEFAULT_SIDE_INFO", "METHODS", "MININGS", "SIDE_INFO", "VAL_UNITS", "TrainConfig",
                "TrainResult", "TrainingData", "pick_device"],
-    "catalog": ["CatalogTrainingSet", "StoreFeatureArray", "catalog_training_set",
+    "adapt": ["adapt_to_catalog", "fitted_on"],
+    "catalog": ["CatalogTrainingSet", "catalog_training_set",
                 "recalibrate_audit_threshold", "train_from_catalog"],
     "checkpoint": ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"],
     "embedders": ["CNN_KINDS", "CheckpointEmbedder", "Embedder", "MfccEmbedder", "StatsEmbedder",

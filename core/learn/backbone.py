@@ -138,6 +138,27 @@ class BackboneHead(nn.Module):
         return self.mix(self.pooled(x), self.head_vectors(x) if w > 0 else None, w)
 
 
+STANDARDISERS = ("pooled_mean", "pooled_std", "patch_mean", "patch_std")
+# Model.config key of the statistics refitted on the served catalog (learn.adapt)
+SERVED_KEY = "served_standardisation"
+
+
+def standardisation(model: BackboneHead) -> dict[str, list[float]]:
+    """The model's standardisation statistics, JSON-ready (see :mod:`.adapt`)."""
+    return {k: [float(v) for v in getattr(model, k).tolist()] for k in STANDARDISERS}
+
+
+def set_standardisation(model: BackboneHead, state: dict[str, Any]) -> None:
+    """Load statistics made by :func:`standardisation` into ``model``'s buffers."""
+    with torch.no_grad():
+        for k in STANDARDISERS:
+            value = torch.as_tensor(state[k], dtype=torch.float32)
+            if value.shape != getattr(model, k).shape:
+                raise ConfigError(f"standardisation {k} has shape {tuple(value.shape)}, the model "
+                                  f"expects {tuple(getattr(model, k).shape)}")
+            getattr(model, k).copy_(value)
+
+
 def embed_backbone(model: BackboneHead, features, rows: np.ndarray | None = None, batch_size: int = 256,
                    device: str = "cpu") -> np.ndarray:
     """Vectors of ``features[rows]`` (``[n, patches, stored_dim]``, numpy or a store view) in batches."""
@@ -152,8 +173,9 @@ def embed_backbone(model: BackboneHead, features, rows: np.ndarray | None = None
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
-def _fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
-    """Per-dimension mean/std of track means and of single patches over every row of ``features``."""
+def fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
+    """Per-dimension mean/std of track means and of single patches over every row of ``features``
+    (no labels: any catalog's tracks, e.g. the one the model serves, :mod:`.adapt`)."""
     n = len(features)
     tot = np.zeros(model.in_dim)
     tot2 = np.zeros(model.in_dim)
@@ -262,7 +284,7 @@ def train_backbone_head(features, artists, cfg: HeadConfig | None = None, *,
     start, stop = layer_slices[cfg.layer]
     torch.manual_seed(cfg.seed)  # before the head is built: its initial weights follow the seed
     model = BackboneHead(start, stop, cfg)
-    _fit_standardisers(model, features)
+    fit_standardisers(model, features)
     rng = np.random.default_rng(cfg.seed)
     train_ids, val_ids = _val_split(artists, cfg, rng)
     train_rows = np.flatnonzero(np.isin(artists, train_ids))

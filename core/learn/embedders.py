@@ -21,7 +21,7 @@ import numpy as np
 
 from artdb.core.errors import CatalogError
 from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer, mfcc_mean_std, stats_features
-from artdb.core.learn.backbone import embed_backbone
+from artdb.core.learn.backbone import SERVED_KEY, embed_backbone, set_standardisation
 from artdb.core.learn.checkpoint import load_checkpoint
 from artdb.core.learn.networks import embed
 from artdb.core.vectors.aggregate import l2_normalize
@@ -139,8 +139,12 @@ class BackboneEmbedder:
         return embed_backbone(self.model, features, batch_size=self.batch_size, device=self.device)
 
 
-def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
-    """The embedder of a registered model (``artdb.db.models.Model`` row)."""
+def load_embedder(model_row, device: str = "cpu", frontend=None, served: bool = True) -> Embedder:
+    """The embedder of a registered model (``artdb.db.models.Model`` row).
+
+    A backbone model applies the standardisation refitted on the catalog it serves
+    (``learn.adapt``) when its config holds one and ``served``; else its checkpoint's own.
+    """
     kind = model_row.kind
     config = model_row.config or {}
     if kind == "mfcc":
@@ -158,5 +162,7 @@ def load_embedder(model_row, device: str = "cpu", frontend=None) -> Embedder:
             raise CatalogError(f"model {model_row.name!r} has no checkpoint file recorded")
         ckpt = load_checkpoint(model_row.checkpoint_path, map_location=device,
                                expect_sha256=model_row.checksum)
+        if served and config.get(SERVED_KEY):
+            set_standardisation(ckpt.model, config[SERVED_KEY])
         return BackboneEmbedder(ckpt.model, ckpt.frontend or config.get("backbone", {}), device=device)
     raise CatalogError(f"model {model_row.name!r} has kind {kind!r}, which artdb cannot embed with")

@@ -29,6 +29,7 @@ from artdb.core.errors import CatalogError, IndexCorruptError, IndexMismatchErro
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
+from artdb.core.learn.adapt import adapt_to_catalog
 from artdb.core.learn.embedders import BackboneEmbedder, load_embedder
 from artdb.core.learn.registry import active_model
 from artdb.core.progress import Progress, report as report_progress
@@ -298,9 +299,11 @@ def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, d
 def rebuild_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
                          progress: Progress | None = None) -> SyncReport:
     """``artdb index --rebuild-index``: the active model's vectors forgotten and the catalog embedded
-    again into a new index (:func:`rebuild_index`); a catalog without an active model has nothing
-    to rebuild."""
+    again into a new index (:func:`rebuild_index`), a backbone model's standardisation first refitted
+    on the catalog (``learn.adapt``); a catalog without an active model has nothing to rebuild."""
     model = active_model(catalog)
     if model is None:
         raise CatalogError("no active model: nothing to rebuild")
+    # a full re-embedding is when a backbone model's standardisation follows the catalog it serves
+    model = adapt_to_catalog(catalog, paths, model)
     return rebuild_index(catalog, paths, model, device, progress)
