@@ -18,7 +18,8 @@ _D = DemoConfig()
               help="Track length of the synthetic catalog.")
 @click.option("--homonym-groups", default=_D.homonym_groups, show_default=True)
 @click.option("--synonym-pairs", default=_D.synonym_pairs, show_default=True)
-@click.option("--train-steps", default=_D.train_steps, show_default=True)
+@click.option("--train-steps", default=_D.train_steps, show_default=True,
+              help="Steps of the log-mel CNN trained beside the default model (0: skip it).")
 @click.option("--seed", default=_D.seed, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--no-progress", is_flag=True)
@@ -49,13 +50,17 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     echo = click.echo
     echo("")
     echo("Planted homonym pages (several true artists under one name): proposed split vs truth")
-    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | {'ML clusters':>11} {'ARI':>6} | "
-         f"{'MFCC clusters':>13} {'ARI':>6}")
+    echo("  (ARI: 1 = the proposed clusters are exactly the true artists, 0 = no better than chance;"
+         " '-' = page not flagged)")
+    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | {'default clusters':>16} {'ARI':>6} | "
+         f"{'CNN clusters':>12} {'ARI':>6} | {'MFCC clusters':>13} {'ARI':>6}")
+
+    def fmt(v, spec):
+        return format(v, spec) if v is not None else "-"
     for p in result.homonym_pages:
-        def fmt(v, spec):
-            return format(v, spec) if v is not None else "-"
         echo(f"  {p['page'][:28]:<28} {p['true_artists']:>7} {p.get('albums', 0):>6} | "
-             f"{fmt(p['found_clusters'], '>11')} {fmt(p['ari'], '>6.2f')} | "
+             f"{fmt(p['found_clusters'], '>16')} {fmt(p['ari'], '>6.2f')} | "
+             f"{fmt(p.get('cnn_clusters'), '>12')} {fmt(p.get('cnn_ari'), '>6.2f')} | "
              f"{fmt(p['mfcc_clusters'], '>13')} {fmt(p['mfcc_ari'], '>6.2f')}")
     echo("")
     echo("Planted synonym pairs (one artist under two names): rank among synonym candidates")
@@ -64,12 +69,12 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
             echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): one page already "
                  "(the names fold to one catalog key at ingest)")
             continue
-        echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): ML rank {s['rank'] or '-'}, "
+        echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): default rank {s['rank'] or '-'}, "
              f"MFCC rank {s['mfcc_rank'] or '-'}")
     echo("")
     for name, sysres in result.systems.items():
         ari = sysres["mean_ari_planted_pages"]
-        echo(f"{name:<14} mean ARI on planted pages {ari:.3f} | planted pages flagged "
+        echo(f"{name:<14} mean ARI on planted pages {fmt(ari, '.3f')} | planted pages flagged "
              f"{sysres['planted_pages_flagged']}/{sysres['planted_pages']} | other pages flagged "
              f"{len(sysres['false_alarms'])} | synonym pairs in top 10: {sysres['synonym_recall_top10']:.0%}")
     echo(f"\nreport: {result.report}")

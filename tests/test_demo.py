@@ -16,12 +16,19 @@ def test_demo_runs_end_to_end(tmp_path, artdb_home):
         "--json", "--no-progress"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out["systems"]) == {"mfcc-baseline", "demo-ml"}
+    # MFCC, the CNN learnt from scratch, and what `artdb train` trains with no options (the report's)
+    assert set(out["systems"]) == {"mfcc-baseline", "cnn-scratch", "artdb-default"}
+    assert out["systems"]["artdb-default"]["model"] == "artdb-default"
     assert len(out["homonym_pages"]) == 2 and len(out["synonym_pairs"]) == 2
     for page in out["homonym_pages"]:
         assert page["true_artists"] >= 2
-        assert page["ari"] is None or -1.0 <= page["ari"] <= 1.0
+        for prefix in ("", "mfcc_", "cnn_"):  # each system: a score exactly when the page was audited
+            audited = page[f"{prefix}clusters" if prefix else "found_clusters"] is not None
+            assert (page[f"{prefix}ari"] is not None) == audited
+            if audited:
+                assert -1.0 <= page[f"{prefix}ari"] <= 1.0
     report = artdb_home / "demo" / "report.html"
-    assert report.exists() and report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    assert report.exists()
+    assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
     for system in out["systems"].values():
         assert system["planted_pages"] == 2

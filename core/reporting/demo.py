@@ -1,10 +1,12 @@
 """``artdb demo``: the whole job on the embedded default, checked against a planted truth.
 
 synthesize a catalog with planted homonym pages and synonym pairs → ingest (features, MFCC
-baseline vectors) → audit with the baseline → train a metric-learning model on the catalog →
-re-embed, audit, find synonyms, write the HTML report → compare what was found with what was
-planted (ARI of each planted homonym page's proposed split; planted synonym pairs among the top
-ranked candidates), for the learned model and the MFCC baseline side by side.
+baseline vectors) → audit with the baseline → train what ``artdb train`` trains with no options
+(the musicnn backbone + head) and, beside it, the log-mel CNN learnt from scratch
+(``artdb train --backbone none``) → re-embed, audit, find synonyms, write the HTML report with the
+default model → compare what was found with what was planted (ARI of each planted homonym page's
+proposed split; planted synonym pairs among the top ranked candidates), for every system side by
+side.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from artdb.core.analysis.audit import calibrate_threshold, run_audit
 from artdb.core.analysis.findings import parse_page_label
 from artdb.core.analysis.synonyms import find_synonyms, planted_recall
 from artdb.core.config import Paths
+from artdb.core.features.backbone import BackboneConfig
 from artdb.core.ingest.pipeline import IngestOptions
 from artdb.core.ingest.service import index_catalog
-from artdb.core.learn.catalog import train_from_catalog
+from artdb.core.learn.backbone import HeadConfig
+from artdb.core.learn.catalog import train_backbone_from_catalog, train_from_catalog
 from artdb.core.learn.config import TrainConfig
 from artdb.core.learn.registry import get_model, register_mfcc_baseline
 from artdb.core.names import page_key
@@ -40,6 +44,8 @@ from artdb.db.models import ArtistPage, Track
 from artdb.db.session import Catalog
 
 LogFn = Callable[[str], None]
+DEFAULT_SYSTEM = "artdb-default"  # what `artdb train` trains with no options
+CNN_SYSTEM = "cnn-scratch"  # `artdb train --backbone none`: the log-mel CNN learnt on the catalog
 
 
 @dataclass
@@ -161,29 +167,47 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
     result.systems["mfcc-baseline"] = base_eval["summary"]
     lap("baseline audit")
 
-    say(f"4/6 training a metric-learning model ({config.train_steps} steps, semi-hard triplets, "
-        "side information)")
-    train_cfg = TrainConfig(method="ml", mining="semihard", steps=config.train_steps,
-                            artists_per_batch=8, per_artist=4, val_every=max(25, config.train_steps // 6),
-                            patience=3, crop_frames=100, seed=config.seed, val_fraction=0.2)
-    model, train_result = train_from_catalog(catalog, paths, train_cfg, name="demo-ml", progress=progress)
-    say(f"    validation ARI {train_result.initial_val_ari:.3f} (untrained) -> "
-        f"{train_result.best_val_ari:.3f}")
-    lap("train")
+    cnn_eval = None
+    if config.train_steps > 0:
+        say(f"4/6 training the log-mel CNN from scratch (artdb train --backbone none; "
+            f"{config.train_steps} steps, semi-hard triplets, side information)")
+        train_cfg = TrainConfig(method="ml", mining="semihard", steps=config.train_steps,
+                                artists_per_batch=8, per_artist=4,
+                                val_every=max(25, config.train_steps // 6), patience=3,
+                                crop_frames=100, seed=config.seed, val_fraction=0.2)
+        cnn_model, cnn_result = train_from_catalog(catalog, paths, train_cfg, name=CNN_SYSTEM,
+                                                   progress=progress)
+        say(f"    validation ARI {cnn_result.initial_val_ari:.3f} (untrained) -> "
+            f"{cnn_result.best_val_ari:.3f}; auditing with it")
+        cnn_eval = evaluate_system(get_model(catalog, cnn_model.id))
+        result.systems[CNN_SYSTEM] = {**cnn_eval["summary"], "val_ari": cnn_result.best_val_ari,
+                                      "val_ari_untrained": cnn_result.initial_val_ari}
+        lap("train+audit cnn")
 
-    say("5/6 auditing, finding synonyms, writing the report")
-    model = get_model(catalog, model.id)
+    say("5/6 training artdb's default model (artdb train with no options: the musicnn backbone "
+        "+ a metric head whose share validation decides), auditing, finding synonyms, writing "
+        "the report")
+    # as many 3-s patches as a synthetic track holds (the default's 10 assume full-length tracks)
+    backbone = BackboneConfig(patches_per_track=max(1, min(BackboneConfig.patches_per_track,
+                                                          int(config.seconds // 3))))
+    # trained last, so that it is the active model: the catalog and the report keep its findings
+    default_model, default_result = train_backbone_from_catalog(
+        catalog, paths, backbone, HeadConfig(seed=config.seed), name=DEFAULT_SYSTEM,
+        workers=config.workers, progress=progress)
+    model = get_model(catalog, default_model.id)
     ml_eval = evaluate_system(model)
-    result.systems["demo-ml"] = {**ml_eval["summary"], "val_ari": train_result.best_val_ari,
-                                 "val_ari_untrained": train_result.initial_val_ari}
+    result.systems[DEFAULT_SYSTEM] = {**ml_eval["summary"], **default_result.summary()}
     write_report(catalog, paths, result.report, model=model)
-    lap("audit+synonyms+report")
+    lap("train+audit default")
 
     say("6/6 comparing with what was planted")
     base_pages = {p["page"]: p for p in base_eval["pages"]}
+    cnn_pages = {p["page"]: p for p in cnn_eval["pages"]} if cnn_eval else {}
     for p in ml_eval["pages"]:
         result.homonym_pages.append({**p, "mfcc_ari": base_pages.get(p["page"], {}).get("ari"),
-                                     "mfcc_clusters": base_pages.get(p["page"], {}).get("found_clusters")})
+                                     "mfcc_clusters": base_pages.get(p["page"], {}).get("found_clusters"),
+                                     "cnn_ari": cnn_pages.get(p["page"], {}).get("ari"),
+                                     "cnn_clusters": cnn_pages.get(p["page"], {}).get("found_clusters")})
     ranked = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
               for i, x in enumerate(ml_eval["pairs"])}
     ranked_base = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
