@@ -67,3 +67,5 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"  error: {p}: {reason}")
     for p, other in summary.duplicates:
         click.echo(f"  duplicate: {p}: {other}")
+    for p, warning in summary.warnings:
+        click.echo(f"  warning: {p}: {warning}")
