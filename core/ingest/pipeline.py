@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from artdb.core.errors import CatalogError
+from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
@@ -73,6 +73,10 @@ class IngestOptions:
     prune: bool = False  # delete tracks whose files under the root are gone
     executor_backend: str = "process"
     scheduler_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1 file, got {self.batch_size}")
 
 
 @dataclass

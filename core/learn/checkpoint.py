@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,9 @@ from artdb.core import __version__
 from artdb.core.errors import ArtdbError, ModelMismatchError
 from artdb.core.learn.backbone import ARCH as BACKBONE_ARCH, BackboneHead
 from artdb.core.learn.networks import ArtistNet, build_model
+
+# How torch.load(weights_only=True) names what it refused ("unsupported GLOBAL posix.system").
+_UNSUPPORTED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+)", re.IGNORECASE)
 
 __all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
 
@@ -160,8 +165,17 @@ def load_checkpoint(
         raise ArtdbError(f"{path}: sha256 {digest} differs from the expected {expect_sha256}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message advises weights_only=False, i.e. running the file's code: never repeat it
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ArtdbError(
+            f"{path}: refused: the checkpoint holds Python objects other than weights{what}, which "
+            "could run code when loaded; artdb loads weights only — retrain the model, or use a "
+            "checkpoint artdb wrote") from None
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
-        raise ArtdbError(f"{path}: not a loadable checkpoint ({exc})") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtdbError(f"{path}: not a loadable checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtdbError(f"{path}: not an artdb model checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:
