@@ -132,6 +132,11 @@ def test_malicious_checkpoint_refusal_gives_no_unsafe_advice(tmp_path):
                        "(posix.system), which could run code when loaded; artdb loads weights only — "
                        "retrain the model, or use a checkpoint artdb wrote")
     assert "weights_only" not in message and "\n" not in message
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")  # torch words this refusal with the same advice
+    with pytest.raises(ArtdbError) as err:
+        load_checkpoint(garbage)
+    assert str(err.value) == f"{garbage}: not a loadable checkpoint (Unsupported operand 110)"
 
 
 def test_rebuild_hint_names_the_required_path(catalog, tmp_path):
