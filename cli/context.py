@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from artdb.cli.errors import one_line
 from artdb.core.config import Paths, database_url
 from artdb.core.errors import ArtdbError, CatalogError
 
@@ -46,7 +47,9 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn artdb's own errors into a clean message and exit status 1 (no traceback).
+    """Turn artdb's own errors into a one-line message and exit status 1 (no traceback), for a
+    command invoked outside the ``artdb`` group (the group does the same for every command:
+    ``artdb.cli.errors``).
 
     ``DatabaseError`` too: ``artdb db`` drives the schema through ``artdb.db`` directly."""
 
@@ -57,7 +60,7 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except (ArtdbError, DatabaseError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(one_line(exc)) from exc
 
     return wrapper
 

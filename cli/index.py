@@ -13,7 +13,8 @@ from artdb.cli.progress import progress_bar
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False),
               help="CSV or JSONL with a 'path' column (relative to PATH) supplying/overriding tags.")
 @click.option("--workers", default=2, show_default=True, help="Worker processes for analysis.")
-@click.option("--batch-size", default=128, show_default=True, help="Files per DB transaction.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Files per DB transaction.")
 @click.option("--prune", is_flag=True, help="Delete tracks under PATH whose files are gone.")
 @click.option("--features/--no-features", default=True, show_default=True,
               help="Extract log-mel features into the feature store during ingest.")
@@ -67,3 +68,5 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"  error: {p}: {reason}")
     for p, other in summary.duplicates:
         click.echo(f"  duplicate: {p}: {other}")
+    for p, warning in summary.warnings:
+        click.echo(f"  warning: {p}: {warning}")

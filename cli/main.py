@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
+import os
 
 import click
 
-from artdb.core.errors import ArtdbError
+from artdb.cli.errors import DEBUG_ENV, OneLineUsageError, as_click_error
 
 # command name -> "module:attribute" inside artdb.cli
 COMMANDS: dict[str, str] = {
@@ -38,7 +38,24 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use, and where every failure of a command
+    becomes one line and an exit status (``artdb.cli.errors``)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001 - click's signature
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # the group's own options
+            raise OneLineUsageError.of(exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+            replacement = as_click_error(exc, debug)
+            if replacement is None:
+                raise
+            raise replacement from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = [n for n, target in COMMANDS.items() if _module_exists(target)]
@@ -57,13 +74,29 @@ def _module_exists(target: str) -> bool:
     return importlib.util.find_spec(f"artdb.cli.{target.split(':')[0]}") is not None
 
 
+def _check_db_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a URL that is not one, names an unsupported back-end, or puts SQLite in a missing
+    directory — before any command runs."""
+    if value is None:
+        return None
+    from artdb.db.session import DatabaseError, check_url
+
+    try:
+        check_url(value)
+    except DatabaseError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "db_url",
     envvar="ARTDB_DATABASE_URL",
     default=None,
-    help="Catalog database URL (default: SQLite in the data dir). Env: ARTDB_DATABASE_URL.",
+    callback=_check_db_url,
+    help="Catalog database URL (default: SQLite in the data dir): sqlite:////PATH/catalog.sqlite or "
+         "postgresql+psycopg://USER@HOST:PORT/DBNAME. Env: ARTDB_DATABASE_URL.",
 )
 @click.option(
     "--home",
@@ -73,9 +106,11 @@ def _module_exists(target: str) -> bool:
     help="Data directory (catalog, features, indexes, models). Env: ARTDB_HOME.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
+@click.option("--debug", is_flag=True, envvar=DEBUG_ENV,
+              help=f"Show the traceback of an unexpected error. Env: {DEBUG_ENV}=1.")
 @click.version_option(package_name="artdb")
 @click.pass_context
-def cli(ctx: click.Context, db_url: str | None, home: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, db_url: str | None, home: str | None, verbose: bool, debug: bool) -> None:
     """artdb: tell music artists apart by their audio.
 
     Ingest catalogs, learn an artist embedding, find artist pages that mix several artists
@@ -93,11 +128,7 @@ def cli(ctx: click.Context, db_url: str | None, home: str | None, verbose: bool)
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="artdb", standalone_mode=True)
-    except ArtdbError as exc:  # pragma: no cover - standalone_mode handles ClickException
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    cli.main(args=argv, prog_name="artdb")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @click.argument("query", required=False)
 @click.option("--level", type=click.Choice(["track", "album", "artist"]), default="track",
               show_default=True, help="What QUERY names and what to return.")
-@click.option("-k", "k", default=10, show_default=True, help="How many neighbours.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many neighbours.")
 @click.option("--exclude-same-page", is_flag=True, help="Skip results credited to the query's page.")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
 @click.option("--synonyms", is_flag=True,
               help="Instead of QUERY: list synonym candidates (pages with different names that "
                    "sound like one artist).")
-@click.option("--top", default=50, show_default=True, help="With --synonyms: how many pairs.")
+@click.option("--top", type=click.IntRange(min=1), default=50, show_default=True,
+              help="With --synonyms: how many pairs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @handle_errors

@@ -119,6 +119,9 @@ class Track(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     file_size: Mapped[int] = mapped_column(BigInteger)
     file_mtime: Mapped[float] = mapped_column(Float)
+    # The original text of tag values ingest had to change to store them (NUL bytes, control
+    # characters, longer than their column, numbers out of range), by field; None when none was.
+    raw_tags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -203,6 +206,9 @@ class IngestFile(Base):
     path: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
+    # What ingest changed in an accepted file's tags to store them (the originals are in
+    # ``Track.raw_tags``).
+    warning: Mapped[str | None] = mapped_column(Text)
     track_id: Mapped[int | None] = mapped_column(
         ForeignKey("tracks.id", ondelete="SET NULL"), index=True
     )

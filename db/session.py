@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from artdb.db.models import Base
@@ -30,11 +32,35 @@ def _migrations_dir() -> Path:
     return Path(str(importlib.resources.files("artdb.migrations"))).resolve()
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+URL_FORMS = "sqlite:////ABSOLUTE/PATH/catalog.sqlite or postgresql+psycopg://USER@HOST:PORT/DBNAME"
+
+
+def check_url(url: str) -> URL:
+    """The parsed catalog URL, or :class:`DatabaseError` saying what is wrong with it: not a URL,
+    a back-end artdb does not support, or an SQLite file in a directory that does not exist (which
+    would otherwise become a new, empty catalog somewhere unexpected)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        raise DatabaseError(f"{shown!r} is not a database URL: use {URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise DatabaseError(f"unsupported database back-end {backend!r}: artdb supports SQLite and "
+                            f"PostgreSQL ({URL_FORMS})")
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not parsed.database.startswith("file:"):
+        directory = Path(parsed.database).expanduser().absolute().parent
+        if not directory.is_dir():
+            raise DatabaseError(f"directory {directory} does not exist: create it, or correct the "
+                                "SQLite path in the database URL")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = check_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
@@ -46,14 +72,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if parsed.get_backend_name() == "postgresql":
-        try:
-            return create_engine(url, pool_pre_ping=True)
-        except ModuleNotFoundError as exc:  # psycopg missing
-            raise DatabaseError(
-                f"PostgreSQL needs the psycopg driver: pip install 'artdb[postgres]' ({exc})"
-            ) from exc
-    return create_engine(url)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # psycopg missing, or another driver named in the URL
+        raise DatabaseError(
+            f"PostgreSQL needs the psycopg driver: pip install 'artdb[postgres]' and use "
+            f"postgresql+psycopg://... ({exc})"
+        ) from None
 
 
 def alembic_config(engine: Engine | None = None, connection=None):
@@ -137,4 +162,4 @@ class Catalog:
         self.engine.dispose()
 
 
-__all__ = ["Base", "Catalog", "DatabaseError", "make_engine", "upgrade", "downgrade"]
+__all__ = ["Base", "Catalog", "DatabaseError", "check_url", "make_engine", "upgrade", "downgrade"]

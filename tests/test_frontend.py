@@ -206,7 +206,9 @@ def test_bad_files_give_clear_audio_errors(tmp_path, rng):
     garbage.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises(AudioError) as err:
         decode_excerpts(garbage, CFG)
-    assert err.value.path == str(garbage) and "libsndfile cannot read it" in err.value.reason
+    # an .mp3 that libsndfile (which reads MP3) cannot decode is not audio: no talk of ffmpeg
+    assert err.value.path == str(garbage) and err.value.reason == (
+        "not decodable audio: libsndfile cannot decode this MP3 file (format not recognised)")
     with pytest.raises(AudioError, match="file not found"):
         decode_excerpts(tmp_path / "nope.flac", CFG)
     empty = tmp_path / "empty.ogg"

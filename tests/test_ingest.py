@@ -1,4 +1,5 @@
-"""``artdb index``: counts, idempotence, moves and changes, the fault folder, manifests, resume."""
+"""``artdb index``: counts, idempotence, moves and changes, manifests, resume (the fault folder of bad
+input: tests/test_bad_input.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from artdb.core.errors import ManifestError
 from artdb.core.ingest import IngestOptions, ingest
-from artdb.db.models import Album, ArtistPage, Genre, IngestFile, IngestRun, Label, Track, TrackCredit
+from artdb.db.models import Album, ArtistPage, Genre, IngestRun, Label, Track, TrackCredit
 
 
 def make_library(root: Path) -> dict:
@@ -101,32 +102,6 @@ def test_changed_file_updates_and_moved_file_relinks(catalog, tmp_path):
         assert s.scalar(select(func.count()).select_from(Album).where(Album.title == "Eyes Open")) == 0
 
 
-def make_fault_folder(root: Path) -> dict[str, str]:
-    """Good files plus one of each kind of bad file; returns {bad file name: expected reason part}."""
-    for i in range(3):
-        write_audio(root / f"good{i}.flac", seconds=0.5, seed=i, artist="Good Artist", album="Fine",
-                    title=f"G{i}")
-    (root / "zero.flac").write_bytes(b"")
-    full = write_audio(root / "tmp_full.flac", seconds=3.0, seed=7, artist="T", album="T", title="T")
-    data = full.read_bytes()
-    (root / "truncated.flac").write_bytes(data[: len(data) // 3])
-    full.unlink()
-    (root / "notes.mp3").write_text("this is a text file, not an MP3\n" * 20)
-    write_audio(root / "untagged.wav", seconds=0.5, seed=11)
-    shutil.copy(root / "good0.flac", root / "good0 copy.flac")
-    shutil.copy(root / "good1.flac", os.path.join(os.fsencode(root), b"caf\xe9-latin1.flac"))  # not UTF-8
-    locked = write_audio(root / "locked.ogg", seconds=0.5, seed=12, artist="L", album="L", title="L")
-    locked.chmod(0)
-    return {
-        "zero.flac": "empty file",
-        "truncated.flac": "truncated",
-        "notes.mp3": "not recognised as audio",
-        "untagged.wav": "no artist",
-        "latin1": "not valid UTF-8",
-        "locked.ogg": "cannot read",
-    }
-
-
 def _drop_read_override() -> list[str] | None:
     """A command prefix that runs without the power to read any file, or None if unavailable.
 
@@ -140,32 +115,6 @@ def _drop_read_override() -> list[str] | None:
     probe = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "true"],
                            capture_output=True)
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if probe.returncode == 0 else None
-
-
-def test_fault_folder(catalog, tmp_path):
-    root = tmp_path / "faults"
-    root.mkdir()
-    expected = make_fault_folder(root)
-    if os.geteuid() == 0:
-        # root reads any file: the permissions case is covered by test_unreadable_file.
-        expected.pop("locked.ogg")
-        (root / "locked.ogg").unlink()
-    summary = ingest(catalog, root, IngestOptions(workers=2))
-    assert summary.counts["added"] == 3
-    assert summary.counts["duplicate"] == 1
-    assert summary.counts["error"] == len(expected)
-    errors = {Path(p).name: reason for p, reason in summary.errors}
-    for name_part, reason_part in expected.items():
-        matches = [r for n, r in errors.items() if name_part in n]
-        assert matches, f"{name_part} not reported: {errors}"
-        assert reason_part in matches[0], (name_part, matches[0])
-    assert "good0" in summary.duplicates[0][1]
-    with catalog.session() as s:
-        recorded = s.execute(select(IngestFile.outcome, func.count()).where(
-            IngestFile.run_id == summary.run_id).group_by(IngestFile.outcome)).all()
-        assert dict(recorded)["error"] == len(expected)
-        run = s.get(IngestRun, summary.run_id)
-        assert run.status == "done"
 
 
 @pytest.mark.skipif(_drop_read_override() is None, reason="root without setpriv cannot be denied a read")

@@ -502,6 +502,11 @@ class StoreFeatureArray:
         return self.store.get_many(self.track_ids[np.atleast_1d(key)])
 
 
+def store_exists(paths, config: StoreConfig) -> bool:
+    """Whether ``config``'s store has been created (``mode="r"`` opens only such a store)."""
+    return (feature_store_dir(paths, config) / _HEADER).exists()
+
+
 def open_feature_store(paths, config: StoreConfig, mode: str = "a") -> FeatureStore:
     return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)
 

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from artdb.core.features.frontend.decode import LIBSNDFILE_FORMATS, libsndfile_reason
 from artdb.core.ingest.tags import TrackTags, audio_length, read_tags
 
 HASH_CHUNK = 1 << 20
@@ -44,21 +45,29 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
+# Formats whose header states the length of the audio data (mutagen reads it): a file holding less
+# than that was cut short. A WAV header of a stream written without knowing its length says 0 or
+# ~4 GiB; those are not taken at their word.
+_DECLARED_LENGTH_FORMATS = ("WAV", "WAVEX", "AIFF")
+_UNKNOWN_DATA_SIZE = 0xFFFF0000
+# Shorter than the header by more than this (seconds) is truncation, not rounding.
+_TRUNCATION_TOLERANCE = 0.01
+
+
 def probe_audio(path: str) -> tuple[float, int, int, str]:
     """(duration s, sample rate, channels, format) — raises ValueError with a reason if unusable.
 
     libsndfile reads WAV/FLAC/Ogg (Vorbis, Opus)/MP3; its header check plus a read of the last
-    frames catches truncated files. Containers it cannot open (MP4/AAC) are accepted only when a
-    fallback decoder exists (audioread with ffmpeg/GStreamer), else rejected with that reason.
+    frames catches truncated files, and for WAV/AIFF the data the header declares is compared with
+    the data present. Containers it cannot open (MP4/AAC) are accepted only when a fallback decoder
+    exists (audioread with ffmpeg/GStreamer), else rejected with that reason.
     """
     import soundfile as sf
 
     try:
         snd = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
-        # libsndfile words unknown formats as "File does not exist or is not a regular file";
-        # we already read the file when hashing it, so say what it means.
-        sf_reason = getattr(exc, "error_string", None) or str(exc)
+        sf_reason = libsndfile_reason(exc)
     else:
         with snd:
             frames, sr, ch, fmt = snd.frames, snd.samplerate, snd.channels, snd.format
@@ -68,20 +77,48 @@ def probe_audio(path: str) -> tuple[float, int, int, str]:
                 try:
                     snd.seek(max(0, frames - TAIL_PROBE_FRAMES))
                     tail = snd.read(TAIL_PROBE_FRAMES, dtype="float32")
-                except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+                # ValueError: after a failed seek in a corrupt MP3, soundfile computes a negative
+                # frame count
+                except (sf.LibsndfileError, RuntimeError, EOFError, ValueError) as exc:
                     raise ValueError(f"truncated or corrupt: cannot read its last frames ({exc})") from exc
                 if len(tail) == 0:
                     raise ValueError("truncated: header promises more audio than the file holds")
+            if fmt in _DECLARED_LENGTH_FORMATS:
+                _check_declared_length(path, frames / sr)
             return frames / sr, sr, ch, fmt
     length = audio_length(path)
     if length is None:
         raise ValueError(f"not recognised as audio by libsndfile or mutagen ({sf_reason})")
     if not _fallback_decoder_available():
+        ext = os.path.splitext(path)[1].lower()
+        if ext in LIBSNDFILE_FORMATS:
+            # mutagen found a header, but libsndfile, which reads this format, found no audio
+            raise ValueError(
+                f"not decodable audio: libsndfile cannot decode this {LIBSNDFILE_FORMATS[ext]} "
+                f"file ({sf_reason})")
         raise ValueError(
             f"no decoder for this format here: libsndfile cannot read it ({sf_reason}) and no "
             "ffmpeg/GStreamer backend is installed for audioread"
         )
     return length, 0, 0, os.path.splitext(path)[1].lstrip(".").upper()
+
+
+def _check_declared_length(path: str, seconds: float) -> None:
+    """ValueError when the header of a WAV/AIFF file declares more audio than the file holds
+    (libsndfile silently reads what is there)."""
+    import mutagen
+
+    try:
+        info = mutagen.File(path).info
+        declared = float(info.length)
+        data_bytes = declared * info.sample_rate * info.channels * info.bits_per_sample / 8
+    except Exception:  # noqa: BLE001 - mutagen cannot read the header: libsndfile's word stands
+        return
+    if data_bytes >= _UNKNOWN_DATA_SIZE:
+        return
+    if declared - seconds > _TRUNCATION_TOLERANCE:
+        raise ValueError(f"truncated: file shorter than its header says: {seconds:.1f} s of "
+                         f"{declared:.1f} s")
 
 
 def _fallback_decoder_available() -> bool:
@@ -132,8 +169,13 @@ def analyze_file(path: str, relpath: str, overrides: dict[str, Any] | None = Non
 
 
 def analyze_job(args: tuple[str, str, dict | None, tuple[int, float] | None]):
-    """``analyze_file`` on one packed argument tuple (what the worker pool maps over)."""
-    return analyze_file(*args)
+    """``analyze_file`` on one packed argument tuple (what the worker pool maps over).
+
+    Any surprise becomes that file's failure: raised in a worker, it would end the whole run."""
+    try:
+        return analyze_file(*args)
+    except Exception as exc:  # noqa: BLE001 - one file's problem never costs the others
+        return FileFailure(args[0], args[1], f"unexpected {type(exc).__name__}: {exc}")
 
 
 def is_unchanged(path: str, known: tuple[int, float]) -> bool:

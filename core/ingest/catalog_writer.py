@@ -16,12 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from artdb.core.ingest.analyze import FileAnalysis
+from artdb.core.ingest.tags import TEXT_LIMITS, clean_text
 from artdb.core.names import page_key, split_credits
 from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
 
 T = TypeVar("T")
 NO_ALBUM_TITLE = "[non-album tracks]"
 _YEAR = re.compile(r"(\d{4})")
+# Keys are cut to their columns too: NFKC and case folding can lengthen a name that fits ("ß" ->
+# "ss", one ligature -> 18 letters).
+_PAGE_KEY_LEN = ArtistPage.normalized_name.type.length
+_ALBUM_KEY_LEN = Album.normalized_title.type.length
 
 
 def _get_or_create(session: Session, model: type[T], lookup: dict[str, Any],
@@ -46,6 +51,10 @@ class CatalogWriter:
     """Turns ``FileAnalysis`` results into rows. One instance per ingest run (holds id caches)."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the cached ids (after a rollback, some may name rows that no longer exist)."""
         self._pages: dict[str, int] = {}
         self._albums: dict[tuple[int, str], int] = {}
         self._genres: dict[str, int] = {}
@@ -53,7 +62,7 @@ class CatalogWriter:
 
     # -- lookups ---------------------------------------------------------------------------
     def page_id(self, session: Session, name: str) -> int:
-        key = page_key(name)
+        key = page_key(name)[:_PAGE_KEY_LEN]
         if key not in self._pages:
             page = _get_or_create(
                 session, ArtistPage, {"normalized_name": key, "disambiguation": ""},
@@ -77,7 +86,7 @@ class CatalogWriter:
 
     def album_id(self, session: Session, page_id: int, fa: FileAnalysis) -> int:
         title = (fa.tags.album or NO_ALBUM_TITLE).strip()
-        key = (page_id, page_key(title))
+        key = (page_id, page_key(title)[:_ALBUM_KEY_LEN])
         if key in self._albums:
             return self._albums[key]
         tags = fa.tags
@@ -110,8 +119,10 @@ class CatalogWriter:
         album_artist = tags.albumartist or (main[0] if main else None)
         album_page = self.page_id(session, album_artist)
         track.album_id = self.album_id(session, album_page, fa)
-        track.title = (tags.title or fa.relpath.rsplit("/", 1)[-1]).strip()
-        track.isrc = (tags.isrc or None) and tags.isrc.replace("-", "").upper()[:15]
+        # tags are cleaned already (ingest.tags); a file name standing in for a title is not
+        track.title = tags.title or clean_text(fa.relpath.rsplit("/", 1)[-1], TEXT_LIMITS["title"])[0]
+        track.isrc = tags.isrc
+        track.raw_tags = tags.raw or None
         track.track_number = tags.track_number
         track.disc_number = tags.disc_number
         track.duration = fa.duration

@@ -7,6 +7,10 @@ with the catalog afterwards (``artdb.core.vectors.index``), so the index never r
 Durability: each batch is one DB transaction, committed after its features are flushed to the
 feature store. Ctrl-C or a crash loses at most the batch in flight; a rerun skips what was
 committed (same path, size and mtime) and resumes.
+
+Bad input: every value is cleaned before it reaches the catalog (``ingest.tags``), and should the
+catalog still refuse a row, the batch is written again one file per savepoint, so only that file
+is lost (recorded as an error with the database's reason) and never the run or its neighbours.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DataError, IntegrityError
 
-from artdb.core.errors import CatalogError
+from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
 from artdb.core.ingest.scan import FoundFile, load_manifest, scan_audio_files
+from artdb.core.ingest.tags import clean_text
 from artdb.core.progress import Progress, report
 from artdb.db.models import Album, Embedding, IngestFile, IngestRun, Track
 from artdb.db.session import Catalog
@@ -68,6 +74,10 @@ class IngestOptions:
     executor_backend: str = "process"
     scheduler_address: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1 file, got {self.batch_size}")
+
 
 @dataclass
 class IngestSummary:
@@ -78,6 +88,8 @@ class IngestSummary:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     status: str = "done"
+    # (path, what cleaning changed in its tags) for files that were catalogued
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def files(self) -> int:
@@ -90,6 +102,7 @@ class IngestSummary:
             "files_per_second": round(self.files / self.seconds, 1) if self.seconds else None,
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "duplicates": [{"path": p, "duplicate_of": r} for p, r in self.duplicates],
+            "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
         }
 
 
@@ -115,6 +128,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     counts: Counter[str] = Counter()
     errors: list[tuple[str, str]] = []
     duplicates: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
     writer = CatalogWriter()
     total = len(files)
     done = 0
@@ -136,13 +150,24 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                          known[batch[i].path][1:] if batch[i].path in known else None) for i in todo]
                 for i, r in zip(todo, ex.map(analyze_job, jobs, chunksize=8) if jobs else []):
                     results[i] = r
-                outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features)
-                for path, outcome, reason in outcomes:
+                extracted: dict[str, Any] = {}  # features by path, kept for a second attempt
+                try:
+                    outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features,
+                                            extracted)
+                except (DataError, IntegrityError) as exc:
+                    log.warning("the catalog refused a row of this batch (%s): writing it one file "
+                                "at a time", _db_reason(exc))
+                    writer.reset()  # its caches may name rows that were rolled back
+                    outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features,
+                                            extracted, isolate=True)
+                for path, outcome, reason, warning in outcomes:
                     counts[outcome] += 1
                     if outcome == ERROR:
                         errors.append((path, reason))
                     elif outcome == DUPLICATE:
                         duplicates.append((path, reason))
+                    if warning:
+                        warnings.append((path, warning))
                 done += len(batch)
                 report(progress, "ingest", done, total)
         if options.prune:
@@ -160,7 +185,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
             run.finished_at = dt.datetime.now(dt.UTC)
             run.counts = dict(counts)
     return IngestSummary(run_id, root_abs, dict(counts), errors, duplicates,
-                         time.perf_counter() - started, status)
+                         time.perf_counter() - started, status, warnings)
 
 
 def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float]]:
@@ -174,11 +199,26 @@ def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, f
     return {p: (i, size, mtime) for i, p, size, mtime in rows}
 
 
+def _db_reason(exc: DataError | IntegrityError) -> str:
+    """The database's own words for a refused row, on one line."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
-                 results: list, known: dict, features: FeatureStage | None):
-    """Decide each file's outcome, extract features where needed, and write one transaction."""
-    outcomes: list[tuple[str, str, str | None]] = []  # (path, outcome, reason)
+                 results: list, known: dict, features: FeatureStage | None,
+                 extracted: dict[str, Any] | None = None, isolate: bool = False):
+    """Decide each file's outcome, extract features where needed, and write one transaction.
+
+    ``extracted`` (features by path) is filled here and reused by a second attempt, which passes
+    ``isolate=True``: each file is then written in its own savepoint, and a row the catalog refuses
+    (``DataError``/``IntegrityError``) becomes that file's error instead of the batch's failure.
+    Returns ``(path, outcome, reason, warning)`` per file.
+    """
+    outcomes: list[tuple[str, str, str | None, str | None]] = []
     records: list[tuple[IngestFile, Track | None]] = []
+    relinked: dict[str, tuple[int, int, float]] = {}  # moved files, for ``known`` once committed
+    feats: dict[str, Any] = extracted if extracted is not None else {}
     analysed: list[tuple[FoundFile, Any]] = [
         (f, FileFailure(f.path, f.relpath, f.name_error) if f.name_error is not None else r)
         for f, r in zip(batch, results)
@@ -214,7 +254,6 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                 plan.append((f, ADDED, r, None))
 
         # --- features: new and changed audio, plus catalogued tracks still lacking them ----
-        feats: dict[str, Any] = {}
         if features is not None:
             need_paths = [r.path for _, a, r, _ in plan if a in (ADDED, UPDATED)]
             need_ids: list[int | None] = [None] * len(need_paths)
@@ -225,14 +264,16 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                     # a moved track's audio is at its new path (its row still has the old one)
                     need_paths.append(r.path if isinstance(r, FileAnalysis) else t.audio_path)
                     need_ids.append(t.id)
-            if need_paths:
-                for path, out in zip(need_paths, features.extract(need_paths, need_ids)):
+            todo = [(p, i) for p, i in zip(need_paths, need_ids) if p not in feats]
+            if todo:
+                paths, ids = zip(*todo)
+                for path, out in zip(paths, features.extract(list(paths), list(ids))):
                     feats[path] = out
 
         # --- write ------------------------------------------------------------------------
         to_store: list[tuple[Track, Any]] = []
         for f, action, r, track in plan:
-            reason = None
+            reason = warning = None
             if action == ERROR:
                 reason = r.reason
             elif action == DUPLICATE:
@@ -242,22 +283,25 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                 out = feats.get(path)
                 if isinstance(out, str):
                     action, reason, track = ERROR, out, None
-                elif action == ADDED:
-                    track = writer.create_track(s, r)
-                elif action == UPDATED:
-                    writer.update_track(s, track, r)
-                    # Its vectors were made from the old audio.
-                    s.execute(delete(Embedding).where(Embedding.track_id == track.id))
-                elif action == MOVED:
-                    writer.update_track(s, track, r)
-                    known[r.path] = (track.id, r.size, r.mtime)
-                elif action == UNCHANGED and r is not None:
-                    track.file_mtime = r.mtime  # touched but identical: remember the new mtime
+                elif isolate:
+                    try:
+                        with s.begin_nested():
+                            track = _write_file(s, writer, action, r, track, relinked)
+                            s.flush()
+                    except (DataError, IntegrityError) as exc:
+                        writer.reset()
+                        action, reason, track = ERROR, f"the catalog refused its row: {_db_reason(exc)}", None
+                else:
+                    track = _write_file(s, writer, action, r, track, relinked)
+                if action in (ADDED, UPDATED, MOVED):
+                    warning = r.tags.warning_text()
                 if track is not None and out is not None:
                     to_store.append((track, out))
-            outcomes.append((f.path, action, reason))
-            records.append((IngestFile(run_id=run_id, path=f.path, outcome=action, reason=reason),
-                            track))
+            # reasons quote libraries and databases: make them storable like any tag
+            reason = clean_text(reason)[0] if reason is not None else None
+            outcomes.append((f.path, action, reason, warning))
+            records.append((IngestFile(run_id=run_id, path=f.path, outcome=action, reason=reason,
+                                       warning=warning), track))
         s.flush()  # assigns ids to new tracks
         for rec, track in records:
             rec.track_id = track.id if track is not None else None
@@ -265,7 +309,25 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
         if to_store and features is not None:
             # Features are durable before the rows that point at them commit.
             features.save([t.id for t, _ in to_store], [x for _, x in to_store])
+    known.update(relinked)
     return outcomes
+
+
+def _write_file(s, writer: CatalogWriter, action: str, r: FileAnalysis | None, track: Track | None,
+                relinked: dict[str, tuple[int, int, float]]) -> Track | None:
+    """Write one planned file's rows; returns its track."""
+    if action == ADDED:
+        track = writer.create_track(s, r)
+    elif action == UPDATED:
+        writer.update_track(s, track, r)
+        # Its vectors were made from the old audio.
+        s.execute(delete(Embedding).where(Embedding.track_id == track.id))
+    elif action == MOVED:
+        writer.update_track(s, track, r)
+        relinked[r.path] = (track.id, r.size, r.mtime)
+    elif action == UNCHANGED and r is not None:
+        track.file_mtime = r.mtime  # touched but identical: remember the new mtime
+    return track
 
 
 def _prune(catalog: Catalog, root_abs: str, present: set[str], features: FeatureStage | None) -> int:

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from artdb.core.analysis.audit import calibrate_threshold
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.features.backbone import BackboneConfig
-from artdb.core.features.store import StoreFeatureArray, open_backbone_store, open_feature_store
+from artdb.core.features.store import StoreFeatureArray, open_backbone_store, open_feature_store, store_exists
 from artdb.core.ingest.service import ensure_backbone_features
 from artdb.core.learn.backbone import BackboneTrainResult, HeadConfig, train_backbone_head
 from artdb.core.learn.checkpoint import save_checkpoint
@@ -64,6 +64,14 @@ def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] =
     return CatalogTrainingSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
 
 
+def _require_tracks(catalog: Catalog) -> None:
+    """Refuse an empty catalog with what to do, before any store or model is looked for."""
+    with catalog.session() as s:
+        if not s.scalar(select(func.count()).select_from(Track)):
+            raise CatalogError("the catalog holds no tracks to train on: ingest audio first "
+                               "(artdb index PATH)")
+
+
 def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name: str | None = None,
                        exclude_pages: Sequence[str] = (), activate: bool = True,
                        progress: Progress | None = None) -> tuple[Model, TrainResult]:
@@ -72,11 +80,15 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name
     ``progress`` hears the training (stage ``"train"``) and, when activated, the embedding of
     the catalog with the new model.
     """
+    _require_tracks(catalog)
     frontend = default_frontend_config(catalog)
     name = name or f"{config.method}-{config.mining}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     with catalog.session() as s:
         if s.scalar(select(Model.id).where(Model.name == name)) is not None:
             raise ConfigError(f"a model named {name!r} already exists; choose another --name")
+    if not store_exists(paths, frontend):
+        raise CatalogError(f"no catalogued track has log-mel features in {paths.home}: run "
+                           "artdb index PATH without --no-features")
     with open_feature_store(paths, frontend, mode="r") as store:
         ts = catalog_training_set(catalog, store, exclude_pages)
         data = TrainingData(StoreFeatureArray(store, ts.track_ids), artists=ts.pages,
@@ -130,6 +142,7 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
     held-out artists (``learn.backbone``); the model is registered (kind ``backbone``) and, by
     default, activated and the catalog embedded with it.
     """
+    _require_tracks(catalog)
     head = head or HeadConfig()
     name = name or f"{backbone.name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     with catalog.session() as s:

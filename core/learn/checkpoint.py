@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,10 @@ from artdb.core import __version__
 from artdb.core.errors import ArtdbError, ModelMismatchError
 from artdb.core.learn.backbone import ARCH as BACKBONE_ARCH, BackboneHead
 from artdb.core.learn.networks import ArtistNet, build_model
+
+# How torch.load(weights_only=True) names what it refused ("unsupported GLOBAL posix.system").
+_UNSUPPORTED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+)", re.IGNORECASE)
+_TORCH_ADVICE = re.compile(r"weights.only|check the documentation|please file an issue", re.IGNORECASE)
 
 __all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
 
@@ -140,6 +146,15 @@ def save_checkpoint(
     return digest
 
 
+def _torch_reason(exc: Exception) -> str:
+    """torch.load's reason on one line, without its advice (which suggests weights_only=False)."""
+    for line in str(exc).splitlines():
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and not _TORCH_ADVICE.search(line):
+            return line
+    return type(exc).__name__
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     expect_frontend: Any = None,
@@ -160,8 +175,17 @@ def load_checkpoint(
         raise ArtdbError(f"{path}: sha256 {digest} differs from the expected {expect_sha256}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message advises weights_only=False, i.e. running the file's code: never repeat it
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if found:
+            raise ArtdbError(
+                f"{path}: refused: the checkpoint holds Python objects other than weights "
+                f"({found.group(1)}), which could run code when loaded; artdb loads weights only — "
+                "retrain the model, or use a checkpoint artdb wrote") from None
+        raise ArtdbError(f"{path}: not a loadable checkpoint ({_torch_reason(exc)})") from None
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
-        raise ArtdbError(f"{path}: not a loadable checkpoint ({exc})") from exc
+        raise ArtdbError(f"{path}: not a loadable checkpoint ({_torch_reason(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtdbError(f"{path}: not an artdb model checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:

@@ -49,6 +49,10 @@ def model_dir(paths: Paths, model: Model) -> Path:
     return paths.indexes / f"{model.id}-{safe}"
 
 
+# What a user runs to rebuild the active model's index (``artdb index`` needs its PATH argument).
+REBUILD_HINT = "`artdb index --rebuild-index PATH` (PATH: your catalog folder, ingested after the rebuild)"
+
+
 def index_path(paths: Paths, model: Model, level: str = "track") -> Path:
     if level not in LEVELS:
         raise CatalogError(f"unknown index level {level!r} (one of {', '.join(LEVELS)})")
@@ -132,7 +136,7 @@ def _load_or_new(paths: Paths, model: Model):
             return FaissIndex.load(path, expect_model=model.name, expect_dim=model.dim), False
     except IndexMismatchError as exc:
         raise IndexMismatchError(
-            f"{exc}; rebuild it with `artdb index --rebuild-index` (model {model.name})") from exc
+            f"{exc}; rebuild it with {REBUILD_HINT} (model {model.name})") from exc
     except IndexCorruptError as exc:
         log.warning("index %s is unreadable (%s): rebuilding from the catalog", path, exc)
         return _new_index(model), True
@@ -150,7 +154,7 @@ def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None
     if not repair:
         raise IndexMismatchError(
             f"index of model {model.name} holds {len(stored)} vectors but the catalog records "
-            f"{len(rows)} embedded tracks; run `artdb index --rebuild-index`")
+            f"{len(rows)} embedded tracks; rebuild it with {REBUILD_HINT}")
     report = SyncReport(model.name)
     _reconcile(catalog, paths, model, index, rows, stored, embedder, device, report)
     index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from artdb.core.analysis.findings import page_label, parse_page_label
 from artdb.core.config import Paths
-from artdb.core.errors import CatalogError
+from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.names import page_key
 from artdb.core.vectors.index import open_level_index, track_groups
 from artdb.core.vectors.indexer_errors import indexer_errors
@@ -123,6 +123,8 @@ def page_of(catalog: Catalog, level: str, ids: np.ndarray) -> np.ndarray:
 def nearest(catalog: Catalog, paths: Paths, model: Model, query: str, level: str = "track",
             k: int = 10, exclude_same_page: bool = False, device: str = "cpu") -> tuple[dict, list[Neighbor]]:
     """The ``k`` nearest entities at ``level`` to the one ``query`` names (itself excluded)."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1 neighbour, got {k}")
     qid = resolve_query(catalog, query, level)
     index = open_level_index(catalog, paths, model, level, device=device)
     if not index.contains(np.array([qid]))[0]:

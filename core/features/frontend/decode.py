@@ -33,6 +33,10 @@ from artdb.core.features.frontend.config import FrontendConfig
 
 # Extra source frames read past each window so that the resampled window is never short.
 _RESAMPLE_MARGIN = 64
+# Extensions of the formats libsndfile decodes itself: when it cannot, the file is not decodable
+# audio (a fallback decoder is the answer only for containers it does not know, like MP4/AAC).
+LIBSNDFILE_FORMATS = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG",
+                      ".opus": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
 # A window counts as "mostly silent" when more than this fraction of its 50 ms blocks are silent.
 _MAX_SILENT_FRACTION = 0.5
 
@@ -117,12 +121,21 @@ def _open(path: str) -> _Source:
     try:
         handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        sf_reason = str(exc).replace(f"Error opening {path!r}: ", "").strip() or type(exc).__name__
-        return _open_fallback(path, sf_reason)
+        return _open_fallback(path, libsndfile_reason(exc))
     if handle.frames <= 0 or handle.samplerate <= 0:
         handle.close()
         raise AudioError(path, "file holds no audio frames")
     return _SoundFileSource(handle)
+
+
+def libsndfile_reason(exc: Exception) -> str:
+    """Why libsndfile could not open a file, in words that fit: it calls every format it does not
+    recognise "File does not exist or is not a regular file", which misleads for a file it read."""
+    reason = getattr(exc, "error_string", None) or str(exc)
+    reason = reason.split(": ", 1)[1] if reason.startswith("Error opening ") else reason
+    if "not a regular file" in reason:
+        return "format not recognised"
+    return reason.strip() or type(exc).__name__
 
 
 def _open_fallback(path: str, sf_reason: str) -> _Source:
@@ -138,6 +151,11 @@ def _open_fallback(path: str, sf_reason: str) -> _Source:
             channels, samplerate = reader.channels, reader.samplerate
             chunks = [np.frombuffer(buf, dtype="<i2") for buf in reader]
     except audioread.NoBackendError:
+        fmt = LIBSNDFILE_FORMATS.get(os.path.splitext(path)[1].lower())
+        if fmt is not None:  # libsndfile reads this format: ffmpeg is not what is missing
+            raise AudioError(
+                path, f"not decodable audio: libsndfile cannot decode this {fmt} file ({sf_reason})"
+            ) from None
         raise AudioError(
             path,
             f"libsndfile cannot read it ({sf_reason}) and no fallback decoder is available "
@@ -160,7 +178,7 @@ def rms_db(x: np.ndarray) -> float:
     """RMS level in dBFS (−inf for digital silence)."""
     if x.size == 0:
         return -math.inf
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32).ravel()  # a [frames, k] block of windows too
     power = float(np.dot(x, x)) / x.size
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
