@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from scipy.cluster.hierarchy import linkage
 from sklearn.metrics import adjusted_rand_score
 
 from artdb.core.analysis.clustering import (
+    adjusted_rand,
     cluster_with_threshold,
     cut_tree,
     cv_thresholds,
@@ -98,3 +100,15 @@ def test_cv_thresholds_fit_each_fold_on_the_other_folds(rng):
     # a single fold has nothing else to fit on: its own groups are used
     [(f, t, test)] = cv_thresholds(groups, [3, 3, 3, 3], vecs, labels, max_candidates=50)
     assert f == 3 and len(test) == 4 and t == fit_threshold(groups, vecs, labels, max_candidates=50)[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 5)), min_size=0, max_size=40))
+def test_adjusted_rand_is_sklearns(pairs):
+    """The fast ARI used by threshold fitting equals sklearn's on any labelling, limit cases included
+    (empty, one cluster each, all singletons)."""
+    truth = np.array([t for t, _ in pairs], dtype=np.int64)
+    pred = np.array([p for _, p in pairs], dtype=np.int64)
+    expected = adjusted_rand_score(truth, pred)
+    assert adjusted_rand(truth, pred) == pytest.approx(expected, abs=1e-12)
+    assert adjusted_rand(truth.astype(str), pred) == pytest.approx(expected, abs=1e-12)

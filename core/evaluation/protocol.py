@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+from sklearn.metrics import adjusted_mutual_info_score
 
 from artdb.core.analysis.clustering import (
+    adjusted_rand,
     cluster_with_threshold,
     codes,
     cv_thresholds,
@@ -157,7 +158,7 @@ def score_groups(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists
         if len(idx) == 0:
             continue
         pred = cluster_with_threshold(vectors[idx], threshold, linkage, metric)
-        out.ari.append(float(adjusted_rand_score(ua[idx], pred)))
+        out.ari.append(adjusted_rand(ua[idx], pred))
         out.ami.append(float(adjusted_mutual_info_score(ua[idx], pred)))
         out.thresholds.append(float(threshold))
         out.sizes.append(int(len(g)))
