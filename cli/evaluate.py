@@ -38,7 +38,7 @@ def _ints(text: str | None):
                    "artdb-default, random, production; with --model: mfcc, random, production).")
 @click.option("--backbone-patches", type=int, default=None,
               help="3-s backbone patches per track for the musicnn systems (default: BackboneConfig's, "
-                   "10); varies the seconds of audio per track. Computed only when a system reads them.")
+                   "20); varies the seconds of audio per track. Computed only when a system reads them.")
 @click.option("--device", default=None, help="Where backbone features are computed: cpu or cuda "
               "(default: cuda when available).")
 @click.option("--unit", type=click.Choice(["album", "track", "both"]), default="both", show_default=True,

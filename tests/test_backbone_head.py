@@ -15,6 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from artdb.cli.main import cli
+from artdb.core.errors import ConfigError
 from artdb.core.learn.backbone import BackboneHead, HeadConfig, embed_backbone, train_backbone_head
 from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
 from artdb.core.synth import SynthConfig, generate_catalog
@@ -35,7 +36,7 @@ def _artist_patches(rng, n_artists=8, tracks=4, patches=3, spread=0.3, dim=20):
 
 def test_pooled_vector_is_the_standardised_patch_mean(rng):
     feats, labels = _artist_patches(rng)
-    res = train_backbone_head(feats, labels, HeadConfig(steps=0), layer_slices=SLICES)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0, layer="penultimate"), layer_slices=SLICES)
     model = res.model
     assert model.head_weight == 0.0 and model.dim == 12  # no head trained: the pooled part alone
     x = feats.astype(np.float64)[..., :12].mean(axis=1)
@@ -47,9 +48,17 @@ def test_pooled_vector_is_the_standardised_patch_mean(rng):
     assert res.threshold is not None and 0 < res.threshold < 2
 
 
+def test_all_layers_is_the_default_and_spans_every_stored_layer(rng):
+    feats, labels = _artist_patches(rng)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0), layer_slices=SLICES)
+    assert HeadConfig().layer == "all" and res.model.dim == 20
+    with pytest.raises(ConfigError, match="not stored"):
+        train_backbone_head(feats, labels, HeadConfig(steps=0, layer="taggram"), layer_slices=SLICES)
+
+
 def test_head_share_is_chosen_on_held_out_artists(rng):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.5)
-    cfg = HeadConfig(steps=40, hidden=32, head_dim=8, seed=1, min_val_groups=1)
+    cfg = HeadConfig(steps=40, hidden=32, head_dim=8, seed=1, min_val_groups=1, layer="penultimate")
     res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
     assert set(res.val_ari) == set(cfg.head_weights)
     best = max(res.val_ari.values())
@@ -102,7 +111,8 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     r = runner.invoke(cli, ["models", "show", "bb", "--json"])
     model = json.loads(r.stdout)
     assert model["kind"] == "backbone" and model["active"]
-    assert model["dim"] in (200, 200 + 128)  # the pooled penultimate, plus the head when chosen
+    # every stored layer (penultimate 200 + mean_pool 753 + max_pool 753), plus the head when chosen
+    assert model["dim"] in (1706, 1706 + 128)
     assert model["config"]["backbone"]["model"] == "MSD_musicnn"
     r = runner.invoke(cli, ["stats", "--json"])
     assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks}
@@ -117,7 +127,8 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
 
 def test_a_gain_on_too_few_groups_gives_the_head_no_share(rng):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
-    cfg = HeadConfig(steps=10, hidden=16, head_dim=4, head_weights=(0.5,), min_gain=-1.0)  # 8 groups needed
+    cfg = HeadConfig(steps=10, hidden=16, head_dim=4, head_weights=(0.5,), min_gain=-1.0,  # 8 groups needed
+                     layer="penultimate")
     res = train_backbone_head(feats, labels, cfg, layer_slices=SLICES)
     assert res.model.head_weight == 0.0 and res.model.dim == 12
     assert any("fewer than the 8" in n for n in res.notes)
@@ -159,7 +170,7 @@ def test_rebuild_refits_the_standardisation_on_the_served_catalog(tmp_path, artd
         served = model.config[SERVED_KEY]
         with open_backbone_store(paths, BackboneConfig(patches_per_track=1), mode="r") as store:
             ids = np.sort(np.asarray(store.ids(), dtype=np.int64))
-            feats = store.get_many(ids).astype(np.float64)[..., 0:200]
+            feats = store.get_many(ids).astype(np.float64)  # the default reads every stored layer
         assert served["n_tracks"] == len(ids) > 8 * 3  # both catalogs' tracks
         track_means = feats.mean(axis=1)
         np.testing.assert_allclose(served["pooled_mean"], track_means.mean(axis=0), rtol=1e-4, atol=1e-4)

@@ -184,7 +184,7 @@ def test_artdb_default_is_the_backbone_head_artdb_train_fits():
     for seed in (0, 3):
         assert head_config(BUILTIN["artdb-default"], seed) == HeadConfig(seed=seed)
         assert head_config(BUILTIN["backbone-head"], seed) == HeadConfig(seed=seed)
-    assert head_config(BUILTIN["musicnn-torch"], 1) == HeadConfig(seed=1, steps=0)
+    assert head_config(BUILTIN["musicnn-torch"], 1) == HeadConfig(seed=1, steps=0, layer="penultimate")
     assert BUILTIN["artdb-default"].fit_key == BUILTIN["backbone-head"].fit_key
     assert BUILTIN["musicnn-torch"].fit_key != BUILTIN["backbone-head"].fit_key
     assert all(BUILTIN[n].trained and BUILTIN[n].needs_backbone
@@ -321,7 +321,7 @@ def test_backbone_features_follow_subsets_and_are_required():
     assert EvalConfig(systems=("mfcc", "random")).backbone_config() is None
     six = EvalConfig(systems=("mfcc", "artdb-default"), backbone_patches=6).backbone_config()
     assert six.patches_per_track == 6
-    assert EvalConfig.preset().backbone_config().patches_per_track == 10
+    assert EvalConfig.preset().backbone_config().patches_per_track == 20  # BackboneConfig default
 
 
 def test_catalog_dataset_computes_backbone_features_once(tmp_path, monkeypatch):

@@ -382,7 +382,8 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
                            n_train_artists=n_art, system=spec.name)
                     fitted = fit_system(spec, ds.subset(train_rows), seed=seed, steps=cfg.steps,
                                         base_train=cfg.train, frontend=ds.frontend, n_mels=n_mels,
-                                        embed_excerpts=cfg.embed_excerpts, base_head=cfg.head)
+                                        embed_excerpts=cfg.embed_excerpts, base_head=cfg.head,
+                                        served_backbone=ds.backbone_features)
                     t0 = time.perf_counter()
                     vecs = fitted.embed_dataset(test)
                     info = {**fitted.info, "embed_s": round(time.perf_counter() - t0, 2)}

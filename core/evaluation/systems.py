@@ -11,9 +11,10 @@
   index-backed mining; triplet + classifier); ``ml-hybrid``: ``ml`` whose track vector appends the
   standardised stats vector (``stats_weight``); ``cnn-hybrid``: what ``artdb train --backbone
   none`` produces (ML, side information both ways, hybrid vector: ``TrainConfig.from_side_info()``);
-- ``musicnn-torch``: the torch musicnn port's pooled ``penultimate`` layer, no training: a
-  :class:`~artdb.core.learn.backbone.BackboneHead` with ``steps=0``, its standardisation fitted on
-  the training pool's tracks (never on a test artist);
+- ``musicnn-torch``: the torch musicnn port's pooled ``penultimate`` layer (the peer's), no training:
+  a :class:`~artdb.core.learn.backbone.BackboneHead` with ``steps=0``, its standardisation fitted on
+  the whole evaluation catalog, labels unused, as the product refits it on the catalog it serves
+  (``learn.adapt``; the same unsupervised use of test tracks as ``stats``);
 - ``backbone-head``: the same backbone with the default :class:`HeadConfig` (head trained on the
   training pool, its share chosen on held-out training-pool artists); ``artdb-default`` is this
   very system under the name of what ``artdb train`` produces with no options
@@ -37,6 +38,7 @@ import torch
 
 from artdb.core.analysis.clustering import codes
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.learn.adapt import fitted_on
 from artdb.core.learn.backbone import HeadConfig, embed_backbone, train_backbone_head
 from artdb.core.learn.config import TrainConfig, TrainingData
 from artdb.core.learn.embedders import MfccEmbedder, StatsEmbedder
@@ -108,8 +110,10 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
                {**ML_PLAIN, "stats_weight": HYBRID_STATS_WEIGHT}),
     SystemSpec("cnn-hybrid", "train", "CNN hybrid (artdb train --backbone none: ML + side info + stats)",
                cnn_train_default()),
-    SystemSpec("musicnn-torch", "backbone", "musicnn (torch port), pooled, standardised (no training)",
-               head={"steps": 0}),
+    # the peer's layer, no training: the port against the TF original on identical splits
+    SystemSpec("musicnn-torch", "backbone",
+               "musicnn (torch port), pooled penultimate, standardised (no training)",
+               head={"steps": 0, "layer": "penultimate"}),
     BACKBONE_HEAD,
     # the same system under the name of what `artdb train` produces with no options
     replace(BACKBONE_HEAD, name="artdb-default", label="artdb train default (musicnn backbone + head)"),
@@ -206,12 +210,15 @@ def train_config(spec: SystemSpec, base: dict, seed: int, steps: int, n_artists:
 
 def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train: dict,
                frontend: dict, n_mels: int, embed_excerpts: int | None = None,
-               progress: Progress | None = None, unlabelled=None, base_head: dict | None = None) -> Fitted:
+               progress: Progress | None = None, unlabelled=None, base_head: dict | None = None,
+               served_backbone=None) -> Fitted:
     """Fit ``spec`` on ``train_ds`` (an EvalDataset; ignored by systems that do not learn).
 
     ``unlabelled``: features the ``stats`` system fits its standardisation on (no labels are read).
     ``progress`` hears the training of a trained system (:func:`~artdb.core.learn.loop.train`).
     ``base_head``: HeadConfig overrides of the backbone systems (:func:`head_config`).
+    ``served_backbone``: the backbone features of the whole catalog a backbone system serves; its
+    standardisation is refitted on them (no labels), as ``artdb index --rebuild-index`` does.
     """
     if spec.kind == "mfcc":
         emb = MfccEmbedder(frontend=frontend)
@@ -243,15 +250,20 @@ def fit_system(spec: SystemSpec, train_ds, *, seed: int, steps: int, base_train:
         model = result.model
         return Fitted(lambda f: _cnn_embed(model, f, embed_excerpts), info)
     if spec.kind == "backbone":
-        return fit_backbone(spec, train_ds, seed=seed, base_head=base_head, progress=progress)
+        return fit_backbone(spec, train_ds, seed=seed, base_head=base_head, progress=progress,
+                            served=served_backbone)
     raise ConfigError(f"system {spec.name!r} ({spec.kind}) is not fitted on features")
 
 
 def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, base_head: dict | None = None,
-                 progress: Progress | None = None) -> Fitted:
+                 progress: Progress | None = None, served=None) -> Fitted:
     """A backbone system fitted on ``train_ds``'s tracks only, as ``artdb train`` fits on a catalog:
     :func:`train_backbone_head` (standardisation on every given track, head on its artists, share
-    chosen on held-out ones), labels = the true artists. Embeds backbone features."""
+    chosen on held-out ones), labels = the true artists. Embeds backbone features.
+
+    ``served``: backbone features of the whole catalog the model then serves (test artists
+    included, labels unused): the standardisation is refitted on them, as the product does at a
+    full re-embedding (``learn.adapt``). ``None`` keeps the training tracks' statistics."""
     feats = train_ds.backbone_features
     if feats is None:
         raise ConfigError(f"system {spec.name!r} needs backbone features: open the dataset with a "
@@ -264,7 +276,10 @@ def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, base_head: dict | Non
     result = train_backbone_head(feats, train_ds.artists, cfg,
                                  layer_slices=train_ds.backbone_layer_slices(), progress=progress)
     model = result.model
+    if served is not None:
+        fitted_on(served, model)
     info = {**result.summary(), "train_s": round(time.perf_counter() - t0, 2), "dim": int(model.dim),
+            "standardisation": "served catalog" if served is not None else "training tracks",
             "head_steps": cfg.steps, "n_train_artists": len(np.unique(train_ds.artists)),
             "n_train_tracks": len(train_ds)}
     return Fitted(lambda f: embed_backbone(model, f), info, input="backbone_features")

@@ -7,9 +7,9 @@ batched) and goes through the pretrained network (batched across tracks, on ``de
 configured layers are concatenated into one float16 vector per patch: ``[patches_per_track, dim]``
 per track, stored in a :class:`~artdb.core.features.store.FeatureStore` of its own.
 
-    config = BackboneConfig(patches_per_track=10)          # penultimate + mean_pool + max_pool
+    config = BackboneConfig(patches_per_track=20)          # penultimate + mean_pool + max_pool
     with BackboneExtractor(config, workers=2, device="cuda") as bx:
-        for index, path, feats in bx.extract(paths):        # float16 [10, 1706] | AudioError
+        for index, path, feats in bx.extract(paths):        # float16 [20, 1706] | AudioError
             ...
 
 :meth:`BackboneConfig.fingerprint` covers the parameters, :data:`ALGORITHM_VERSION`, the decoding
@@ -73,7 +73,9 @@ class BackboneConfig:
 
     name: str = "musicnn"
     model: str = "MSD_musicnn"
-    patches_per_track: int = 10
+    # 20 patches = 60 s of each track, spread: +0.00-0.03 ARI over 10 on the dev catalog, and the
+    # musicnn peer also reads 60 s (docs/training.md); each patch costs the same network time
+    patches_per_track: int = 20
     layers: tuple[str, ...] = ("penultimate", "mean_pool", "max_pool")
     silence_db: float = -60.0
     probes: int = 16
