@@ -45,7 +45,7 @@ def adapt_to_catalog(catalog: Catalog, paths: Paths, model: Model, min_tracks: i
     ``min_tracks`` such tracks, are returned unchanged."""
     if model.kind != BACKBONE_KIND:
         return model
-    embedder = load_embedder(model, served=False)
+    embedder = load_embedder(model, served=False, paths=paths)
     backbone = BackboneConfig.from_dict(embedder.frontend)
     with catalog.session() as s:
         ids = [int(t) for t in s.scalars(select(Track.id).order_by(Track.id))]

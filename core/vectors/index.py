@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, IndexCorruptError, IndexMismatchError
+from artdb.core.faults import kill_point
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
@@ -157,7 +158,7 @@ def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None
             f"{len(rows)} embedded tracks; rebuild it with {REBUILD_HINT}")
     report = SyncReport(model.name)
     _reconcile(catalog, paths, model, index, rows, stored, embedder, device, report)
-    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
     log.warning("repaired index of %s: %s", model.name, report.to_dict())
     return index
 
@@ -170,7 +171,7 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
     if missing.size:
         if embedder is None:
 
-            embedder = load_embedder(model, device)
+            embedder = load_embedder(model, device, paths=paths)
         with _feature_store(paths, embedder) as store:
             have = np.array([i for i in missing if int(i) in store], dtype=np.int64)
             gone = np.setdiff1d(missing, have)
@@ -190,7 +191,7 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
                      progress: Progress | None = None) -> SyncReport:
     """Embed every track that has features but no vector for ``model``; drop stale vectors."""
 
-    embedder = load_embedder(model, device)
+    embedder = load_embedder(model, device, paths=paths)
     report = SyncReport(model.name)
     # Vectors of deleted or re-ingested tracks (their rows are gone) are dropped here.
     index = open_track_index(catalog, paths, model, embedder, device)
@@ -211,11 +212,12 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
             with catalog.session() as s:
                 s.add_all(Embedding(track_id=int(t), model_id=model.id, vector_id=int(t), content_hash=h)
                           for t, h in chunk)
+            kill_point("after embedding rows committed")
             index.add(vectors, ids)
             report.embedded += len(chunk)
             report_progress(progress, f"embed ({model.name})", report.embedded, len(todo))
     index = _maybe_upgrade_index_type(index, model)
-    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
     report.total = index.ntotal
     return report
 
@@ -241,14 +243,40 @@ def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
     return sync_model_index(catalog, paths, model, device, progress)
 
 
+@indexer_errors()
 def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
                   progress: Progress | None = None) -> SyncReport:
-    """Forget the model's vectors (rows and files) and embed the catalog again."""
+    """Embed the catalog again with ``model`` into a new index, and swap it in when complete.
+
+    The model is loaded first: a checkpoint that does not load changes nothing. The new index is
+    built beside the old one (in memory; the old file stays in place and valid), then one
+    transaction replaces the model's embedding rows and the new file is renamed over the old
+    (:meth:`~artdb.indexer.base.VectorIndex.save`). A crash between the two leaves the old index
+    with the new rows: they differ at most in ids, which :func:`open_track_index` repairs (a
+    model's vector of a track is a function of its features). Album and artist indexes follow
+    the new revision.
+    """
+    embedder = load_embedder(model, device, paths=paths)
+    report = SyncReport(model.name)
+    with catalog.session() as s:
+        tracks = s.execute(select(Track.id, Track.content_hash).order_by(Track.id)).all()
+    index = _new_index(model)
+    with _feature_store(paths, embedder) as store:
+        todo = [(int(t), h) for t, h in tracks if t in store]
+        stage = f"rebuild ({model.name})"
+        report_progress(progress, stage, 0, len(todo))
+        for start in range(0, len(todo), EMBED_BATCH):
+            ids = np.array([t for t, _ in todo[start:start + EMBED_BATCH]], dtype=np.int64)
+            index.add(embedder.embed(store.get_many(ids)), ids)
+            report_progress(progress, stage, min(start + EMBED_BATCH, len(todo)), len(todo))
+    index = _maybe_upgrade_index_type(index, model)
     with catalog.session() as s:
         s.execute(delete(Embedding).where(Embedding.model_id == model.id))
-    for p in model_dir(paths, model).glob("*.faiss*"):
-        p.unlink()
-    return sync_model_index(catalog, paths, model, device, progress)
+        s.add_all(Embedding(track_id=t, model_id=model.id, vector_id=t, content_hash=h) for t, h in todo)
+    kill_point("after rebuild rows committed")
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
+    report.embedded = report.total = index.ntotal
+    return report
 
 
 # -- levels ----------------------------------------------------------------------------------------
@@ -296,7 +324,7 @@ def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, d
     gids, vectors = level_vectors(catalog, track_index, level)
     index = FaissIndex.build(vectors, gids, model=model.name, name=level) if len(gids) else \
         FaissIndex(model.dim, model=model.name, name=level)
-    index.save(path, catalog_revision=revision)
+    index.save(path, catalog_revision=revision, step=kill_point)
     return index
 
 
