@@ -54,6 +54,11 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> subprocess.Completed
     return subprocess.CompletedProcess(proc.args, proc.returncode, *texts)
 
 
+def stderr_so_far(proc: subprocess.Popen) -> str:
+    """What ``proc`` wrote to stderr until now (pread: the shared file offset is left alone)."""
+    return os.pread(proc.err_file.fileno(), 1 << 20, 0).decode(errors="replace")
+
+
 def run_artdb(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     return finish(start_artdb(args, env), timeout)
 

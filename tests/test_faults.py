@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from processes import (
     needs_proc,
     run_artdb,
     start_artdb,
+    stderr_so_far,
     survivors,
     wait_for_rows,
 )
@@ -35,6 +37,7 @@ from test_curation import FRONTEND, LIBRARY, THRESHOLD, artist_index, write_libr
 from artdb.core.analysis.audit import run_audit
 from artdb.core.config import Paths
 from artdb.core.faults import ENV_POINT, ENV_SIGNAL, POINTS
+from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import open_feature_store
 from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import index_catalog
@@ -312,6 +315,31 @@ def test_every_kill_point_is_named_in_the_suite():
     exercised = set(INGEST_POINTS) | {"after rebuild rows committed", "before checkpoint rename",
                                       "after split committed"}
     assert exercised == set(POINTS)
+
+
+@pytest.mark.slow
+def test_second_artdb_index_on_a_home_waits_for_the_first(home):
+    """`artdb index` on a home whose feature store another process writes (here: this test)
+    waits, says for whom, and completes once the first lets go."""
+    home, url, lib = home
+    first = open_feature_store(Paths.from_home(home), FrontendConfig())
+    proc = start_artdb(index_args(lib), artdb_env(home))
+    try:
+        expected = f"waiting for another artdb process (pid {os.getpid()}) writing this home"
+        deadline = time.monotonic() + 300
+        while expected not in stderr_so_far(proc):
+            assert proc.poll() is None and time.monotonic() < deadline, stderr_so_far(proc)
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still waiting
+        first.close()
+        done = finish(proc)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("waiting for another artdb process") == 1
+    finally:
+        first.close()
+        kill_session(proc.pid)
+    assert_consistent(home, url, RECORDINGS)
 
 
 @pytest.mark.slow
