@@ -35,6 +35,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from artdb.core.errors import ConfigError, MissingExtraError
+from artdb.core.processes import ProcessOwner, is_dead, this_process
 
 
 def silence_native_stderr() -> None:
@@ -54,36 +55,44 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _WATCHDOG_SECONDS = 1.0
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Make this (worker) process exit when ``parent_pid`` dies, however it dies.
+def die_with_parent(creator: ProcessOwner) -> None:
+    """Make this (worker) process exit when ``creator``, the process that started its pool, dies,
+    however it dies.
 
     Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel kills the worker the moment its
     parent goes (SIGKILL included); the parent may already be gone by then, hence the check after.
-    Everywhere, as a fallback: a daemon thread that exits the process once its parent pid changes
-    (the worker was re-parented). SIGTERM gets its default action back: a forked worker inherits
-    the CLI's "SIGTERM = Ctrl-C" handler, and a worker has nothing to clean up.
+    Everywhere, as a fallback: a daemon thread that exits the process once its parent changes (it
+    was re-parented) or ``creator`` is dead — a ``forkserver`` worker's parent is the fork server,
+    which itself lives as long as any worker holds its pipe. SIGTERM gets its default action back:
+    a forked worker inherits the CLI's "SIGTERM = Ctrl-C" handler, and a worker has nothing to
+    clean up.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog remains
             pass
-    if os.getppid() != parent_pid:
+
+    def orphaned() -> bool:
+        return os.getppid() != parent or is_dead(creator)
+
+    if orphaned():
         os._exit(1)
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while not orphaned():
             time.sleep(_WATCHDOG_SECONDS)
         os._exit(1)
 
     threading.Thread(target=watch, name="artdb-parent-watchdog", daemon=True).start()
 
 
-def _start_worker(parent_pid: int, initializer: Callable[[], None] | None) -> None:
+def _start_worker(creator: ProcessOwner, initializer: Callable[[], None] | None) -> None:
     """Every pool worker's initializer: :func:`die_with_parent`, then the caller's own."""
-    die_with_parent(parent_pid)
+    die_with_parent(creator)
     if initializer is not None:
         initializer()
 
@@ -117,7 +126,7 @@ def process_pool(workers: int, *, start_method: str = "spawn",
     """
     ctx = multiprocessing.get_context(check_start_method(start_method))
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(os.getpid(), initializer))
+                               initargs=(this_process(), initializer))
 
 
 class InlineExecutor:

@@ -244,7 +244,7 @@ os.kill(os.getpid(), signal.SIGKILL if sys.argv[2] == "KILL" else signal.SIGTERM
 """
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 @pytest.mark.parametrize("sig", ["KILL", "TERM"])
 def test_pool_workers_die_with_their_parent(start_method, sig, tmp_path):
     """Workers of every pool (``core.executor.process_pool``) die when their parent is killed,
