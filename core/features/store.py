@@ -125,11 +125,11 @@ def _acquire_writer_lock(directory: Path, timeout: float) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = _lock_holder(directory)
-                if holder == (os.getpid(), this_host()):
+                if any(w.directory.resolve() == directory.resolve() for w in list(_WRITERS)):
                     raise FeatureStoreError(
                         f"{directory}: this process already writes this feature store (close that "
                         "FeatureStore first)") from None
+                holder = _lock_holder(directory)  # another process (or, for a moment, a fork of ours)
                 who = f"pid {holder[0]}" if holder else "pid unknown"
                 if holder and holder[1] != this_host():
                     who += f" on {holder[1]}"
