@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from artdb.core.config import Paths
 from artdb.core.errors import ArtdbError, IndexMismatchError, VectorIndexError
 from artdb.core.features.frontend import FrontendConfig
+from artdb.core.features.store import open_feature_store
 from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import index_catalog
 from artdb.core.learn.registry import register_model
@@ -206,3 +207,40 @@ def test_rebuild_swaps_in_a_complete_index(setup, tmp_path):
     assert n_rows(catalog, model) == 4
     assert vectors.open_level_index(catalog, paths, model, "album").ntotal == albums_before
     assert list(path.parent.glob("*.tmp")) == []
+
+
+def test_rebuild_killed_after_its_rows_never_mixes_two_configs(catalog, tmp_path, monkeypatch):
+    """A rebuild that changes the model's config (as a backbone's refitted standardisation does)
+    killed after its rows and config committed, before its index file: the old file holds vectors
+    of the old config for the same ids, so it is replaced whole, not patched by ids."""
+    from artdb.core.learn.embedders import load_embedder
+    from artdb.core.learn.registry import get_model, register_stats_baseline
+
+    paths = Paths.from_home(tmp_path / "home")
+    root = tmp_path / "lib"
+    library(root, n=4)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    model = register_stats_baseline(catalog, paths, frontend=FrontendConfig(), activate=True)
+    vectors.sync_active_index(catalog, paths)
+    ids = vectors.open_track_index(catalog, paths, model).index_ids()
+    old = vectors.open_track_index(catalog, paths, model).reconstruct(ids)
+    shifted = {"mean": [m + 3.0 for m in model.config["mean"]]}
+
+    def killed(point, *_):
+        if point == "after rebuild rows committed":
+            raise KeyboardInterrupt  # stands for the process dying here
+
+    monkeypatch.setattr(vectors, "kill_point", killed)
+    with pytest.raises(KeyboardInterrupt):
+        vectors.rebuild_index(catalog, paths, model, config_update=shifted)
+    monkeypatch.undo()
+    model = get_model(catalog, model.id)
+    assert model.config["mean"] == shifted["mean"]
+    index = vectors.open_track_index(catalog, paths, model)
+    assert index.index_ids().tolist() == ids.tolist()
+    with open_feature_store(paths, FrontendConfig(), mode="r") as store:
+        want = load_embedder(model, paths=paths).embed(store.get_many(ids))
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = index.reconstruct(ids)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, old, atol=1e-3)
