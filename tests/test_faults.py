@@ -75,6 +75,7 @@ def make_recordings(root: Path, n: int = RECORDINGS) -> int:
 def home(tmp_path):
     """(home, catalog URL, library) with an active MFCC baseline, so ingest also embeds."""
     home = tmp_path / "home"
+    home.mkdir()
     url = f"sqlite:///{home / 'catalog.sqlite'}"
     catalog = Catalog.open(url)
     register_mfcc_baseline(catalog, activate=True)

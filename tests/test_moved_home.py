@@ -26,6 +26,7 @@ from artdb.db.session import Catalog
 
 def build_home(home, lib, legacy_absolute=False):
     """A SQLite home with a CNN model (checkpoint in the home) and 3 tracks embedded."""
+    home.mkdir(parents=True)
     catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}")
     paths = Paths.from_home(home)
     model = cnn_model(catalog, paths)

@@ -162,16 +162,15 @@ def _torch_reason(exc: Exception) -> str:
 def checkpoint_file(stored: str, paths: Paths | None = None) -> Path:
     """The checkpoint file a model row names (``Model.checkpoint_path``).
 
-    Stored relative to the data directory (``paths``) since artdb wrote it there; an absolute path
-    (rows written before, or a checkpoint outside any home) is used as it is, except when it names
-    another home's ``models/NAME`` and this home has ``models/NAME``: a copied or moved home uses
-    its own copy (the row's sha256 still checks it on load).
+    Stored relative to the data directory (``paths``; default: the current one, ``ARTDB_HOME``)
+    since artdb wrote it there; an absolute path (rows written before, or a checkpoint outside any
+    home) is used as it is, except when it names another home's ``models/NAME`` and this home has
+    ``models/NAME``: a copied or moved home uses its own copy (the row's sha256 still checks it on
+    load).
     """
     path = Path(stored)
     if not path.is_absolute():
-        if paths is None:
-            raise ArtdbError(f"checkpoint {stored!r} lies in the data directory, which was not given")
-        return paths.resolve(path)
+        return (paths or Paths.from_home()).resolve(path)
     if paths is not None and path.parent.name == paths.models.name:
         own = paths.models / path.name
         if own != path and own.is_file():
