@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 
 import click
 
@@ -127,7 +128,16 @@ def cli(ctx: click.Context, db_url: str | None, home: str | None, verbose: bool,
     ctx.obj = AppContext(db_url=db_url, home=home)
 
 
+def _terminate_like_ctrl_c(signum, frame) -> None:  # noqa: ANN001 - a signal handler
+    """SIGTERM (``kill``, systemd, a container stop) shuts down as Ctrl-C does: the run in flight is
+    marked interrupted, worker pools are shut down, files and transactions are closed. A second
+    SIGTERM kills at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     cli.main(args=argv, prog_name="artdb")
 
 

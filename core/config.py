@@ -64,6 +64,20 @@ class Paths:
     def reports(self) -> Path:
         return self.home / "reports"
 
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` as the catalog stores it: relative to the home when it lies inside (a copied or
+        moved home keeps finding its own files), else absolute."""
+        path = Path(path).absolute()
+        try:
+            return path.relative_to(self.home).as_posix()
+        except ValueError:
+            return str(path)
+
+    def resolve(self, stored: str | os.PathLike) -> Path:
+        """The file a stored path names: relative ones lie in the home (see :meth:`relative`)."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.home / path
+
     @classmethod
     def from_home(cls, home: str | os.PathLike | None = None) -> Paths:
         return cls(data_home(home))

@@ -13,20 +13,29 @@ Start methods: ``spawn`` by default (workers must not inherit a parent's torch/O
 open DB connections); :func:`fast_start_method` (``fork`` on Linux) for workers that only run
 numpy/libsndfile code and never touch torch, CUDA or the catalog.
 
+Every pool worker dies with the process that started it (:func:`die_with_parent`): a SIGKILL or
+SIGTERM of ``artdb index`` leaves no worker behind (they would hold the feature store's pipes and
+memory, and forked ones used to hold its lock).
+
 Dask needs the ``dist`` extra; its local cluster binds to loopback only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from artdb.core.errors import ConfigError, MissingExtraError
+from artdb.core.processes import ProcessOwner, is_dead, this_process
 
 
 def silence_native_stderr() -> None:
@@ -40,6 +49,52 @@ def silence_native_stderr() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_WATCHDOG_SECONDS = 1.0
+
+
+def die_with_parent(creator: ProcessOwner) -> None:
+    """Make this (worker) process exit when ``creator``, the process that started its pool, dies,
+    however it dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel kills the worker the moment its
+    parent goes (SIGKILL included); the parent may already be gone by then, hence the check after.
+    Everywhere, as a fallback: a daemon thread that exits the process once its parent changes (it
+    was re-parented) or ``creator`` is dead — a ``forkserver`` worker's parent is the fork server,
+    which itself lives as long as any worker holds its pipe. SIGTERM gets its default action back:
+    a forked worker inherits the CLI's "SIGTERM = Ctrl-C" handler, and a worker has nothing to
+    clean up.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog remains
+            pass
+
+    def orphaned() -> bool:
+        return os.getppid() != parent or is_dead(creator)
+
+    if orphaned():
+        os._exit(1)
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(_WATCHDOG_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="artdb-parent-watchdog", daemon=True).start()
+
+
+def _start_worker(creator: ProcessOwner, initializer: Callable[[], None] | None) -> None:
+    """Every pool worker's initializer: :func:`die_with_parent`, then the caller's own."""
+    die_with_parent(creator)
+    if initializer is not None:
+        initializer()
 
 
 def fast_start_method() -> str:
@@ -63,9 +118,15 @@ def check_start_method(method: str) -> str:
 
 def process_pool(workers: int, *, start_method: str = "spawn",
                  initializer: Callable[[], None] | None = silence_native_stderr) -> ProcessPoolExecutor:
-    """A local pool of ``workers`` processes; the caller shuts it down (or uses ``with``)."""
+    """A local pool of ``workers`` processes; the caller shuts it down (or uses ``with``).
+
+    The workers die with this process (:func:`die_with_parent`), then run ``initializer``. Start
+    the pool from a thread that outlives it: on Linux the kernel's parent-death signal follows the
+    thread that forked the worker.
+    """
     ctx = multiprocessing.get_context(check_start_method(start_method))
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(this_process(), initializer))
 
 
 class InlineExecutor:

@@ -191,6 +191,11 @@ class IngestRun(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The process running it: a run left "running" by a process that provably died (same host, pid
+    # gone or reused) is marked "interrupted" by the next ingest.
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started: Mapped[str | None] = mapped_column(String(64))  # boot id + start time of the pid
 
     files: Mapped[list[IngestFile]] = relationship(back_populates="run")
 

@@ -7,7 +7,9 @@ SQLite (the embedded default) runs in WAL mode with foreign keys on; PostgreSQL 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.resources
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,11 +108,34 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<catalog file>.migrate.lock`` while migrating a SQLite file.
+
+    SQLite runs alembic's DDL outside one transaction, so two processes migrating a new catalog at
+    once both create the tables ("table ... already exists"); the second must wait and then find
+    the schema current. The kernel releases the lock if its holder dies.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        yield
+        return
+    lock = Path(database).with_name(Path(database).name + ".migrate.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: a migration takes seconds at most
+        yield
+    finally:
+        os.close(fd)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (serialised between processes on PostgreSQL)."""
+    """Apply migrations up to ``revision``, serialised between processes (an advisory lock on
+    PostgreSQL, a file lock beside a SQLite catalog): the ones that waited find nothing to do."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Two processes opening a fresh catalog at once must not both create the tables.
             conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,11 +219,13 @@ class VectorIndex(abc.ABC):
     def _write(self, path: Path) -> None:
         """Write the index file at ``path`` (a temporary name; the caller fsyncs and renames)."""
 
-    def save(self, path: str | os.PathLike, *, catalog_revision: str | None = None) -> Path:
-        """Write atomically to ``path`` plus the sidecar ``path + '.json'``; returns ``path``."""
+    def save(self, path: str | os.PathLike, *, catalog_revision: str | None = None,
+             step: Callable[[str], None] | None = None) -> Path:
+        """Write atomically to ``path`` plus the sidecar ``path + '.json'``; returns ``path``.
+        ``step`` hears the moments between the writes (:func:`~artdb.indexer.persist.save_index`)."""
         if catalog_revision is not None:
             self.catalog_revision = catalog_revision
-        return save_index(self, Path(path))
+        return save_index(self, Path(path), step)
 
     @classmethod
     def load(

@@ -12,6 +12,11 @@ target (index first, then sidecar), fsync the directory. A crash between the two
 new index with the old sidecar: the checksum then disagrees and ``load`` refuses it as corrupt —
 the caller (``core``) rebuilds from the catalog. ``catalog_revision`` lets ``core`` tell an index
 that lags the catalog.
+
+Temporary names say which process wrote them (:func:`temporary_path`: ``.<name>.<pid>@<host>.<random>.tmp``)
+so that the temporary files of a killed writer can be told from those of a live one and removed
+(:func:`temporary_owner`). ``save_index(..., step=f)`` calls ``f("before index rename")`` and
+``f("between index and sidecar")`` at those two moments (the fault suite's kill points).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,10 +93,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _tmp_name(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+_TMP_OWNER = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9.-]+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A new, empty temporary file beside ``path`` whose name records this process (pid, host)."""
+    path = Path(path)
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{host}.", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def temporary_owner(path: str | os.PathLike) -> tuple[str, int] | None:
+    """``(host, pid)`` of the process that made a :func:`temporary_path`; None for other names."""
+    match = _TMP_OWNER.match(Path(path).name)
+    return (match["host"], int(match["pid"])) if match else None
 
 
 def _fsync_file(path: Path) -> None:
@@ -96,13 +117,15 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def save_index(index: Any, path: Path) -> Path:
-    """Write ``index`` (a :class:`~artdb.indexer.base.VectorIndex`) and its sidecar atomically."""
+def save_index(index: Any, path: Path, step: Callable[[str], None] | None = None) -> Path:
+    """Write ``index`` (a :class:`~artdb.indexer.base.VectorIndex`) and its sidecar atomically;
+    ``step`` hears the moments between the writes (see the module doc)."""
     import faiss
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_index = _tmp_name(path)
+    step = step or (lambda _name: None)
+    tmp_index = temporary_path(path)
     tmp_side = None
     try:
         index._write(tmp_index)
@@ -123,13 +146,15 @@ def save_index(index: Any, path: Path) -> Path:
             created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             faiss_version=faiss.__version__,
         )
-        tmp_side = _tmp_name(path)
+        tmp_side = temporary_path(path)
         with open(tmp_side, "w", encoding="utf-8") as f:
             f.write(info.to_json())
             f.flush()
             os.fsync(f.fileno())
+        step("before index rename")
         os.replace(tmp_index, path)
         tmp_index = None
+        step("between index and sidecar")
         os.replace(tmp_side, sidecar_path(path))
         tmp_side = None
         _fsync_dir(path.parent)

@@ -74,3 +74,40 @@ def test_unreachable_database_gives_clean_error(tmp_path):
     result = CliRunner().invoke(cli, ["--db", url, "stats"])
     assert result.exit_code != 0
     assert "cannot open catalog" in result.output
+
+
+OPEN_AT_ONCE = """
+import os, sys, time
+from artdb.db.session import Catalog
+go = sys.argv[2]
+open(f"{go}.{os.getpid()}", "w").close()  # ready
+while not os.path.exists(go):  # a barrier: every process opens the new catalog at the same moment
+    time.sleep(0.001)
+Catalog.open(sys.argv[1]).close()
+print("opened")
+"""
+
+
+def test_concurrent_first_opens_migrate_once(catalog_url, tmp_path):
+    """Several processes opening a new catalog at once: one migrates, the others wait for it
+    (a file lock beside a SQLite catalog, an advisory lock on PostgreSQL) and none fails with
+    "table ... already exists"."""
+    import subprocess
+    import sys
+    import time
+
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, catalog_url, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*"))) < len(procs) and time.monotonic() < deadline:
+        time.sleep(0.01)  # every process has imported SQLAlchemy and waits at the barrier
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0 and out.strip() == "opened", err
+    engine = make_engine(catalog_url)
+    assert current_revision(engine) == head_revision()
+    assert _tables(engine) == set(Base.metadata.tables)
+    engine.dispose()

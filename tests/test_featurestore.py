@@ -126,9 +126,87 @@ def test_wrong_shape_and_new_store_without_config(store_dir):
 
 def test_single_writer(store_dir):
     with FeatureStore.open(store_dir, SMALL):
-        with pytest.raises(FeatureStoreError, match="another process is writing"):
+        with pytest.raises(FeatureStoreError, match="this process already writes"):
             FeatureStore.open(store_dir, SMALL)
         FeatureStore.open(store_dir, SMALL, mode="r").close()  # readers are fine
+
+
+def _hold_writer(directory, ready, release):
+    with FeatureStore.open(directory, SMALL):
+        ready.set()
+        release.wait(60)
+
+
+@pytest.fixture
+def other_writer(store_dir):
+    """Another process holding the writer lock; ``release()`` makes it let go."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")  # the child only opens the store: no torch, no DB
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_writer, args=(store_dir, ready, release))
+    holder.start()
+    assert ready.wait(60)
+    holder.release = release.set
+    yield holder
+    release.set()
+    holder.join(30)
+
+
+def test_second_writer_waits_for_the_lock_and_says_for_whom(store_dir, other_writer, caplog):
+    """A second writer waits (naming the holder once) instead of failing at once."""
+    import logging
+    import threading
+
+    threading.Timer(1.0, other_writer.release).start()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="artdb.core.features.store"):
+        with FeatureStore.open(store_dir, SMALL, lock_timeout=60) as store:
+            store.put_many([1], feats_for([1]))
+    assert time.monotonic() - started >= 0.9
+    waits = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert len(waits) == 1
+    assert f"waiting for another artdb process (pid {other_writer.pid}) writing this home" in waits[0]
+
+
+def test_second_writer_gives_up_after_its_timeout(store_dir, other_writer):
+    started = time.monotonic()
+    with pytest.raises(FeatureStoreError, match=rf"another artdb process \(pid {other_writer.pid}\) is "
+                                                r"writing this feature store; gave up after waiting"):
+        FeatureStore.open(store_dir, SMALL, lock_timeout=0.5)
+    assert 0.4 <= time.monotonic() - started < 10
+    with pytest.raises(FeatureStoreError, match="ARTDB_LOCK_TIMEOUT"):
+        FeatureStore.open(store_dir, SMALL, lock_timeout=0.1)
+
+
+def test_forked_child_does_not_keep_the_writer_lock(store_dir):
+    """A child forked while the store is open (a pool worker) holds no copy of the lock: once the
+    writer closes the store, another writer gets it although the child still lives (after the
+    moment the child needs to close its inherited descriptor, hence a short wait)."""
+    import multiprocessing
+
+    store = FeatureStore.open(store_dir, SMALL)
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    child.start()
+    try:
+        store.close()
+        FeatureStore.open(store_dir, SMALL, lock_timeout=10).close()
+        assert child.is_alive()
+    finally:
+        child.kill()
+        child.join()
+
+
+def test_writer_removes_temporary_files_of_a_killed_writer(store_dir):
+    with FeatureStore.open(store_dir, SMALL) as store:
+        store.put_many([1], feats_for([1]))
+    (store_dir / "commit.json.tmp").write_text("{")  # a writer killed inside an atomic write
+    with FeatureStore.open(store_dir, mode="r") as reader:  # readers never touch it
+        assert reader.ids().tolist() == [1]
+    assert (store_dir / "commit.json.tmp").exists()
+    with FeatureStore.open(store_dir, SMALL) as store:
+        assert store.ids().tolist() == [1]
+    assert list(store_dir.glob("*.tmp")) == []
 
 
 def test_torn_tail_is_ignored_then_truncated(store_dir):

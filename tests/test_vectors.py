@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from artdb.core.config import Paths
 from artdb.core.errors import ArtdbError, IndexMismatchError, VectorIndexError
 from artdb.core.features.frontend import FrontendConfig
+from artdb.core.features.store import open_feature_store
 from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import index_catalog
 from artdb.core.learn.registry import register_model
@@ -128,8 +129,8 @@ def test_indexer_exceptions_reach_callers_as_artdb_errors(setup, tmp_path, monke
     index_catalog(catalog, paths, root, IngestOptions(workers=1))
     real_load = vectors.load_embedder
 
-    def nan_embedder(model, device="cpu"):
-        embedder = real_load(model, device)
+    def nan_embedder(model, device="cpu", **kwargs):
+        embedder = real_load(model, device, **kwargs)
         monkeypatch.setattr(embedder, "embed", lambda x: np.full((len(x), model.dim), np.nan, np.float32))
         return embedder
 
@@ -154,3 +155,92 @@ def test_index_of_another_model_is_refused(setup, tmp_path):
         vectors.open_track_index(catalog, paths, model)
     report = vectors.rebuild_index(catalog, paths, model)
     assert report.embedded == 2 and vectors.open_track_index(catalog, paths, model).ntotal == 2
+
+
+def cnn_model(catalog, paths, name="cnn", activate=True):
+    """A small untrained CNN registered with its checkpoint in the home (as artdb train does)."""
+    from artdb.core.learn.checkpoint import save_checkpoint
+    from artdb.core.learn.networks import ModelConfig, build_model
+
+    net = build_model(ModelConfig(n_mels=FRONTEND.n_mels, embedding_dim=16, channels=(4, 8)))
+    path = paths.models / f"{name}.pt"
+    sha = save_checkpoint(path, net, frontend=FRONTEND)
+    return register_model(catalog, name=name, kind="untrained", dim=16,
+                          config={"frontend": FRONTEND.to_dict()}, checkpoint_path=paths.relative(path),
+                          checksum=sha, activate=activate)
+
+
+def test_rebuild_with_a_checkpoint_that_does_not_load_changes_nothing(catalog, tmp_path):
+    """--rebuild-index loads the model before touching anything: a damaged checkpoint leaves the
+    working index and its embedding rows as they were."""
+    paths = Paths.from_home(tmp_path / "home")
+    model = cnn_model(catalog, paths)
+    root = tmp_path / "lib"
+    library(root, n=3)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    path = vectors.index_path(paths, model)
+    before = path.read_bytes(), vectors.open_track_index(catalog, paths, model).index_ids().tolist()
+    assert len(before[1]) == 3 and n_rows(catalog, model) == 3
+    ckpt = paths.models / "cnn.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:-100])  # damaged: its sha256 no longer matches the row
+    with pytest.raises(ArtdbError, match="sha256"):
+        vectors.rebuild_index(catalog, paths, model)
+    assert path.read_bytes() == before[0]
+    assert n_rows(catalog, model) == 3
+    assert vectors.open_track_index(catalog, paths, model, repair=False).index_ids().tolist() == before[1]
+
+
+def test_rebuild_swaps_in_a_complete_index(setup, tmp_path):
+    """The new index replaces the old one whole: same tracks, fresh rows, derived levels follow."""
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root, n=4)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    albums_before = vectors.open_level_index(catalog, paths, model, "album").ntotal
+    path = vectors.index_path(paths, model)
+    path.write_bytes(b"garbage")  # a corrupt index: the rebuild never needs to read it
+    report = vectors.rebuild_index(catalog, paths, model)
+    assert report.embedded == report.total == 4
+    with catalog.session() as s:
+        tracks = sorted(s.scalars(select(Track.id)))
+    assert vectors.open_track_index(catalog, paths, model, repair=False).index_ids().tolist() == tracks
+    assert n_rows(catalog, model) == 4
+    assert vectors.open_level_index(catalog, paths, model, "album").ntotal == albums_before
+    assert list(path.parent.glob("*.tmp")) == []
+
+
+def test_rebuild_killed_after_its_rows_never_mixes_two_configs(catalog, tmp_path, monkeypatch):
+    """A rebuild that changes the model's config (as a backbone's refitted standardisation does)
+    killed after its rows and config committed, before its index file: the old file holds vectors
+    of the old config for the same ids, so it is replaced whole, not patched by ids."""
+    from artdb.core.learn.embedders import load_embedder
+    from artdb.core.learn.registry import get_model, register_stats_baseline
+
+    paths = Paths.from_home(tmp_path / "home")
+    root = tmp_path / "lib"
+    library(root, n=4)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    model = register_stats_baseline(catalog, paths, frontend=FrontendConfig(), activate=True)
+    vectors.sync_active_index(catalog, paths)
+    ids = vectors.open_track_index(catalog, paths, model).index_ids()
+    old = vectors.open_track_index(catalog, paths, model).reconstruct(ids)
+    shifted = {"mean": [m + 3.0 for m in model.config["mean"]]}
+
+    def killed(point, *_):
+        if point == "after rebuild rows committed":
+            raise KeyboardInterrupt  # stands for the process dying here
+
+    monkeypatch.setattr(vectors, "kill_point", killed)
+    with pytest.raises(KeyboardInterrupt):
+        vectors.rebuild_index(catalog, paths, model, config_update=shifted)
+    monkeypatch.undo()
+    model = get_model(catalog, model.id)
+    assert model.config["mean"] == shifted["mean"]
+    index = vectors.open_track_index(catalog, paths, model)
+    assert index.index_ids().tolist() == ids.tolist()
+    with open_feature_store(paths, FrontendConfig(), mode="r") as store:
+        want = load_embedder(model, paths=paths).embed(store.get_many(ids))
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = index.reconstruct(ids)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, old, atol=1e-3)

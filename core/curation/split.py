@@ -23,6 +23,7 @@ from artdb.core.curation.common import (
     restore_status,
 )
 from artdb.core.errors import CatalogError, ConfigError
+from artdb.core.faults import kill_point
 from artdb.core.vectors.index import bump_page_changes
 from artdb.db.models import (
     Album,
@@ -117,9 +118,12 @@ def split_page(catalog: Catalog, page: str | int, finding: str | int | None = No
         pages += [{"page_id": p.id, "page": label(p), "kept": False,
                    "albums": sorted(a for a, c in part.items() if c == i + 1)}
                   for i, p in enumerate(created)]
-        return Decision(d.id, "split", "homonym", f.id, {
+        decision = Decision(d.id, "split", "homonym", f.id, {
             "pages": pages, "albums_moved": len(albums), "credits_moved": len(credits),
             "unassigned_albums": sorted(on_page - set(part))})
+    # committed; the album and artist indexes are rebuilt lazily (the page-change counter moved)
+    kill_point("after split committed")
+    return decision
 
 
 def undo_split(s, u: dict[str, Any]) -> dict[str, Any]:

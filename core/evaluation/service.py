@@ -69,7 +69,7 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
         if user_catalog is None:
             raise ConfigError("scoring a registered model needs the catalog it is registered in")
         row = get_model(user_catalog, name)
-        emb = load_embedder(row)
+        emb = load_embedder(row, paths=user_paths)
         if isinstance(emb, BackboneEmbedder):  # reads backbone features; its log-mels are the catalog's
             bb = BackboneConfig.from_dict(emb.frontend)
             if cfg.backbone_patches is not None and cfg.backbone_patches != bb.patches_per_track:

@@ -23,7 +23,13 @@ On-disk layout of a store directory (generation ``g`` starts at 0 and changes on
 
 One writer at a time (an exclusive ``flock`` on ``writer.lock``); any number of reader
 processes (``mode="r"``), each seeing the state committed when it opened or last called
-:meth:`FeatureStore.refresh`.
+:meth:`FeatureStore.refresh`. The lock dies with its owner: the kernel releases a ``flock`` when
+the last descriptor of it closes, the descriptor is close-on-exec, and a forked child closes its
+copy at once (``os.register_at_fork``), so a pool worker outliving a killed writer cannot keep the
+store locked. The writer records its pid and host in ``writer.lock``; a second writer waits for
+the lock (``lock_timeout`` seconds, default ``ARTDB_LOCK_TIMEOUT`` or 300), saying once whom it
+waits for, then gives up with an error naming that process. Opening a writer also removes
+``*.tmp`` files in the store directory: under the lock, only a killed writer can have left them.
 
 In memory the id → record map is two sorted int64 arrays (16 bytes per track) plus a small dict
 of recent changes merged into them now and then, so 10M tracks need ~160 MB, not a Python dict.
@@ -33,17 +39,22 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from artdb.core.errors import ArtdbError, ConfigError, ModelMismatchError
+from artdb.core.faults import kill_point
 from artdb.core.features import backbone as _backbone
 from artdb.core.features.backbone import BackboneConfig, backbone_store_dir
 from artdb.core.features.frontend import config as _frontend
 from artdb.core.features.frontend.config import FrontendConfig
+from artdb.core.processes import this_host
 
 StoreConfig = FrontendConfig | BackboneConfig
 # kind -> (config class, its check_compatible); the header keeps the config under the kind's key
@@ -55,10 +66,89 @@ _HEADER = "frontend.json"
 _COMMIT = "commit.json"
 _LOCK = "writer.lock"
 _MERGE_THRESHOLD = 65536  # overlay entries before they are merged into the sorted arrays
+ENV_LOCK_TIMEOUT = "ARTDB_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 300.0
+_LOCK_POLL = 0.2
+
+log = logging.getLogger(__name__)
+# Writers open in this process: a forked child closes their lock descriptors (see the module doc).
+_WRITERS: weakref.WeakSet[FeatureStore] = weakref.WeakSet()
 
 
 class FeatureStoreError(ArtdbError):
     """The feature store is locked by another writer, opened read-only for a write, or damaged."""
+
+
+def _forget_locks_in_child() -> None:
+    """After a fork, in the child: close the inherited lock descriptors (the parent keeps its own,
+    so the lock stays held by the parent and is released when the parent dies)."""
+    for store in list(_WRITERS):
+        if store._lock_fd is not None:
+            try:
+                os.close(store._lock_fd)
+            except OSError:
+                pass
+            store._lock_fd = None
+    _WRITERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def lock_timeout_default() -> float:
+    """``ARTDB_LOCK_TIMEOUT`` seconds, else :data:`DEFAULT_LOCK_TIMEOUT`."""
+    raw = os.environ.get(ENV_LOCK_TIMEOUT)
+    try:
+        return float(raw) if raw else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        raise ConfigError(f"{ENV_LOCK_TIMEOUT} must be a number of seconds, got {raw!r}") from None
+
+
+def _lock_holder(directory: Path) -> tuple[int, str] | None:
+    """(pid, host) recorded in the lock file by the writer holding it; None when unreadable."""
+    try:
+        pid, host = (directory / _LOCK).read_text(encoding="utf-8").split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _acquire_writer_lock(directory: Path, timeout: float) -> int:
+    """The writer lock's descriptor, waiting up to ``timeout`` seconds for another writer."""
+    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    deadline = time.monotonic() + timeout
+    waiting = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if any(w.directory.resolve() == directory.resolve() for w in list(_WRITERS)):
+                    raise FeatureStoreError(
+                        f"{directory}: this process already writes this feature store (close that "
+                        "FeatureStore first)") from None
+                holder = _lock_holder(directory)  # another process (or, for a moment, a fork of ours)
+                who = f"pid {holder[0]}" if holder else "pid unknown"
+                if holder and holder[1] != this_host():
+                    who += f" on {holder[1]}"
+                if time.monotonic() >= deadline:
+                    raise FeatureStoreError(
+                        f"{directory}: another artdb process ({who}) is writing this feature store"
+                        + (f"; gave up after waiting {timeout:.0f} s (set {ENV_LOCK_TIMEOUT} to wait "
+                           "longer)" if timeout > 0 else "")) from None
+                if not waiting:
+                    log.warning("waiting for another artdb process (%s) writing this home (%s); "
+                                "giving up after %.0f s", who, directory, timeout)
+                    waiting = True
+                time.sleep(_LOCK_POLL)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {this_host()}\n".encode(), 0)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def kind_of(config: StoreConfig) -> str:
@@ -108,17 +198,21 @@ class FeatureStore:
         self._overlay: dict[int, int] = {}
         self._count = 0
         self._load_commit()
+        if lock_fd is not None:
+            _WRITERS.add(self)
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, directory: str | os.PathLike, config: StoreConfig | None = None, mode: str = "a"
+        cls, directory: str | os.PathLike, config: StoreConfig | None = None, mode: str = "a",
+        lock_timeout: float | None = None,
     ) -> FeatureStore:
         """Open (``mode="a"``: create if missing, single writer) or read (``mode="r"``) a store.
 
         ``config`` (a :class:`FrontendConfig` or a :class:`BackboneConfig`) must be of the stored
         kind and match the stored one (:class:`ModelMismatchError` otherwise); ``None`` adopts the
-        stored config (``mode="r"`` or an existing store only).
+        stored config (``mode="r"`` or an existing store only). A writer waits up to
+        ``lock_timeout`` seconds (default :func:`lock_timeout_default`) for another one.
         """
         if mode not in ("a", "r"):
             raise ConfigError(f"FeatureStore mode must be 'a' or 'r', got {mode!r}")
@@ -129,14 +223,10 @@ class FeatureStore:
         lock_fd = None
         if mode == "a":
             directory.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(lock_fd)
-                raise FeatureStoreError(
-                    f"{directory}: another process is writing this feature store"
-                ) from None
+            lock_fd = _acquire_writer_lock(
+                directory, lock_timeout_default() if lock_timeout is None else lock_timeout)
+            for stale in directory.glob("*.tmp"):  # an atomic write of a killed writer
+                stale.unlink(missing_ok=True)
         try:
             if header.exists():
                 stored = json.loads(header.read_text(encoding="utf-8"))
@@ -277,6 +367,7 @@ class FeatureStore:
             if f is not None:
                 f.close()
         self._data_f = self._index_f = None
+        _WRITERS.discard(self)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -425,6 +516,7 @@ class FeatureStore:
         self._index_f.flush()
         os.fsync(self._index_f.fileno())
         records, n_entries = self._records + new_records, self._entries + len(entries)
+        kill_point("before feature commit")
         self._write_commit(self._generation, records, n_entries)
         self._records, self._entries = records, n_entries
 
@@ -507,8 +599,10 @@ def store_exists(paths, config: StoreConfig) -> bool:
     return (feature_store_dir(paths, config) / _HEADER).exists()
 
 
-def open_feature_store(paths, config: StoreConfig, mode: str = "a") -> FeatureStore:
-    return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode)
+def open_feature_store(paths, config: StoreConfig, mode: str = "a",
+                       lock_timeout: float | None = None) -> FeatureStore:
+    return FeatureStore.open(feature_store_dir(paths, config), config, mode=mode,
+                             lock_timeout=lock_timeout)
 
 
 def open_backbone_store(paths, config: BackboneConfig, mode: str = "a") -> FeatureStore:

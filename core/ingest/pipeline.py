@@ -30,11 +30,14 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
+from artdb.core.faults import kill_point
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
 from artdb.core.ingest.scan import FoundFile, load_manifest, scan_audio_files
 from artdb.core.ingest.tags import clean_text
+from artdb.core.processes import this_process
 from artdb.core.progress import Progress, report
+from artdb.core.recovery import mark_interrupted_runs
 from artdb.db.models import Album, Embedding, IngestFile, IngestRun, Track
 from artdb.db.session import Catalog
 
@@ -119,8 +122,11 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     files = list(scan_audio_files(root_abs))
     known = _known_files(catalog, root_abs)
 
+    mark_interrupted_runs(catalog)  # runs of killed processes say so before this one starts
+    owner = this_process()
     with catalog.session() as s:
-        run = IngestRun(root=root_abs, manifest=str(options.manifest) if options.manifest else None)
+        run = IngestRun(root=root_abs, manifest=str(options.manifest) if options.manifest else None,
+                        owner_host=owner.host, owner_pid=owner.pid, owner_started=owner.started)
         s.add(run)
         s.flush()
         run_id = run.id
@@ -160,6 +166,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                     writer.reset()  # its caches may name rows that were rolled back
                     outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features,
                                             extracted, isolate=True)
+                kill_point("after batch committed")
                 for path, outcome, reason, warning in outcomes:
                     counts[outcome] += 1
                     if outcome == ERROR:
@@ -309,6 +316,7 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
         if to_store and features is not None:
             # Features are durable before the rows that point at them commit.
             features.save([t.id for t, _ in to_store], [x for _, x in to_store])
+            kill_point("after features committed")
     known.update(relinked)
     return outcomes
 

@@ -22,8 +22,9 @@ from artdb.core.features.backbone import BACKBONES, BackboneConfig, BackboneExtr
 from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.store import open_feature_store
 from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from artdb.core.learn.registry import active_model, default_frontend_config
+from artdb.core.learn.registry import active_model, adopt_checkpoint_paths, default_frontend_config
 from artdb.core.progress import Progress
+from artdb.core.recovery import remove_stale_temporary_files
 from artdb.core.vectors.index import sync_active_index
 from artdb.db.models import Track
 from artdb.db.session import Catalog
@@ -148,6 +149,9 @@ def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
     for catalogued tracks lacking them, then embed them with the active model (if any) into its
     index."""
     options = options or IngestOptions()
+    # after a killed run: its temporary files go, and rows of a copied/moved home find its files
+    remove_stale_temporary_files(paths)
+    adopt_checkpoint_paths(catalog, paths)
     if not with_features:
         return ingest(catalog, root, options, features=None, progress=progress)
     config = default_frontend_config(catalog)

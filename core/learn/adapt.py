@@ -39,22 +39,34 @@ def fitted_on(features, model: BackboneHead) -> dict[str, Any]:
     return {**standardisation(model), "n_tracks": int(len(features))}
 
 
-def adapt_to_catalog(catalog: Catalog, paths: Paths, model: Model, min_tracks: int = MIN_TRACKS) -> Model:
-    """Refit a backbone model's standardisation on every catalogued track with its backbone
-    features and store it in the model's config; other kinds, and catalogs of fewer than
-    ``min_tracks`` such tracks, are returned unchanged."""
+def served_standardisation(catalog: Catalog, paths: Paths, model: Model,
+                           min_tracks: int = MIN_TRACKS) -> dict[str, Any] | None:
+    """A backbone model's standardisation refitted on every catalogued track with its backbone
+    features (the ``served_standardisation`` state, with ``fitted_at``), computed without storing
+    it; None for other kinds and for catalogs of fewer than ``min_tracks`` such tracks."""
     if model.kind != BACKBONE_KIND:
-        return model
-    embedder = load_embedder(model, served=False)
+        return None
+    embedder = load_embedder(model, served=False, paths=paths)
     backbone = BackboneConfig.from_dict(embedder.frontend)
     with catalog.session() as s:
         ids = [int(t) for t in s.scalars(select(Track.id).order_by(Track.id))]
     with open_backbone_store(paths, backbone, mode="r") as store:
         ids = [t for t in ids if t in store]
         if len(ids) < min_tracks:
-            return model
+            return None
         state = fitted_on(StoreFeatureArray(store, ids), embedder.model)
     state["fitted_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return state
+
+
+def adapt_to_catalog(catalog: Catalog, paths: Paths, model: Model, min_tracks: int = MIN_TRACKS) -> Model:
+    """Refit a backbone model's standardisation on the catalog (:func:`served_standardisation`)
+    and store it in the model's config; other kinds, and catalogs of fewer than ``min_tracks``
+    such tracks, are returned unchanged. (``artdb index --rebuild-index`` stores it instead in the
+    transaction that swaps the model's embedding rows, ``vectors.index.rebuild_active_index``.)"""
+    state = served_standardisation(catalog, paths, model, min_tracks)
+    if state is None:
+        return model
     with catalog.session() as s:
         row = s.get(Model, model.id)
         if row is None:

@@ -107,7 +107,7 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name
         },
         metrics={"val_ari": result.best_val_ari, "initial_val_ari": result.initial_val_ari,
                  "n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **summary},
-        checkpoint_path=str(ckpt), checksum=sha, activate=activate,
+        checkpoint_path=paths.relative(ckpt), checksum=sha, activate=activate,
     )
     if activate:
         sync_model_index(catalog, paths, model, device=config.device, progress=progress)
@@ -173,7 +173,7 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
             "excluded_pages": list(exclude_pages),
         },
         metrics={"n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **result.summary()},
-        checkpoint_path=str(ckpt), checksum=sha, activate=activate,
+        checkpoint_path=paths.relative(ckpt), checksum=sha, activate=activate,
     )
     if activate:
         sync_model_index(catalog, paths, model, device=device, progress=progress)

@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,18 @@ import torch
 from torch import nn
 
 from artdb.core import __version__
+from artdb.core.config import Paths
 from artdb.core.errors import ArtdbError, ModelMismatchError
+from artdb.core.faults import kill_point
 from artdb.core.learn.backbone import ARCH as BACKBONE_ARCH, BackboneHead
 from artdb.core.learn.networks import ArtistNet, build_model
+from artdb.indexer.persist import temporary_path
 
 # How torch.load(weights_only=True) names what it refused ("unsupported GLOBAL posix.system").
 _UNSUPPORTED_GLOBAL = re.compile(r"unsupported GLOBAL ([\w.]+)", re.IGNORECASE)
 _TORCH_ADVICE = re.compile(r"weights.only|check the documentation|please file an issue", re.IGNORECASE)
 
-__all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "checkpoint_file", "file_sha256", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "artdb-model"
 FORMAT_VERSION = 1
@@ -131,13 +133,15 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temporary name records this process: a killed training's file is removed at next start
+    tmp = temporary_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         digest = file_sha256(tmp)
+        kill_point("before checkpoint rename")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -153,6 +157,25 @@ def _torch_reason(exc: Exception) -> str:
         if line and not _TORCH_ADVICE.search(line):
             return line
     return type(exc).__name__
+
+
+def checkpoint_file(stored: str, paths: Paths | None = None) -> Path:
+    """The checkpoint file a model row names (``Model.checkpoint_path``).
+
+    Stored relative to the data directory (``paths``; default: the current one, ``ARTDB_HOME``)
+    since artdb wrote it there; an absolute path (rows written before, or a checkpoint outside any
+    home) is used as it is, except when it names another home's ``models/NAME`` and this home has
+    ``models/NAME``: a copied or moved home uses its own copy (the row's sha256 still checks it on
+    load).
+    """
+    path = Path(stored)
+    if not path.is_absolute():
+        return (paths or Paths.from_home()).resolve(path)
+    if paths is not None and path.parent.name == paths.models.name:
+        own = paths.models / path.name
+        if own != path and own.is_file():
+            return own
+    return path
 
 
 def load_checkpoint(

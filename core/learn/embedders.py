@@ -22,7 +22,7 @@ import numpy as np
 from artdb.core.errors import CatalogError
 from artdb.core.features.mfcc import STATS_N_MFCC, fit_standardizer, mfcc_mean_std, stats_features
 from artdb.core.learn.backbone import SERVED_KEY, embed_backbone, set_standardisation
-from artdb.core.learn.checkpoint import load_checkpoint
+from artdb.core.learn.checkpoint import checkpoint_file, load_checkpoint
 from artdb.core.learn.networks import embed
 from artdb.core.vectors.aggregate import l2_normalize
 
@@ -139,11 +139,14 @@ class BackboneEmbedder:
         return embed_backbone(self.model, features, batch_size=self.batch_size, device=self.device)
 
 
-def load_embedder(model_row, device: str = "cpu", frontend=None, served: bool = True) -> Embedder:
+def load_embedder(model_row, device: str = "cpu", frontend=None, served: bool = True,
+                  paths=None) -> Embedder:
     """The embedder of a registered model (``artdb.db.models.Model`` row).
 
     A backbone model applies the standardisation refitted on the catalog it serves
     (``learn.adapt``) when its config holds one and ``served``; else its checkpoint's own.
+    ``paths`` (the :class:`~artdb.core.config.Paths` of the home) locates its checkpoint
+    (:func:`~artdb.core.learn.checkpoint.checkpoint_file`).
     """
     kind = model_row.kind
     config = model_row.config or {}
@@ -154,13 +157,13 @@ def load_embedder(model_row, device: str = "cpu", frontend=None, served: bool = 
     if kind in CNN_KINDS:
         if not model_row.checkpoint_path:
             raise CatalogError(f"model {model_row.name!r} has no checkpoint file recorded")
-        ckpt = load_checkpoint(model_row.checkpoint_path, expect_frontend=frontend,
+        ckpt = load_checkpoint(checkpoint_file(model_row.checkpoint_path, paths), expect_frontend=frontend,
                                map_location=device, expect_sha256=model_row.checksum)
         return CheckpointEmbedder(ckpt.model, ckpt.frontend or {}, device=device)
     if kind == BACKBONE_KIND:
         if not model_row.checkpoint_path:
             raise CatalogError(f"model {model_row.name!r} has no checkpoint file recorded")
-        ckpt = load_checkpoint(model_row.checkpoint_path, map_location=device,
+        ckpt = load_checkpoint(checkpoint_file(model_row.checkpoint_path, paths), map_location=device,
                                expect_sha256=model_row.checksum)
         if served and config.get(SERVED_KEY):
             set_standardisation(ckpt.model, config[SERVED_KEY])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from artdb.core import __version__
 from artdb.core.errors import ArtdbError, CatalogError, ConfigError
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import open_feature_store
+from artdb.core.learn.checkpoint import checkpoint_file
 from artdb.core.learn.embedders import StatsEmbedder
 from artdb.db.models import Model
 from artdb.db.session import Catalog
@@ -43,6 +45,23 @@ def register_model(catalog: Catalog, *, name: str, kind: str, dim: int, config: 
             s.execute(update(Model).values(active=False))
             model.active = True
         return model
+
+
+def adopt_checkpoint_paths(catalog: Catalog, paths) -> list[str]:
+    """Store the checkpoint paths of this home's models relative to it (``paths``, a
+    :class:`~artdb.core.config.Paths`): absolute paths written by an earlier artdb that lie in the
+    home, or that name a ``models/NAME`` this home has (it was copied or moved,
+    :func:`~artdb.core.learn.checkpoint.checkpoint_file`). Returns the names of the models changed."""
+    changed = []
+    with catalog.session() as s:
+        for model in s.scalars(select(Model).where(Model.checkpoint_path.is_not(None))):
+            if not Path(model.checkpoint_path).is_absolute():
+                continue
+            stored = paths.relative(checkpoint_file(model.checkpoint_path, paths))
+            if not Path(stored).is_absolute():
+                model.checkpoint_path = stored
+                changed.append(model.name)
+    return changed
 
 
 def active_model(catalog: Catalog) -> Model | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from artdb.core.recovery import mark_interrupted_runs
 from artdb.db.models import (
     Album,
     ArtistPage,
@@ -21,6 +22,7 @@ from artdb.db.session import Catalog
 
 
 def catalog_stats(catalog: Catalog, last_runs: int = 5) -> dict[str, Any]:
+    mark_interrupted_runs(catalog)  # a killed run is not shown "running" forever
     with catalog.session() as s:
         def count(model) -> int:
             return s.scalar(select(func.count()).select_from(model))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,12 @@ from sqlalchemy import delete, func, select
 
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, IndexCorruptError, IndexMismatchError
+from artdb.core.faults import kill_point
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.store import FeatureStore, feature_store_dir, open_feature_store
-from artdb.core.learn.adapt import adapt_to_catalog
+from artdb.core.learn.adapt import served_standardisation
+from artdb.core.learn.backbone import SERVED_KEY
 from artdb.core.learn.embedders import BackboneEmbedder, load_embedder
 from artdb.core.learn.registry import active_model
 from artdb.core.progress import Progress, report as report_progress
@@ -73,16 +76,34 @@ class SyncReport:
         return self.__dict__.copy()
 
 
+# Model.config key: which full (re)build of the model's index the embedding rows belong to. A
+# rebuild changes it in the transaction that replaces the rows; an index file of another generation
+# is stale as a whole (its vectors may come from another standardisation), never patched by ids.
+GENERATION_KEY = "index_generation"
+
+
+def _generation(catalog: Catalog, model: Model) -> str:
+    with catalog.session() as s:
+        config = s.scalar(select(Model.config).where(Model.id == model.id)) or {}
+    return str(config.get(GENERATION_KEY, "0"))
+
+
+def _generation_of(revision: str | None) -> str:
+    """The generation in a revision token (:func:`_revision`); "0" for tokens written before."""
+    return revision[1:].split(":", 1)[0] if revision and revision.startswith("g") else "0"
+
+
 def _revision(catalog: Catalog, model: Model) -> str:
-    """A token that changes whenever the model's embedded set, or which page an album or credit
-    belongs to (curation: split, merge, undo), changes."""
+    """A token that changes whenever the model's index generation, its embedded set, or which page
+    an album or credit belongs to (curation: split, merge, undo), changes."""
+    generation = _generation(catalog, model)
     with catalog.session() as s:
         n, max_id, last = s.execute(
             select(func.count(), func.max(Embedding.track_id), func.max(Embedding.created_at))
             .where(Embedding.model_id == model.id)
         ).one()
         moves = s.scalar(select(CatalogMeta.value).where(CatalogMeta.key == PAGE_CHANGES_KEY)) or "0"
-    return f"{n}:{max_id}:{last.isoformat() if last else ''}:p{moves}"
+    return f"g{generation}:{n}:{max_id}:{last.isoformat() if last else ''}:p{moves}"
 
 
 # -- curation invalidates the derived levels ---------------------------------------------------
@@ -145,8 +166,15 @@ def _load_or_new(paths: Paths, model: Model):
 @indexer_errors()
 def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None,
                      device: str = "cpu", repair: bool = True):
-    """The model's track index, checked against the catalog and repaired if they disagree."""
-    index, _ = _load_or_new(paths, model)
+    """The model's track index, checked against the catalog and repaired if they disagree.
+
+    An index of an older generation than the rows (a rebuild killed after its rows committed)
+    is replaced by a new one, re-embedded from the feature store."""
+    index, new = _load_or_new(paths, model)
+    if not new and _generation_of(index.catalog_revision) != _generation(catalog, model):
+        log.warning("index %s predates the rebuild its rows come from: embedding the catalog again",
+                    index_path(paths, model))
+        index = _new_index(model)
     rows = _embedded_ids(catalog, model)
     stored = index.index_ids()
     if len(rows) == len(stored) and np.array_equal(rows, stored):
@@ -157,7 +185,7 @@ def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None
             f"{len(rows)} embedded tracks; rebuild it with {REBUILD_HINT}")
     report = SyncReport(model.name)
     _reconcile(catalog, paths, model, index, rows, stored, embedder, device, report)
-    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
     log.warning("repaired index of %s: %s", model.name, report.to_dict())
     return index
 
@@ -170,7 +198,7 @@ def _reconcile(catalog, paths, model, index, rows, stored, embedder, device, rep
     if missing.size:
         if embedder is None:
 
-            embedder = load_embedder(model, device)
+            embedder = load_embedder(model, device, paths=paths)
         with _feature_store(paths, embedder) as store:
             have = np.array([i for i in missing if int(i) in store], dtype=np.int64)
             gone = np.setdiff1d(missing, have)
@@ -190,7 +218,7 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
                      progress: Progress | None = None) -> SyncReport:
     """Embed every track that has features but no vector for ``model``; drop stale vectors."""
 
-    embedder = load_embedder(model, device)
+    embedder = load_embedder(model, device, paths=paths)
     report = SyncReport(model.name)
     # Vectors of deleted or re-ingested tracks (their rows are gone) are dropped here.
     index = open_track_index(catalog, paths, model, embedder, device)
@@ -211,11 +239,12 @@ def sync_model_index(catalog: Catalog, paths: Paths, model: Model, device: str =
             with catalog.session() as s:
                 s.add_all(Embedding(track_id=int(t), model_id=model.id, vector_id=int(t), content_hash=h)
                           for t, h in chunk)
+            kill_point("after embedding rows committed")
             index.add(vectors, ids)
             report.embedded += len(chunk)
             report_progress(progress, f"embed ({model.name})", report.embedded, len(todo))
     index = _maybe_upgrade_index_type(index, model)
-    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model))
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
     report.total = index.ntotal
     return report
 
@@ -241,14 +270,54 @@ def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
     return sync_model_index(catalog, paths, model, device, progress)
 
 
+@indexer_errors()
 def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
-                  progress: Progress | None = None) -> SyncReport:
-    """Forget the model's vectors (rows and files) and embed the catalog again."""
+                  progress: Progress | None = None,
+                  config_update: dict[str, Any] | None = None) -> SyncReport:
+    """Embed the catalog again with ``model`` (its config updated by ``config_update``, e.g. a
+    backbone's refitted standardisation) into a new index, and swap it in when complete.
+
+    The model is loaded first: a checkpoint that does not load changes nothing. The new index is
+    built beside the old one (in memory; the old file stays in place and valid). Then one
+    transaction replaces the model's embedding rows, applies ``config_update`` and starts a new
+    index generation (``GENERATION_KEY``), and the new file is renamed over the old
+    (:meth:`~artdb.indexer.base.VectorIndex.save`). Killed between the two, the old file is of
+    the previous generation, which :func:`open_track_index` replaces whole (never mixing vectors
+    of two configs). Album and artist indexes follow the new revision.
+    """
     with catalog.session() as s:
+        row = s.get(Model, model.id)
+        if row is None:
+            raise CatalogError(f"model {model.name!r} is no longer registered")
+        config = {**(row.config or {}), **(config_update or {}), GENERATION_KEY: uuid.uuid4().hex[:12]}
+    staged = Model(id=row.id, name=row.name, kind=row.kind, version=row.version, config=config,
+                   checkpoint_path=row.checkpoint_path, checksum=row.checksum, dim=row.dim)
+    embedder = load_embedder(staged, device, paths=paths)
+    report = SyncReport(model.name)
+    with catalog.session() as s:
+        tracks = s.execute(select(Track.id, Track.content_hash).order_by(Track.id)).all()
+    index = _new_index(model)
+    with _feature_store(paths, embedder) as store:
+        todo = [(int(t), h) for t, h in tracks if t in store]
+        stage = f"rebuild ({model.name})"
+        report_progress(progress, stage, 0, len(todo))
+        for start in range(0, len(todo), EMBED_BATCH):
+            ids = np.array([t for t, _ in todo[start:start + EMBED_BATCH]], dtype=np.int64)
+            index.add(embedder.embed(store.get_many(ids)), ids)
+            report_progress(progress, stage, min(start + EMBED_BATCH, len(todo)), len(todo))
+    index = _maybe_upgrade_index_type(index, model)
+    with catalog.session() as s:
+        row = s.get(Model, model.id, with_for_update=True)
+        if row is None:
+            raise CatalogError(f"model {model.name!r} was removed during the rebuild")
+        row.config = config
         s.execute(delete(Embedding).where(Embedding.model_id == model.id))
-    for p in model_dir(paths, model).glob("*.faiss*"):
-        p.unlink()
-    return sync_model_index(catalog, paths, model, device, progress)
+        s.add_all(Embedding(track_id=t, model_id=model.id, vector_id=t, content_hash=h) for t, h in todo)
+    model.config = config
+    kill_point("after rebuild rows committed")
+    index.save(index_path(paths, model), catalog_revision=_revision(catalog, model), step=kill_point)
+    report.embedded = report.total = index.ntotal
+    return report
 
 
 # -- levels ----------------------------------------------------------------------------------------
@@ -296,18 +365,21 @@ def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, d
     gids, vectors = level_vectors(catalog, track_index, level)
     index = FaissIndex.build(vectors, gids, model=model.name, name=level) if len(gids) else \
         FaissIndex(model.dim, model=model.name, name=level)
-    index.save(path, catalog_revision=revision)
+    index.save(path, catalog_revision=revision, step=kill_point)
     return index
 
 
 def rebuild_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
                          progress: Progress | None = None) -> SyncReport:
     """``artdb index --rebuild-index``: the active model's vectors forgotten and the catalog embedded
-    again into a new index (:func:`rebuild_index`), a backbone model's standardisation first refitted
-    on the catalog (``learn.adapt``); a catalog without an active model has nothing to rebuild."""
+    again into a new index (:func:`rebuild_index`), a backbone model's standardisation refitted on
+    the catalog (``learn.adapt``) and stored with the new rows; a catalog without an active model has
+    nothing to rebuild."""
     model = active_model(catalog)
     if model is None:
         raise CatalogError("no active model: nothing to rebuild")
-    # a full re-embedding is when a backbone model's standardisation follows the catalog it serves
-    model = adapt_to_catalog(catalog, paths, model)
-    return rebuild_index(catalog, paths, model, device, progress)
+    # a full re-embedding is when a backbone model's standardisation follows the catalog it serves;
+    # it is stored with the new rows, in one transaction
+    state = served_standardisation(catalog, paths, model)
+    return rebuild_index(catalog, paths, model, device, progress,
+                         config_update={SERVED_KEY: state} if state is not None else None)
