@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-all demo bench
+.PHONY: setup test test-faults test-all demo bench
 
 # Fresh machine -> working install. CPU torch 2.13.0 first, so that no dependency pulls a CUDA build.
 setup:
@@ -17,6 +17,10 @@ setup:
 test:
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
+
+# The long fault cases (every kill point, both back-ends; ~7-14 min on 2 cores). CI runs them too.
+test-faults:
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow tests/test_faults.py
 
 test-all:
 	$(BIN)/python -m pytest -n 2 --dist loadfile
