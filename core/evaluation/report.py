@@ -41,8 +41,9 @@ def markdown(report: dict) -> str:
     if bb:
         layers = "+".join(bb.get("layers", []))
         lines += [(f"Backbone features: {bb['name']} ({bb['model']}), {bb['patches_per_track']} patches "
-                   f"of 3 s per track, layers {layers} (the backbone systems fit on the training pool "
-                   "only, their standardisation included)."), ""]
+                   f"of 3 s per track, layers {layers} (the backbone systems train on the training "
+                   "pool only; their standardisation is refitted on the whole evaluation catalog, "
+                   "labels unused, as the product does on the catalog it serves)."), ""]
     for unit in cfg["units"]:
         sizes = sorted({k[1] for k in idx if k[0] == "balanced" and k[2] == unit})
         if sizes:
