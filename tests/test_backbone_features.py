@@ -55,10 +55,10 @@ def test_config_sizes_round_trip_and_validation():
     assert cfg.dim == 200 + 753 + 753
     assert cfg.layer_slices() == {"penultimate": slice(0, 200), "mean_pool": slice(200, 953),
                                   "max_pool": slice(953, 1706)}
-    assert cfg.feature_shape == (10, 1706) and cfg.bytes_per_track == 10 * 1706 * 2
+    assert cfg.feature_shape == (20, 1706) and cfg.bytes_per_track == 20 * 1706 * 2  # 60 s per track
     dec = cfg.decode_config()
     assert dec.sample_rate == 16000 and dec.excerpt_samples == PATCH_SAMPLES == 47616
-    assert dec.frames == musicnn_frontend.N_FRAMES == 187 and dec.excerpts_per_track == 10
+    assert dec.frames == musicnn_frontend.N_FRAMES == 187 and dec.excerpts_per_track == 20
     # JSON round trip: lists and ints come back as the declared tuple and floats.
     data = json.loads(json.dumps(SMALL.to_dict()))
     assert BackboneConfig.from_dict(data) == SMALL
