@@ -1,7 +1,11 @@
 """The catalog: SQLAlchemy 2.0 typed models.
 
 The catalog knows names, releases, files and the bookkeeping of artdb's runs; it knows no audio,
-model internals or vector engine (vectors live in the index, keyed by ``Track.id``).
+model internals or vector engine. It is the one truth that several writers (processes, data
+directories, machines) share: a recording is one track (``tracks.content_hash`` is unique, so two
+writers racing on one recording cannot both insert it), and each track's vector per model is kept
+here as plain float32 bytes (``embeddings.vector``), from which every data directory builds its own
+vector index (keyed by ``Track.id``).
 
 Artist pages are keyed by *normalized name* exactly as a streaming catalog keys them: two tracks
 credited to "Eclipse" land on one page whoever made them (homonymy), and "Youssou N'Dour" /
@@ -23,6 +27,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -103,6 +108,9 @@ class Album(Base):
 
 class Track(Base):
     __tablename__ = "tracks"
+    # One track per recording: writers insert with ON CONFLICT DO NOTHING, so the database (not a
+    # check-then-insert) decides which of two concurrent writers gets it.
+    __table_args__ = (Index("uq_tracks_content_hash", "content_hash", unique=True),)
 
     # Track ids are also the vector ids in the index (int64 on both sides).
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -116,7 +124,7 @@ class Track(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     audio_format: Mapped[str | None] = mapped_column(String(20))
     audio_path: Mapped[str] = mapped_column(Text, unique=True)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))  # blake2b-256 of the file's bytes
     file_size: Mapped[int] = mapped_column(BigInteger)
     file_mtime: Mapped[float] = mapped_column(Float)
     # The original text of tag values ingest had to change to store them (NUL bytes, control
@@ -166,7 +174,11 @@ class Model(Base):
 
 
 class Embedding(Base):
-    """Which tracks have a vector in a model's index (the vector id is the track id)."""
+    """A track's vector under a model (the vector id in every index is the track id).
+
+    ``vector`` holds the float32 vector itself (``model.dim`` values), so a data directory that
+    did not compute it can still index it; rows written before it existed hold NULL there, and the
+    data directory whose feature store has the track fills it in."""
 
     __tablename__ = "embeddings"
 
@@ -178,6 +190,7 @@ class Embedding(Base):
     )
     vector_id: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str] = mapped_column(String(64))  # the audio the vector was made from
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -142,6 +143,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection=conn), revision)
 
 
+def insert_ignoring_conflicts(session: Session, model):
+    """``INSERT ... ON CONFLICT DO NOTHING`` for ``model`` in the session's dialect: a row that
+    would break any unique constraint is skipped instead of raising, so when several writers race
+    to insert one row the database decides who wins and the others carry on (add
+    ``.returning(...)`` to learn whether this one did)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    if name == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing()
+    raise DatabaseError(f"artdb's catalog runs on SQLite or PostgreSQL, not {name}")
+
+
 def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
@@ -187,4 +201,5 @@ class Catalog:
         self.engine.dispose()
 
 
-__all__ = ["Base", "Catalog", "DatabaseError", "check_url", "make_engine", "upgrade", "downgrade"]
+__all__ = ["Base", "Catalog", "DatabaseError", "check_url", "insert_ignoring_conflicts", "make_engine",
+           "upgrade", "downgrade"]

@@ -2,7 +2,8 @@
 
 Get-or-create goes through small per-run caches (a catalog ingest touches the same page and album
 many times) and tolerates a concurrent writer on PostgreSQL: an insert that loses a race on a
-unique key is retried as a lookup inside a savepoint.
+unique key is retried as a lookup inside a savepoint. Tracks are inserted with ON CONFLICT DO
+NOTHING: a recording (content hash) or path another writer inserted first is skipped, not raised.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from artdb.core.ingest.analyze import FileAnalysis
 from artdb.core.ingest.tags import TEXT_LIMITS, clean_text
 from artdb.core.names import page_key, split_credits
 from artdb.db.models import Album, ArtistPage, Genre, Label, Track, TrackCredit
+from artdb.db.session import insert_ignoring_conflicts
 
 T = TypeVar("T")
 NO_ALBUM_TITLE = "[non-album tracks]"
@@ -113,26 +115,21 @@ class CatalogWriter:
         return album.id
 
     # -- track writes ----------------------------------------------------------------------
-    def _apply(self, session: Session, track: Track, fa: FileAnalysis) -> None:
+    def _describe(self, session: Session, fa: FileAnalysis) -> tuple[dict[str, Any], list[TrackCredit]]:
+        """The track's column values and its credits (pages created as needed)."""
         tags = fa.tags
         main, featured = split_credits(tags.artist or tags.albumartist or "")
         album_artist = tags.albumartist or (main[0] if main else None)
         album_page = self.page_id(session, album_artist)
-        track.album_id = self.album_id(session, album_page, fa)
-        # tags are cleaned already (ingest.tags); a file name standing in for a title is not
-        track.title = tags.title or clean_text(fa.relpath.rsplit("/", 1)[-1], TEXT_LIMITS["title"])[0]
-        track.isrc = tags.isrc
-        track.raw_tags = tags.raw or None
-        track.track_number = tags.track_number
-        track.disc_number = tags.disc_number
-        track.duration = fa.duration
-        track.sample_rate = fa.sample_rate
-        track.channels = fa.channels
-        track.audio_format = fa.audio_format
-        track.audio_path = fa.path
-        track.content_hash = fa.content_hash
-        track.file_size = fa.size
-        track.file_mtime = fa.mtime
+        values = dict(
+            album_id=self.album_id(session, album_page, fa),
+            # tags are cleaned already (ingest.tags); a file name standing in for a title is not
+            title=tags.title or clean_text(fa.relpath.rsplit("/", 1)[-1], TEXT_LIMITS["title"])[0],
+            isrc=tags.isrc, raw_tags=tags.raw or None,
+            track_number=tags.track_number, disc_number=tags.disc_number, duration=fa.duration,
+            sample_rate=fa.sample_rate, channels=fa.channels, audio_format=fa.audio_format,
+            audio_path=fa.path, content_hash=fa.content_hash, file_size=fa.size, file_mtime=fa.mtime,
+        )
         credits: list[TrackCredit] = []
         seen: set[int] = set()
         for role, names in (("main", main or [album_artist]), ("featured", featured)):
@@ -142,17 +139,34 @@ class CatalogWriter:
                     continue
                 seen.add(pid)
                 credits.append(TrackCredit(page_id=pid, role=role, position=len(credits)))
-        track.credits = credits
+        return values, credits
 
-    def create_track(self, session: Session, fa: FileAnalysis) -> Track:
-        track = Track()
-        self._apply(session, track, fa)
-        session.add(track)
-        return track
+    def insert_tracks(self, session: Session, analyses: list[FileAnalysis]) -> dict[str, int]:
+        """Insert one new track per analysis (one statement, distinct content hashes) and return
+        content hash -> id of those inserted. An analysis missing from the result is a recording
+        (or a path) another writer's track already holds: the database's unique keys decide
+        (ON CONFLICT DO NOTHING), so two writers racing on one recording never both insert it."""
+        if not analyses:
+            return {}
+        described = [self._describe(session, fa) for fa in analyses]
+        rows = session.execute(insert_ignoring_conflicts(session, Track)
+                               .values([values for values, _ in described])
+                               .returning(Track.id, Track.content_hash)).all()
+        inserted = {content: track_id for track_id, content in rows}
+        for fa, (_, credits) in zip(analyses, described):
+            track_id = inserted.get(fa.content_hash)
+            if track_id is not None:
+                for credit in credits:
+                    credit.track_id = track_id
+                session.add_all(credits)
+        return inserted
 
     def update_track(self, session: Session, track: Track, fa: FileAnalysis) -> None:
         # Drop the old credits first: the unit of work would otherwise insert the new rows
         # before deleting old ones with the same (track, page) key.
         track.credits.clear()
         session.flush()
-        self._apply(session, track, fa)
+        values, credits = self._describe(session, fa)
+        for name, value in values.items():
+            setattr(track, name, value)
+        track.credits = credits

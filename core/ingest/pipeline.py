@@ -11,6 +11,12 @@ committed (same path, size and mtime) and resumes.
 Bad input: every value is cleaned before it reaches the catalog (``ingest.tags``), and should the
 catalog still refuse a row, the batch is written again one file per savepoint, so only that file
 is lost (recorded as an error with the database's reason) and never the run or its neighbours.
+
+Concurrent writers: one track per recording (``tracks.content_hash`` is unique); new tracks go in
+with INSERT ... ON CONFLICT DO NOTHING, so a recording another writer inserted meanwhile becomes a
+``duplicate`` ("same recording as track N, ingested by another writer"), and any other conflict
+with another writer's commit (an update racing it) makes the batch be planned again from the
+catalog's new state before it is written file by file.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from artdb.core.errors import CatalogError, ConfigError
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 # Per-file outcomes recorded in ``ingest_files``.
 ADDED, UPDATED, MOVED, UNCHANGED, DUPLICATE, ERROR, PRUNED = (
     "added", "updated", "moved", "unchanged", "duplicate", "error", "pruned")
+# Plans of one batch, each from a fresh look at the catalog, before it is written file by file.
+_CONFLICT_ATTEMPTS = 3
+_GONE_MEANWHILE = "its track was deleted by another writer during this run; a rerun ingests it again"
 
 
 class FeatureStage(Protocol):
@@ -61,8 +70,10 @@ class FeatureStage(Protocol):
         (a stage that keeps several kinds of features computes only those it lacks), ``None``
         for new or changed audio; ``track_ids=None``: all are new."""
 
-    def save(self, track_ids: Sequence[int], features: Sequence[Any]) -> None:
-        """Durably store features (flushed before returning)."""
+    def save(self, track_ids: Sequence[int], features: Sequence[Any],
+             content_hashes: Sequence[str] | None = None) -> None:
+        """Durably store features (flushed before returning), and that they were made from the
+        audio with ``content_hashes`` (see :mod:`artdb.core.features.provenance`)."""
 
     def remove(self, track_ids: Sequence[int]) -> None:
         """Forget the features of deleted tracks."""
@@ -156,16 +167,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                          known[batch[i].path][1:] if batch[i].path in known else None) for i in todo]
                 for i, r in zip(todo, ex.map(analyze_job, jobs, chunksize=8) if jobs else []):
                     results[i] = r
-                extracted: dict[str, Any] = {}  # features by path, kept for a second attempt
-                try:
-                    outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features,
-                                            extracted)
-                except (DataError, IntegrityError) as exc:
-                    log.warning("the catalog refused a row of this batch (%s): writing it one file "
-                                "at a time", _db_reason(exc))
-                    writer.reset()  # its caches may name rows that were rolled back
-                    outcomes = _write_batch(catalog, writer, run_id, batch, results, known, features,
-                                            extracted, isolate=True)
+                outcomes = _write_batch_retrying(catalog, writer, run_id, batch, results, known, features)
                 kill_point("after batch committed")
                 for path, outcome, reason, warning in outcomes:
                     counts[outcome] += 1
@@ -206,10 +208,35 @@ def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, f
     return {p: (i, size, mtime) for i, p, size, mtime in rows}
 
 
-def _db_reason(exc: DataError | IntegrityError) -> str:
+def _db_reason(exc: Exception) -> str:
     """The database's own words for a refused row, on one line."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Conflict(Exception):
+    """Another writer's commit changed what this batch planned on: plan it again."""
+
+
+def _write_batch_retrying(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
+                          results: list, known: dict, features: FeatureStage | None):
+    """:func:`_write_batch`, planned again when the catalog refused a row because another writer
+    committed a conflicting one meanwhile (a unique key: the new plan sees that row), and written
+    one file per savepoint when a row is refused for itself (a value, or a conflict that persists)."""
+    extracted: dict[str, Any] = {}  # features by path, kept for the next attempt
+    for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+        try:
+            return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted)
+        except (DataError, IntegrityError, _Conflict) as exc:
+            writer.reset()  # its caches may name rows that were rolled back
+            refused = exc
+            if isinstance(exc, DataError) or attempt == _CONFLICT_ATTEMPTS:
+                break
+            log.info("a row of this batch conflicted with another writer's (%s): planning it again",
+                     _db_reason(exc))
+    log.warning("the catalog refused a row of this batch (%s): writing it one file at a time",
+                _db_reason(refused))
+    return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted, isolate=True)
 
 
 def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
@@ -222,8 +249,6 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
     (``DataError``/``IntegrityError``) becomes that file's error instead of the batch's failure.
     Returns ``(path, outcome, reason, warning)`` per file.
     """
-    outcomes: list[tuple[str, str, str | None, str | None]] = []
-    records: list[tuple[IngestFile, Track | None]] = []
     relinked: dict[str, tuple[int, int, float]] = {}  # moved files, for ``known`` once committed
     feats: dict[str, Any] = extracted if extracted is not None else {}
     analysed: list[tuple[FoundFile, Any]] = [
@@ -241,13 +266,22 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
         plan: list[tuple[FoundFile, str, Any, Track | None]] = []  # (file, action, result, track)
         new_in_batch: dict[str, str] = {}
         for f, r in analysed:
-            if r is None:
-                plan.append((f, UNCHANGED, None, s.get(Track, known[f.path][0])))
-            elif isinstance(r, FileFailure):
+            track = s.get(Track, known[f.path][0]) if f.path in known else None
+            if isinstance(r, FileFailure):
                 plan.append((f, ERROR, r, None))
-            elif f.path in known:
-                track = s.get(Track, known[f.path][0])
-                plan.append((f, UNCHANGED if track.content_hash == r.content_hash else UPDATED, r, track))
+            elif f.path in known and track is None:
+                plan.append((f, ERROR, FileFailure(f.path, f.relpath, _GONE_MEANWHILE), None))
+            elif r is None:
+                plan.append((f, UNCHANGED, None, track))
+            elif track is not None:
+                other = by_hash.get(r.content_hash)
+                if track.content_hash == r.content_hash:
+                    plan.append((f, UNCHANGED, r, track))
+                elif other is not None and other.id != track.id:
+                    # Its new audio is a recording the catalog holds already (one track each).
+                    plan.append((f, DUPLICATE, other.audio_path, None))
+                else:
+                    plan.append((f, UPDATED, r, track))
             elif r.content_hash in by_hash:
                 other = by_hash[r.content_hash]
                 if other.audio_path != r.path and not os.path.exists(other.audio_path):
@@ -278,55 +312,77 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
                     feats[path] = out
 
         # --- write ------------------------------------------------------------------------
-        to_store: list[tuple[Track, Any]] = []
+        to_store: list[tuple[int, Any, str]] = []  # (track id, features, content hash)
+        written: list[list] = []  # [path, outcome, reason, warning, track id], in the batch's order
+        added: list[tuple[list, FileAnalysis, Any]] = []  # inserted together below
         for f, action, r, track in plan:
-            reason = warning = None
+            entry = [f.path, action, None, None, track.id if track is not None else None]
+            written.append(entry)
             if action == ERROR:
-                reason = r.reason
-            elif action == DUPLICATE:
-                reason = f"same audio content as {r}"
+                entry[2] = r.reason
+                continue
+            if action == DUPLICATE:
+                entry[2] = f"same audio content as {r}"
+                continue
+            out = feats.get(r.path if isinstance(r, FileAnalysis) else track.audio_path)
+            if isinstance(out, str):
+                entry[1], entry[2], entry[4] = ERROR, out, None
+                continue
+            if action in (ADDED, UPDATED, MOVED):
+                entry[3] = r.tags.warning_text()
+            if action == ADDED and not isolate:
+                added.append((entry, r, out))
+                continue
+            if isolate:
+                try:
+                    with s.begin_nested():
+                        entry[1], entry[2], entry[4] = _write_file(s, writer, action, r, track, relinked)
+                        s.flush()
+                except (DataError, IntegrityError, _Conflict) as exc:
+                    writer.reset()
+                    entry[1:] = [ERROR, f"the catalog refused its row: {_db_reason(exc)}", None, None]
+                    continue
             else:
-                path = r.path if isinstance(r, FileAnalysis) else track.audio_path
-                out = feats.get(path)
-                if isinstance(out, str):
-                    action, reason, track = ERROR, out, None
-                elif isolate:
-                    try:
-                        with s.begin_nested():
-                            track = _write_file(s, writer, action, r, track, relinked)
-                            s.flush()
-                    except (DataError, IntegrityError) as exc:
-                        writer.reset()
-                        action, reason, track = ERROR, f"the catalog refused its row: {_db_reason(exc)}", None
-                else:
-                    track = _write_file(s, writer, action, r, track, relinked)
-                if action in (ADDED, UPDATED, MOVED):
-                    warning = r.tags.warning_text()
-                if track is not None and out is not None:
-                    to_store.append((track, out))
+                entry[1], entry[2], entry[4] = _write_file(s, writer, action, r, track, relinked)
+            if entry[1] == DUPLICATE:  # another writer's: not catalogued from this file
+                entry[3] = None
+            elif out is not None:
+                to_store.append((entry[4], out, r.content_hash if r is not None else track.content_hash))
+        inserted = writer.insert_tracks(s, [r for _, r, _ in added])
+        for entry, r, out in added:
+            if r.content_hash in inserted:
+                entry[4] = inserted[r.content_hash]
+                if out is not None:
+                    to_store.append((entry[4], out, r.content_hash))
+            else:  # another writer committed this recording (or path) meanwhile
+                entry[1], (entry[4], entry[2]), entry[3] = DUPLICATE, _holder(s, r), None
+        outcomes = []
+        for path, outcome, reason, warning, track_id in written:
             # reasons quote libraries and databases: make them storable like any tag
             reason = clean_text(reason)[0] if reason is not None else None
-            outcomes.append((f.path, action, reason, warning))
-            records.append((IngestFile(run_id=run_id, path=f.path, outcome=action, reason=reason,
-                                       warning=warning), track))
-        s.flush()  # assigns ids to new tracks
-        for rec, track in records:
-            rec.track_id = track.id if track is not None else None
-        s.add_all(rec for rec, _ in records)
+            outcomes.append((path, outcome, reason, warning))
+            s.add(IngestFile(run_id=run_id, path=path, outcome=outcome, reason=reason, warning=warning,
+                             track_id=track_id))
+        s.flush()  # a conflict with another writer surfaces here, before any feature is written
         if to_store and features is not None:
             # Features are durable before the rows that point at them commit.
-            features.save([t.id for t, _ in to_store], [x for _, x in to_store])
+            features.save([t for t, _, _ in to_store], [x for _, x, _ in to_store],
+                          [h for _, _, h in to_store])
             kill_point("after features committed")
     known.update(relinked)
     return outcomes
 
 
 def _write_file(s, writer: CatalogWriter, action: str, r: FileAnalysis | None, track: Track | None,
-                relinked: dict[str, tuple[int, int, float]]) -> Track | None:
-    """Write one planned file's rows; returns its track."""
+                relinked: dict[str, tuple[int, int, float]]) -> tuple[str, str | None, int | None]:
+    """Write one planned file's rows; returns its ``(outcome, reason, track id)``."""
     if action == ADDED:
-        track = writer.create_track(s, r)
-    elif action == UPDATED:
+        inserted = writer.insert_tracks(s, [r])
+        if r.content_hash not in inserted:  # another writer committed this recording meanwhile
+            track_id, reason = _holder(s, r)
+            return DUPLICATE, reason, track_id
+        return ADDED, None, inserted[r.content_hash]
+    if action == UPDATED:
         writer.update_track(s, track, r)
         # Its vectors were made from the old audio.
         s.execute(delete(Embedding).where(Embedding.track_id == track.id))
@@ -335,7 +391,23 @@ def _write_file(s, writer: CatalogWriter, action: str, r: FileAnalysis | None, t
         relinked[r.path] = (track.id, r.size, r.mtime)
     elif action == UNCHANGED and r is not None:
         track.file_mtime = r.mtime  # touched but identical: remember the new mtime
-    return track
+    return action, None, track.id
+
+
+def _holder(session, fa: FileAnalysis) -> tuple[int, str]:
+    """``(track id, reason)`` for the track another writer committed with ``fa``'s recording or
+    path while this batch was being planned."""
+    holder = session.execute(
+        select(Track.id, Track.audio_path, Track.content_hash)
+        .where(or_(Track.content_hash == fa.content_hash, Track.audio_path == fa.path))
+        .order_by((Track.content_hash == fa.content_hash).desc())).first()
+    if holder is None:  # its insert was rolled back after all: plan the batch again
+        raise _Conflict("the track that conflicted with this one was rolled back")
+    if holder.content_hash == fa.content_hash:
+        return holder.id, (f"same recording as track {holder.id}, ingested by another writer "
+                           f"({holder.audio_path})")
+    return holder.id, (f"track {holder.id} holds this path with other audio, ingested by another writer "
+                       "meanwhile: a rerun compares them")
 
 
 def _prune(catalog: Catalog, root_abs: str, present: set[str], features: FeatureStage | None) -> int:

@@ -20,6 +20,7 @@ from artdb.core.config import Paths
 from artdb.core.errors import AudioError, ConfigError
 from artdb.core.features.backbone import BACKBONES, BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.pipeline import FeatureExtractor
+from artdb.core.features.provenance import current_features, record_content
 from artdb.core.features.store import open_feature_store
 from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
 from artdb.core.learn.registry import active_model, adopt_checkpoint_paths, default_frontend_config
@@ -58,8 +59,11 @@ class StoreFeatureStage:
         self.extracted += len(paths)
         return out
 
-    def save(self, track_ids: Sequence[int], features: Sequence[np.ndarray]) -> None:
+    def save(self, track_ids: Sequence[int], features: Sequence[np.ndarray],
+             content_hashes: Sequence[str] | None = None) -> None:
         self.store.put_many(list(track_ids), np.stack(features))
+        if content_hashes is not None:
+            record_content(self.store.directory, track_ids, content_hashes)
 
     def remove(self, track_ids: Sequence[int]) -> None:
         self.store.delete(list(track_ids))
@@ -98,11 +102,14 @@ class CompositeFeatureStage:
                     results[i][n] = out
         return results
 
-    def save(self, track_ids: Sequence[int], features: Sequence[dict[int, np.ndarray]]) -> None:
+    def save(self, track_ids: Sequence[int], features: Sequence[dict[int, np.ndarray]],
+             content_hashes: Sequence[str] | None = None) -> None:
+        hashes = list(content_hashes) if content_hashes is not None else [None] * len(track_ids)
         for n, stage in enumerate(self.stages):
-            rows = [(t, parts[n]) for t, parts in zip(track_ids, features) if n in parts]
+            rows = [(t, parts[n], h) for t, parts, h in zip(track_ids, features, hashes) if n in parts]
             if rows:
-                stage.save([t for t, _ in rows], [x for _, x in rows])
+                stage.save([t for t, _, _ in rows], [x for _, x, _ in rows],
+                           [h for _, _, h in rows] if content_hashes is not None else None)
 
     def remove(self, track_ids: Sequence[int]) -> None:
         for stage in self.stages:
@@ -189,26 +196,29 @@ def ensure_backbone_features(catalog: Catalog, paths: Paths, config: BackboneCon
     Features are saved every few hundred tracks, so an interrupted call loses little and a rerun
     resumes. ``progress("backbone", done, total, path=...)`` after each file."""
     with catalog.session() as s:
-        rows = s.execute(select(Track.id, Track.audio_path).order_by(Track.id)).all()
+        rows = s.execute(select(Track.id, Track.audio_path, Track.content_hash).order_by(Track.id)).all()
     with open_feature_store(paths, config) as store:
-        todo = [(int(i), p) for i, p in rows if int(i) not in store]
+        current = set(current_features(store, [(int(i), h) for i, _, h in rows]))
+        todo = [(int(i), p, h) for i, p, h in rows if int(i) not in current]
         fill = BackboneFill(tracks=len(rows), lacking=len(todo), computed=0)
         if not todo:
             return fill
-        ids: list[int] = []
-        feats: list[np.ndarray] = []
+        done: list[tuple[int, np.ndarray, str]] = []
+
+        def save() -> None:
+            store.put_many([t for t, _, _ in done], np.stack([x for _, x, _ in done]))
+            record_content(store.directory, [t for t, _, _ in done], [h for _, _, h in done])
+            fill.computed += len(done)
+            done.clear()
+
         with BackboneExtractor(config, workers=workers, device=device) as extractor:
-            for index, path, out in extractor.extract([p for _, p in todo], progress):
+            for index, path, out in extractor.extract([p for _, p, _ in todo], progress):
                 if isinstance(out, AudioError):
                     fill.errors.append((path, out.reason))
                     continue
-                ids.append(todo[index][0])
-                feats.append(out)
-                if len(ids) >= _SAVE_EVERY:
-                    store.put_many(ids, np.stack(feats))
-                    fill.computed += len(ids)
-                    ids, feats = [], []
-        if ids:
-            store.put_many(ids, np.stack(feats))
-            fill.computed += len(ids)
+                done.append((todo[index][0], out, todo[index][2]))
+                if len(done) >= _SAVE_EVERY:
+                    save()
+        if done:
+            save()
     return fill
