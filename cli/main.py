@@ -15,26 +15,30 @@ import click
 
 from artdb.cli.errors import DEBUG_ENV, OneLineUsageError, as_click_error
 
-# command name -> "module:attribute" inside artdb.cli
+# command name -> "module:attribute" inside artdb.cli, in the order of the workflow (``--help``
+# lists them so): make or get a catalog, ingest, browse, learn, find, curate, report, evaluate.
 COMMANDS: dict[str, str] = {
-    "db": "dbcmd:db",
+    "demo": "demo:demo",
+    "synth": "synth:synth",
     "index": "index:index",
     "stats": "stats:stats",
-    "synth": "synth:synth",
-    "neighbors": "neighbors:neighbors",
+    "ls": "browse:ls",
+    "show": "browse:show",
     "train": "train:train",
     "models": "models:models",
+    "neighbors": "neighbors:neighbors",
     "audit": "audit:audit",
-    "place": "place:place",
+    "synonyms": "synonyms:synonyms",
     "review": "review:review",
     "split": "review:split",
     "merge": "review:merge",
+    "place": "place:place",
     "reject": "review:reject",
     "undo": "review:undo",
     "report": "report:report",
     "evaluate": "evaluate:evaluate",
     "export": "export:export",
-    "demo": "demo:demo",
+    "db": "dbcmd:db",
 }
 
 
@@ -59,8 +63,7 @@ class LazyGroup(click.Group):
             raise replacement from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = [n for n, target in COMMANDS.items() if _module_exists(target)]
-        return sorted(names)
+        return [n for n, target in COMMANDS.items() if _module_exists(target)]
 
     def get_command(self, ctx: click.Context, cmd_name: str):
         target = COMMANDS.get(cmd_name)

@@ -41,10 +41,10 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
         click.echo("→ new artist (no candidate within the threshold)")
     else:
         b = result.best
-        what = f" cluster {b.cluster + 1}" if b.cluster is not None else ""
+        what = f" cluster {b.cluster}" if b.cluster is not None else ""
         click.echo(f"→ {b.page}{what} (#{b.page_id}): distance {b.distance:.4f}, margin {b.margin:.3f}")
     for c in result.candidates:
-        what = f" cluster {c.cluster + 1}" if c.cluster is not None else ""
+        what = f" cluster {c.cluster}" if c.cluster is not None else ""
         click.echo(f"   {c.distance:7.4f}  {c.page}{what} (#{c.page_id}, {len(c.album_ids)} albums)")
     if moved is not None:
         click.echo(f"moved to {moved.summary['to']['page']} (decision #{moved.id}; "

@@ -15,12 +15,21 @@ def _emit(decision, as_json: bool, text: str) -> None:
 
 
 @click.command()
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              help="Show only the N best of each list (default: every homonym finding, and no "
+                   "more synonym candidates than the catalog has pages).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None,
+              help="Show only synonym candidates scoring at least this.")
+@click.option("--kind", type=click.Choice(["variant", "alias"]), default=None,
+              help="Show only variant spellings (names alike) or aliases (unrelated names).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--decisions", is_flag=True, help="List recent curator decisions instead.")
 @pass_app
 @handle_errors
-def review(app: AppContext, as_json: bool, decisions: bool) -> None:
+def review(app: AppContext, top: int | None, min_score: float | None, kind: str | None,
+           as_json: bool, decisions: bool) -> None:
     """List open findings: homonym pages to split, synonym pages to merge."""
+    from artdb.cli.synonyms import echo_pairs
     from artdb.core.curation.review import open_findings
     from artdb.core.curation.undo import list_decisions
 
@@ -35,22 +44,29 @@ def review(app: AppContext, as_json: bool, decisions: bool) -> None:
             click.echo(f"#{d['decision_id']:<5} {d['action']:<7} {ref:<7} "
                        f"{d['created_at']:%Y-%m-%d %H:%M}  {state}")
         return
-    found = open_findings(app.catalog())
+    found = open_findings(app.catalog(), top=top, min_score=min_score, kind=kind)
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{len(found['homonyms'])} homonym findings (artdb split PAGE | artdb reject h<id>)")
+    shown = len(found["homonyms"])
+    more = f", showing {shown}" if shown < found["homonyms_open"] else ""
+    click.echo(f"{found['homonyms_open']} homonym findings{more} "
+               "(artdb show PAGE | artdb split PAGE [--dry-run] | artdb reject h<id>)")
     for f in found["homonyms"]:
+        replaces = f", replaces {f['replaces']}" if f["replaces"] else ""
         click.echo(f"  h{f['id']:<5} {f['score']:7.3f}  {f['page']} (#{f['page_id']}): "
-                   f"{f['n_clusters']} clusters")
-        for c, albums in enumerate(f["clusters"]):
+                   f"{f['n_clusters']} clusters{replaces}")
+        for c in f["clusters"]:
+            albums = c["albums"]
             titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
-            click.echo(f"{'':>18}cluster {c + 1}: {titles}")
-    if found["synonyms"]:
-        click.echo(f"{len(found['synonyms'])} synonym candidates (artdb merge A B | artdb reject s<id>)")
-        for c in found["synonyms"]:
-            click.echo(f"  s{c['id']:<5} {c['score']:7.3f}  {c['page_a']} (#{c['page_a_id']})  <->  "
-                       f"{c['page_b']} (#{c['page_b_id']})")
+            click.echo(f"{'':>18}cluster {c['cluster']}: {titles}")
+    if found["synonyms_open"]:
+        shown = len(found["synonyms"])
+        more = (f", showing the best {shown} (--top, --min-score, --kind)"
+                if shown < found["synonyms_open"] else "")
+        click.echo(f"{found['synonyms_open']} synonym candidates{more} "
+                   "(artdb merge TARGET SOURCE [--dry-run] | artdb reject s<id>)")
+        echo_pairs(found["synonyms"])
 
 
 @click.command()

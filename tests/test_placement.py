@@ -78,8 +78,9 @@ def test_a_flagged_page_offers_its_clusters(lib, tmp_path):  # noqa: F811 - lib 
     run_audit(catalog, paths, model)
     deliver(catalog, paths, tmp_path / "new", "Low D", [("ld1", 113), ("ld2", 115)])
     p = place_album(catalog, paths, model, "Eclipse - Low D")
-    assert [(c.page, c.cluster) for c in p.candidates] == [("Eclipse", 0), ("Eclipse", 1)]
-    assert p.best.cluster == 0 and len(p.best.album_ids) == 3  # the low-pitched artist
+    # clusters numbered as everywhere else: 1 = the largest
+    assert [(c.page, c.cluster) for c in p.candidates] == [("Eclipse", 1), ("Eclipse", 2)]
+    assert p.best.cluster == 1 and len(p.best.album_ids) == 3  # the low-pitched artist
     assert p.best.margin > 0 > p.candidates[1].margin
     assert apply_placement(catalog, p) is None  # the match is the album's own page: nothing moves
 

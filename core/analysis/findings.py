@@ -11,6 +11,13 @@
   :func:`partition_hash` for a homonym finding (these albums, split this way) and
   :func:`page_pair_hash` for a synonym candidate (these two pages with these albums, under this
   model's audio).
+- Stable findings (:func:`reconcile`): a finding's identity is its subject (a page, a pair of
+  pages) and its evidence hash. A rerun keeps the open finding whose evidence is unchanged (same
+  id, so a curator's ``h12`` stays valid), replaces one whose evidence changed (the new finding
+  records ``replaces_id``) and supersedes those it no longer finds; :func:`rejected_evidence` is
+  what curators rejected, never raised again while unchanged.
+- Cluster numbers: stored partitions number clusters from 0 (the largest); people see them from 1
+  (:func:`cluster_number`), in every listing, report and JSON output.
 - Threshold resolution: :func:`resolve_threshold` picks the distance threshold, linkage and metric
   an audit or a placement uses (given, else the model's stored ``config["audit"]``).
 """
@@ -21,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -29,7 +36,7 @@ from sqlalchemy import select
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.names import page_key
-from artdb.db.models import ArtistPage, Model
+from artdb.db.models import ArtistPage, CuratorDecision, Model
 
 
 # -- page labels -----------------------------------------------------------------------------------
@@ -172,6 +179,81 @@ def page_pair_hash(model_id: int, page_a: int, page_b: int, albums_a: Sequence[i
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+# -- stable findings -------------------------------------------------------------------------------
+K = TypeVar("K")
+
+
+class StoredFinding(NamedTuple, Generic[K]):
+    """What :func:`reconcile` needs of a stored finding: its row id, subject, evidence and status."""
+
+    id: int
+    subject: K  # a page id, or a (page a, page b) pair
+    evidence_hash: str
+    status: str
+
+
+@dataclass
+class Reconciled(Generic[K]):
+    """How a new run's findings relate to the stored ones (see :func:`reconcile`)."""
+
+    kept: dict[K, int]  # subject -> the open finding with the same evidence (kept, same id)
+    replaces: dict[K, int]  # subject -> the finding a new one replaces (changed evidence)
+    superseded: list[int]  # open findings that are no longer current
+
+
+def reconcile(stored: Sequence[StoredFinding], found: Mapping[K, str]) -> Reconciled:
+    """Match a run's findings (``found``: subject -> evidence hash) with the ``stored`` findings of
+    the subjects the run looked at.
+
+    - An open finding with the same subject and evidence is *kept* (its id stays the finding's).
+    - Otherwise the run's finding is new; it *replaces* the subject's newest open finding (which is
+      superseded) or, failing one, its newest rejected finding (which stays rejected: the curator
+      rejected that evidence, not this one).
+    - Every other open finding of those subjects is superseded (evidence gone or changed, or the
+      subject no longer flagged).
+    """
+    by_subject: dict[Any, list[StoredFinding]] = {}
+    for row in sorted(stored, key=lambda r: r.id):
+        by_subject.setdefault(row.subject, []).append(row)
+    kept: dict[Any, int] = {}
+    replaces: dict[Any, int] = {}
+    current: set[int] = set()
+    for subject, evidence in found.items():
+        rows = by_subject.get(subject, [])
+        same = [r for r in rows if r.status == "open" and r.evidence_hash == evidence]
+        if same:
+            kept[subject] = same[-1].id
+            current.add(same[-1].id)
+            continue
+        earlier = [r for r in rows if r.status == "open"] or [r for r in rows if r.status == "rejected"]
+        if earlier:
+            replaces[subject] = earlier[-1].id
+    superseded = [r.id for r in stored if r.status == "open" and r.id not in current]
+    return Reconciled(kept, replaces, sorted(superseded))
+
+
+def rejected_evidence(session, kind: str, finding_row: Any) -> dict[str, int | None]:
+    """Evidence hash -> the rejected finding's id, for the findings of ``kind`` ("homonym" or
+    "synonym", stored in ``finding_row``) a curator rejected: rows whose status is ``rejected``
+    and live reject decisions (not undone)."""
+    out: dict[str, int | None] = {}
+    for fid, h in session.execute(
+            select(CuratorDecision.finding_id, CuratorDecision.evidence_hash).where(
+                CuratorDecision.action == "reject", CuratorDecision.finding_kind == kind,
+                CuratorDecision.undone_at.is_(None), CuratorDecision.evidence_hash.is_not(None))
+            .order_by(CuratorDecision.id)):
+        out[h] = fid
+    for fid, h in session.execute(select(finding_row.id, finding_row.evidence_hash)
+                                  .where(finding_row.status == "rejected").order_by(finding_row.id)):
+        out[h] = fid
+    return out
+
+
+def cluster_number(label: int | str) -> int:
+    """The cluster as people see it: stored label 0 (the largest cluster) is cluster 1."""
+    return int(label) + 1
+
+
 # -- thresholds ------------------------------------------------------------------------------------
 class Threshold(NamedTuple):
     """The distance threshold an analysis cuts at, how distances are measured, and whence."""
@@ -217,7 +299,7 @@ def resolve_threshold(model: Model, threshold: float | None = None, *, linkage: 
 
 
 __all__ = [
-    "Partition", "Threshold", "audit_method", "audit_threshold", "canonical_labels",
-    "page_label", "page_pair_hash", "parse_page_label", "partition_hash", "resolve_pages",
-    "resolve_threshold",
+    "Partition", "Reconciled", "StoredFinding", "Threshold", "audit_method", "audit_threshold",
+    "canonical_labels", "cluster_number", "page_label", "page_pair_hash", "parse_page_label",
+    "partition_hash", "reconcile", "rejected_evidence", "resolve_pages", "resolve_threshold",
 ]

@@ -24,7 +24,7 @@ from scipy.spatial.distance import cdist
 from sqlalchemy import select
 
 from artdb.core.analysis.audit import album_vectors
-from artdb.core.analysis.findings import Partition, page_label, resolve_threshold
+from artdb.core.analysis.findings import Partition, cluster_number, page_label, resolve_threshold
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.curation.common import Decision
 from artdb.core.curation.place import move_album
@@ -62,7 +62,7 @@ def linkage_distance(x: np.ndarray, cluster: np.ndarray, linkage: str = DEFAULT_
 class Candidate:
     page_id: int
     page: str
-    cluster: int | None  # audit cluster of a flagged page, else None (the whole page)
+    cluster: int | None  # cluster of a flagged page as people see it (1 = largest), else None
     album_ids: list[int]
     distance: float
     margin: float  # (threshold - distance) / threshold: > 0 within the threshold
@@ -138,7 +138,7 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
                 for c in sorted(set(part.values())):
                     members = [a for a in albums if part.get(a) == c]
                     if members:
-                        groups.append((p, c, members))
+                        groups.append((p, cluster_number(c), members))
             elif albums:
                 groups.append((p, None, albums))
         out = Placement(aid, alb.title, home.id, page_label(home.display_name, home.disambiguation),

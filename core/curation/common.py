@@ -91,13 +91,41 @@ def move_pages(session, albums: Sequence[Sequence[int]] = (), credits: Sequence[
                         .values(page_id=dst))
 
 
+def successor(session, kind: str, finding_id: int) -> Any | None:
+    """The finding that replaced ``finding_id`` (changed evidence), following the chain to the
+    newest; None if none did."""
+    row_type, seen, found = FINDING_ROWS[kind], {finding_id}, None
+    while True:
+        nxt = session.scalars(select(row_type).where(row_type.replaces_id == finding_id)
+                              .order_by(row_type.id.desc())).first()
+        if nxt is None or nxt.id in seen:
+            return found
+        seen.add(nxt.id)
+        found, finding_id = nxt, nxt.id
+
+
+def not_open(session, kind: str, row: Any) -> CatalogError:
+    """The error for acting on a finding that is not open, saying what to act on instead."""
+    ref = f"{kind[0]}{row.id}"
+    if row.status == "superseded":
+        newer = successor(session, kind, row.id)
+        if newer is not None and newer.status == "open":
+            return CatalogError(f"{kind} finding {ref} was replaced by {kind[0]}{newer.id} (its "
+                                f"evidence changed): act on {kind[0]}{newer.id} (artdb review)")
+        return CatalogError(f"{kind} finding {ref} is superseded (no longer found by the latest "
+                            "run): see `artdb review` for the open ones")
+    return CatalogError(f"{kind} finding {ref} is {row.status}, not open")
+
+
 def restore_status(session, kind: str, finding_id: int, expect: str, restore: str) -> dict[str, Any]:
     """Put a finding back to ``restore`` if it is still ``expect`` (what an action made it)."""
     row = session.get(FINDING_ROWS[kind], finding_id, with_for_update=True)
     if row is not None and row.status == expect:
-        row.status = restore
+        newer = successor(session, kind, finding_id) if restore == "open" else None
+        # a finding replaced meanwhile (changed evidence) is history: the newer one is current
+        row.status = "superseded" if newer is not None and newer.status == "open" else restore
     return {"finding_status": row.status if row is not None else None}
 
 
-__all__ = ["FINDING_ROWS", "KINDS", "Decision", "label", "move_pages", "now", "one_page",
-           "parse_finding_ref", "restore_status"]
+__all__ = ["FINDING_ROWS", "KINDS", "Decision", "label", "move_pages", "not_open", "now", "one_page",
+           "parse_finding_ref", "restore_status", "successor"]

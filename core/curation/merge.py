@@ -11,6 +11,7 @@ from artdb.core.curation.common import (
     Decision,
     label,
     move_pages,
+    not_open,
     one_page,
     parse_finding_ref,
     restore_status,
@@ -46,6 +47,8 @@ def _candidate(s, a: ArtistPage, b: ArtistPage, candidate: str | int | None
     cand = s.get(SynonymCandidate, cid, with_for_update=True)
     if cand is None:
         raise CatalogError(f"no synonym candidate s{cid}")
+    if cand.status != "open":
+        raise not_open(s, "synonym", cand)
     if {cand.page_a_id, cand.page_b_id} != {a.id, b.id}:
         raise CatalogError(f"candidate s{cid} is about pages #{cand.page_a_id} and "
                            f"#{cand.page_b_id}, not #{a.id} and #{b.id}")

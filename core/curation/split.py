@@ -18,6 +18,7 @@ from artdb.core.curation.common import (
     Decision,
     label,
     move_pages,
+    not_open,
     one_page,
     parse_finding_ref,
     restore_status,
@@ -63,7 +64,7 @@ def _finding(s, pg: ArtistPage, finding: str | int | None) -> AuditFinding:
         if f is None:
             raise CatalogError(f"no open homonym finding for {label(pg)!r}: run `artdb audit`")
     if f.status != "open":
-        raise CatalogError(f"finding h{f.id} is {f.status}, not open")
+        raise not_open(s, "homonym", f)
     return f
 
 
