@@ -12,7 +12,7 @@ import json
 import pytest
 from audiofiles import write_audio
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from artdb.core.analysis.findings import Partition, page_pair_hash
 from artdb.core.analysis.synonyms import (
@@ -300,5 +300,14 @@ def test_planted_synonym_pairs_rank_high(sqlite_url, tmp_path):
         assert planted_recall(catalog, pairs, variants, (len(variants),)) == {len(variants): 1.0}
         assert planted_recall(catalog, pairs, aliases, (len(pairs),)) == {len(pairs): 1.0}
         assert all(p.name_score == 1.0 for p in pairs[:2])
+        # the calibrated cut: a short list (no more pairs than pages, no pair scored 0) that keeps
+        # both variant spellings
+        cut = find_synonyms(catalog, paths, model, store=False)
+        with catalog.session() as s:
+            n_pages = s.scalar(select(func.count()).select_from(ArtistPage))
+        assert 0 < cut.min_score < 1 and "trusted pages" in cut.min_score_source
+        assert len(variants) <= len(cut.pairs) <= n_pages < cut.scored
+        assert all(p.score >= cut.min_score > 0 for p in cut.pairs)
+        assert planted_recall(catalog, cut.pairs, variants, (len(cut.pairs),)) == {len(cut.pairs): 1.0}
     finally:
         catalog.close()
