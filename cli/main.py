@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import os
 import signal
+import sys
 
 import click
 
@@ -55,6 +56,14 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`artdb ls | head`): stop quietly, as ls and cat do; stdout is
+            # pointed at /dev/null so that the interpreter's final flush does not fail again.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no real file descriptor (e.g. a test runner)
+                pass
+            raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, what a shell reports
         except Exception as exc:
             debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
             replacement = as_click_error(exc, debug)

@@ -65,8 +65,8 @@ def one_page(session, ref: str | int, lock: bool = True) -> ArtistPage:
     ids = resolve_pages(session, [ref])
     if len(ids) > 1:
         rows = session.scalars(select(ArtistPage).where(ArtistPage.id.in_(ids))).all()
-        names = ", ".join(f"#{p.id} {label(p)!r}" for p in rows)
-        raise CatalogError(f"{ref!r} names several pages ({names}); use an id or 'Name [n]'")
+        names = ", ".join(f"{label(p)!r} (#{p.id})" for p in rows)
+        raise CatalogError(f"{ref!r} names several pages: use one of {names}")
     return session.get(ArtistPage, ids[0], with_for_update=lock)
 
 
