@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 @click.command()
@@ -84,15 +84,15 @@ def _echo_page(d: dict) -> None:
     if d["merged_from"]:
         echo("  also the page of: " + ", ".join(f"{m['page']} (#{m['page_id']})"
                                                 for m in d["merged_from"]))
-    extra = (f"; credited on {d['credited_on_other_albums']} tracks of other pages' albums"
+    extra = (f"; credited on {plural(d['credited_on_other_albums'], 'track')} of other pages' albums"
              if d["credited_on_other_albums"] else "")
     years = sorted(a["year"] for a in d["albums"] if a["year"])
     span = (f", {years[0]}" + (f"–{years[-1]}" if years[-1] != years[0] else "")) if years else ""
-    echo(f"  {len(d['albums'])} albums, {d['tracks']} tracks{span}{extra}")
+    echo(f"  {plural(len(d['albums']), 'album')}, {plural(d['tracks'], 'track')}{span}{extra}")
     for a in d["albums"]:
         cluster = f"  cluster {a['cluster']}" if a["cluster"] else ""
         echo(f"    #{a['id']:<6} {a['year'] or '----':<5} {a['title'][:40]:<40} "
-             f"{(a['label'] or '')[:24]:<24} {a['tracks']:>3} tracks{cluster}")
+             f"{(a['label'] or '')[:24]:<24} {plural(a['tracks'], 'track'):>10}{cluster}")
     if d["open_findings"]:
         echo("  open homonym findings:")
         for f in d["open_findings"]:
@@ -121,7 +121,7 @@ def _echo_album(d: dict) -> None:
         echo("  " + ", ".join(facts))
     if d["cluster"]:
         echo(f"  cluster {d['cluster']} of open finding {d['finding']} on {d['page']}")
-    echo(f"  {len(d['tracks'])} tracks:")
+    echo(f"  {plural(len(d['tracks']), 'track')}:")
     for t in d["tracks"]:
         number = f"{t['disc']}-{t['track']}" if t["disc"] and t["track"] else (t["track"] or "-")
         length = f"{t['duration']:.0f} s" if t["duration"] is not None else ""

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 def _emit(decision, as_json: bool, text: str) -> None:
     if as_json:
         emit_json(decision.to_dict())
+    elif decision.dry_run:
+        click.echo(text + "\ndry run: nothing was changed (run it again without --dry-run to apply)")
     else:
-        click.echo(text + f"  (decision #{decision.id}; `artdb undo {decision.id}` reverts it)")
+        click.echo(text + f"\n(decision #{decision.id}; `artdb undo {decision.id}` reverts it)")
+
+
+def _titles(albums: list[dict], most: int = 8) -> str:
+    names = [a["title"] for a in albums[:most]]
+    return ", ".join(names) + (f", … ({len(albums) - most} more)" if len(albums) > most else "")
+
+
+def parse_names(values: tuple[str, ...]) -> dict[int, str]:
+    """``--name`` values -> {cluster: name}: "2=Eclipse (Swedish band)" names cluster 2; plain
+    names go to clusters 2, 3, … (the new pages) in order."""
+    out: dict[int, str] = {}
+    plain = []
+    for v in values:
+        number, sep, name = v.partition("=")
+        if sep and number.strip().isdigit():
+            out[int(number)] = name.strip()
+        else:
+            plain.append(v.strip())
+    free = (c for c in range(2, 1000) if c not in out)
+    for name in plain:
+        out[next(free)] = name
+    return out
 
 
 @click.command()
@@ -50,7 +74,7 @@ def review(app: AppContext, top: int | None, min_score: float | None, kind: str 
         return
     shown = len(found["homonyms"])
     more = f", showing {shown}" if shown < found["homonyms_open"] else ""
-    click.echo(f"{found['homonyms_open']} homonym findings{more} "
+    click.echo(f"{plural(found['homonyms_open'], 'homonym finding')}{more} "
                "(artdb show PAGE | artdb split PAGE [--dry-run] | artdb reject h<id>)")
     for f in found["homonyms"]:
         replaces = f", replaces {f['replaces']}" if f["replaces"] else ""
@@ -64,7 +88,7 @@ def review(app: AppContext, top: int | None, min_score: float | None, kind: str 
         shown = len(found["synonyms"])
         more = (f", showing the best {shown} (--top, --min-score, --kind)"
                 if shown < found["synonyms_open"] else "")
-        click.echo(f"{found['synonyms_open']} synonym candidates{more} "
+        click.echo(f"{plural(found['synonyms_open'], 'synonym candidate')}{more} "
                    "(artdb merge TARGET SOURCE [--dry-run] | artdb reject s<id>)")
         echo_pairs(found["synonyms"])
 
@@ -72,24 +96,39 @@ def review(app: AppContext, top: int | None, min_score: float | None, kind: str 
 @click.command()
 @click.argument("page")
 @click.option("--finding", default=None, help="The finding to apply (default: the page's latest open one).")
+@click.option("--name", "names", multiple=True, metavar="[N=]NAME",
+              help="Name a page of the split with a comment that tells it apart: "
+                   "'Eclipse (Swedish band)'. N=NAME names cluster N (1 is the kept page); a plain "
+                   "NAME goes to the new pages (clusters 2, 3, …) in order. Repeatable; unnamed new "
+                   "pages are numbered 'Name [2]', ….")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would move; change nothing.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handle_errors
-def split(app: AppContext, page: str, finding: str | None, note: str | None, as_json: bool) -> None:
-    """Split PAGE (name, id or 'Name [n]') as its homonym finding proposes.
+def split(app: AppContext, page: str, finding: str | None, names: tuple[str, ...], dry_run: bool,
+          note: str | None, as_json: bool) -> None:
+    """Split PAGE (name, id or label) as its homonym finding proposes.
 
-    The largest cluster keeps the page; each other cluster gets a new page with the same name.
-    The pages are disambiguated 'Name [1]', 'Name [2]', …; albums and their tracks' credits move.
+    The largest cluster (cluster 1) keeps the page, its id and its name; each other cluster gets a
+    new page with the same name and a disambiguation (--name, or a number: 'Name [2]'). Albums and
+    their tracks' credits move.
     """
     from artdb.core.curation.split import split_page
 
-    d = split_page(app.catalog(), page, finding=finding, note=note)
-    lines = [f"split {page!r} (finding h{d.finding_id}): {d.summary['albums_moved']} albums and "
-             f"{d.summary['credits_moved']} credits moved"]
-    for p in d.summary["pages"]:
-        lines.append(f"  {p['page']} (#{p['page_id']}{', kept' if p['kept'] else ', new'}): "
-                     f"{len(p['albums'])} albums")
+    d = split_page(app.catalog(), page, finding=finding, note=note, names=parse_names(names),
+                   dry_run=dry_run)
+    sm = d.summary
+    would = "would move" if dry_run else "moved"
+    lines = [f"split {sm['page']!r} (finding h{d.finding_id}): {plural(sm['albums_moved'], 'album')} "
+             f"and {plural(sm['credits_moved'], 'track credit')} {would}"]
+    for p in sm["pages"]:
+        ident = f"#{p['page_id']}, " if p["page_id"] else ""
+        role = "kept" if p["kept"] else "new"
+        lines.append(f"  cluster {p['cluster']} -> {p['page']} ({ident}{role}): "
+                     f"{plural(len(p['albums']), 'album')}: {_titles(p['albums'])}")
+    if sm["unassigned_albums"]:
+        lines.append(f"  albums added since the audit stay on {sm['page']!r}: {sm['unassigned_albums']}")
     _emit(d, as_json, "\n".join(lines))
 
 
@@ -97,23 +136,32 @@ def split(app: AppContext, page: str, finding: str | None, note: str | None, as_
 @click.argument("target")
 @click.argument("source")
 @click.option("--candidate", default=None, help="The synonym candidate applied (s<id>), if any.")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would move; change nothing.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handle_errors
-def merge(app: AppContext, target: str, source: str, candidate: str | None, note: str | None,
-          as_json: bool) -> None:
+def merge(app: AppContext, target: str, source: str, candidate: str | None, dry_run: bool,
+          note: str | None, as_json: bool) -> None:
     """Merge page SOURCE into page TARGET (one artist under two names).
 
     SOURCE's albums and credits move to TARGET, and future ingests under SOURCE's name credit TARGET.
     """
     from artdb.core.curation.merge import merge_pages
 
-    d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note)
+    d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note, dry_run=dry_run)
     sm = d.summary
-    _emit(d, as_json, f"merged {sm['source']['page']} (#{sm['source']['page_id']}) into "
-                      f"{sm['target']['page']} (#{sm['target']['page_id']}): {sm['albums_moved']} albums "
-                      f"moved, {sm['albums_folded']} folded, {sm['credits_moved']} credits moved")
+    would = "would be " if dry_run else ""
+    lines = [f"merge {sm['source']['page']} (#{sm['source']['page_id']}) into {sm['target']['page']} "
+             f"(#{sm['target']['page_id']}): {plural(sm['albums_moved'], 'album')} {would}moved, "
+             f"{sm['albums_folded']} {would}folded, {plural(sm['credits_moved'], 'credit')} "
+             f"{would}moved"]
+    if sm["moved"]:
+        lines.append(f"  albums moving: {_titles(sm['moved'])}")
+    if sm["folded"]:
+        lines.append(f"  albums folded into {sm['target']['page']}'s album of the same title: "
+                     f"{_titles(sm['folded'])}")
+    _emit(d, as_json, "\n".join(lines))
 
 
 @click.command()

@@ -163,9 +163,12 @@ def test_split_then_undo_restores_catalog_and_artist_index(lib):
 
     d = split_page(catalog, "Eclipse", note="two bands")
     kept, new = d.summary["pages"]
-    assert kept["page_id"] == eclipse and kept["kept"] and kept["page"] == "Eclipse [1]"
+    # the kept page keeps its id and its name; the other artist is "Eclipse [2]"
+    assert kept["page_id"] == eclipse and kept["kept"] and kept["page"] == "Eclipse"
     assert new["page"] == "Eclipse [2]" and not new["kept"]
-    assert page_id(catalog, "Eclipse") is None  # the bare name is free for later deliveries
+    assert (kept["cluster"], new["cluster"]) == (1, 2)
+    assert [a["title"] for a in new["albums"]] == ["High A", "High B"]
+    assert page_id(catalog, "Eclipse") == eclipse
     assert albums_of(catalog, eclipse) == ["Low A", "Low B", "Low C"]
     assert albums_of(catalog, new["page_id"]) == ["High A", "High B"]
     with catalog.session() as s:
@@ -228,7 +231,7 @@ def test_undo_is_refused_while_a_later_decision_on_the_same_page_stands(lib):
     catalog, paths, model, _ = lib
     run_audit(catalog, paths, model)
     split = split_page(catalog, "Eclipse")
-    merge = merge_pages(catalog, "Eclipse [1]", "Nova")
+    merge = merge_pages(catalog, "Eclipse", "Nova")
     with pytest.raises(CatalogError, match=f"decision #{merge.id}"):
         undo_decision(catalog, split.id)
     undo_decision(catalog, merge.id)
@@ -299,9 +302,8 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     r = runner.invoke(cli_main(), ["split", "Eclipse", "--json"])
     assert r.exit_code == 0, r.output
     decision = json.loads(r.stdout)["decision_id"]
+    # after the split, "Eclipse" is the kept page (its label), "Eclipse [2]" the new one
     r = runner.invoke(cli_main(), ["neighbors", "Eclipse", "--level", "artist", "--json"])
-    assert r.exit_code == 1 and "'Eclipse [1]', 'Eclipse [2]'" in r.output  # ambiguous after a split
-    r = runner.invoke(cli_main(), ["neighbors", "Eclipse [1]", "--level", "artist", "--json"])
     assert r.exit_code == 0, r.output
     assert "Eclipse [2]" in [n["name"] for n in json.loads(r.stdout)["neighbors"]]
     r = runner.invoke(cli_main(), ["undo", str(decision)])

@@ -154,18 +154,20 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
     return out
 
 
-def apply_placement(catalog: Catalog, placement: Placement, note: str | None = None
-                    ) -> Decision | None:
+def apply_placement(catalog: Catalog, placement: Placement, note: str | None = None,
+                    dry_run: bool = False) -> Decision | None:
     """Move the album where ``placement`` says it belongs: only for a match on another page.
 
     Returns the curator decision (``artdb undo`` reverts it), or None when nothing moves ("new
-    artist", or the best candidate is the album's own page).
+    artist", or the best candidate is the album's own page). ``dry_run``: what would move, and
+    nothing changed.
     """
     best = placement.best
     if best is None or best.page_id == placement.page_id:
         return None
     return move_album(catalog, placement.album_id, best.page_id,
-                      note=note if note is not None else f"artdb place: distance {best.distance:.4f}")
+                      note=note if note is not None else f"artdb place: distance {best.distance:.4f}",
+                      dry_run=dry_run)
 
 
 __all__ = ["Candidate", "Placement", "apply_placement", "linkage_distance", "place_album",
