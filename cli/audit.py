@@ -68,24 +68,43 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
         w.writerow(["rank", "page_id", "page", "n_albums", "n_clusters", "score", "finding_id",
                     "cluster", "album_id", "album"])
         for rank, p in enumerate(out["pages"], 1):
-            for c, albums in enumerate(p["clusters"]):
-                for a in albums:
+            for c in p["clusters"]:
+                for a in c["albums"]:
                     w.writerow([rank, p["page_id"], p["page"], p["n_albums"], p["n_clusters"],
-                                f"{p['score']:.4f}", p["finding_id"] or "", c, a["album_id"], a["title"]])
+                                f"{p['score']:.4f}", p["finding_id"] or "", c["cluster"],
+                                a["album_id"], a["title"]])
         return
-    run = f"run #{report.run_id}" if report.run_id else "dry run"
-    click.echo(f"audit {run}: {len(report.pages)} pages, {len(report.findings)} flagged, "
+    run = f"run #{report.run_id}" if report.run_id else "dry run (nothing stored)"
+    ch = report.changes()
+    would = "" if report.run_id else "would be "
+    click.echo(f"audit {run}: {len(report.pages)} pages, {len(report.findings)} flagged "
+               f"({ch['unchanged']} {would}unchanged, {ch['new']} {would}new), "
                f"{len(report.suppressed)} suppressed (rejected before) — model {report.model}, "
                f"threshold {report.threshold:.4f} ({report.linkage}/{report.metric}), "
                f"{report.seconds:.2f} s")
     if not out["pages"]:
         return
-    click.echo(f"{'#':>3} {'score':>7} {'clusters':>8} {'albums':>6}  {'finding':>7}  page")
+    click.echo(f"{'#':>3} {'score':>7} {'clusters':>8} {'albums':>6}  {'finding':<20} page")
     for rank, p in enumerate(out["pages"], 1):
-        ref = f"h{p['finding_id']}" if p["finding_id"] else ("rejected" if p["suppressed"] else "")
-        click.echo(f"{rank:>3} {p['score']:7.3f} {p['n_clusters']:>8} {p['n_albums']:>6}  {ref:>7}  "
-                   f"{p['page']} (#{p['page_id']})")
+        click.echo(f"{rank:>3} {p['score']:7.3f} {p['n_clusters']:>8} {p['n_albums']:>6}  "
+                   f"{_finding_cell(p):<20} {p['page']} (#{p['page_id']})")
         if p["n_clusters"] > 1:
-            for c, albums in enumerate(p["clusters"]):
+            for c in p["clusters"]:
+                albums = c["albums"]
                 titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
-                click.echo(f"{'':>22}  cluster {c + 1}: {titles}")
+                click.echo(f"{'':>22}  cluster {c['cluster']}: {titles}")
+    if report.findings:
+        click.echo("act: artdb show PAGE | artdb split PAGE [--dry-run] | artdb reject h<id>")
+
+
+def _finding_cell(p: dict) -> str:
+    """The finding's ref and what this run did with it: "h12", "h15 new", "h15 replaces h12",
+    "h9 rejected"."""
+    if p["suppressed"]:
+        return f"{p['ref'] or ''} rejected".strip()
+    if not p["ref"] and p["change"] is None:
+        return ""
+    ref = p["ref"] or "(new)"
+    if p["replaces"]:
+        return f"{ref} replaces {p['replaces']}"
+    return f"{ref} new" if p["change"] == "new" else ref

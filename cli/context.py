@@ -65,6 +65,11 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+def plural(count: int, noun: str) -> str:
+    """``"1 album"``, ``"3 albums"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def emit_json(obj: Any) -> None:
     """Write one JSON document to stdout (for ``--json``)."""
     json.dump(obj, sys.stdout, indent=2, default=str, ensure_ascii=False)

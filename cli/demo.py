@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
@@ -67,7 +69,8 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
              f"{fmt(p['found_clusters'], '>16')} {fmt(p['ari'], '>6.2f')} | {cnn}"
              f"{fmt(p['mfcc_clusters'], '>13')} {fmt(p['mfcc_ari'], '>6.2f')}")
     echo("")
-    echo("Planted synonym pairs (one artist under two names): rank among synonym candidates")
+    echo("Planted synonym pairs (one artist under two names): rank among the synonym candidates "
+         "listed (above the cut calibrated on the catalog; '-' = not listed)")
     for s in result.synonym_pairs:
         if s["same_page"]:
             echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): one page already "
@@ -82,4 +85,8 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
              f"{sysres['planted_pages_flagged']}/{sysres['planted_pages']} | other pages flagged "
              f"{len(sysres['false_alarms'])} | synonym pairs in top 10: {sysres['synonym_recall_top10']:.0%}")
     echo(f"\nreport: {result.report}")
+    # the demo's catalog is its own data dir: say how to point the curator's commands at it
+    home_arg = shlex.quote(result.home)
+    echo(f"explore the demo's catalog (its own data dir): artdb --home {home_arg} review | "
+         f"ls | show PAGE | synonyms | split PAGE --dry-run")
     echo("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))

@@ -10,31 +10,36 @@ import importlib
 import importlib.util
 import os
 import signal
+import sys
 
 import click
 
 from artdb.cli.errors import DEBUG_ENV, OneLineUsageError, as_click_error
 
-# command name -> "module:attribute" inside artdb.cli
+# command name -> "module:attribute" inside artdb.cli, in the order of the workflow (``--help``
+# lists them so): make or get a catalog, ingest, browse, learn, find, curate, report, evaluate.
 COMMANDS: dict[str, str] = {
-    "db": "dbcmd:db",
+    "demo": "demo:demo",
+    "synth": "synth:synth",
     "index": "index:index",
     "stats": "stats:stats",
-    "synth": "synth:synth",
-    "neighbors": "neighbors:neighbors",
+    "ls": "browse:ls",
+    "show": "browse:show",
     "train": "train:train",
     "models": "models:models",
+    "neighbors": "neighbors:neighbors",
     "audit": "audit:audit",
-    "place": "place:place",
+    "synonyms": "synonyms:synonyms",
     "review": "review:review",
     "split": "review:split",
     "merge": "review:merge",
+    "place": "place:place",
     "reject": "review:reject",
     "undo": "review:undo",
     "report": "report:report",
     "evaluate": "evaluate:evaluate",
     "export": "export:export",
-    "demo": "demo:demo",
+    "db": "dbcmd:db",
 }
 
 
@@ -51,6 +56,14 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`artdb ls | head`): stop quietly, as ls and cat do; stdout is
+            # pointed at /dev/null so that the interpreter's final flush does not fail again.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no real file descriptor (e.g. a test runner)
+                pass
+            raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, what a shell reports
         except Exception as exc:
             debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
             replacement = as_click_error(exc, debug)
@@ -59,8 +72,7 @@ class LazyGroup(click.Group):
             raise replacement from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = [n for n, target in COMMANDS.items() if _module_exists(target)]
-        return sorted(names)
+        return [n for n, target in COMMANDS.items() if _module_exists(target)]
 
     def get_command(self, ctx: click.Context, cmd_name: str):
         target = COMMANDS.get(cmd_name)

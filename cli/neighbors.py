@@ -15,21 +15,23 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
               help="How many neighbours.")
 @click.option("--exclude-same-page", is_flag=True, help="Skip results credited to the query's page.")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
-@click.option("--synonyms", is_flag=True,
-              help="Instead of QUERY: list synonym candidates (pages with different names that "
-                   "sound like one artist).")
-@click.option("--top", type=click.IntRange(min=1), default=50, show_default=True,
-              help="With --synonyms: how many pairs.")
+@click.option("--synonyms", is_flag=True, hidden=True,
+              help="Moved: `artdb synonyms` searches for synonym candidates.")
+@click.option("--top", type=int, default=None, hidden=True,
+              help="Went with --synonyms (kept so that the old spelling gets the pointer).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @handle_errors
 def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_same_page: bool,
-              model_name: str | None, synonyms: bool, top: int, as_json: bool) -> None:
+              model_name: str | None, synonyms: bool, top: int | None, as_json: bool) -> None:
     """Nearest tracks, albums or artist pages to QUERY.
 
     QUERY is a track id or audio path (--level track), an album id or title ("Artist - Title")
     (--level album), or an artist page id or name (--level artist).
     """
+    if synonyms:  # read-only now: the search that stores candidates has its own command
+        raise click.UsageError("the synonym search is `artdb synonyms` (and `artdb review` lists "
+                               "its candidates); `neighbors` only reads the index")
     from artdb.core.learn.registry import active_model, get_model
 
     catalog = app.catalog()
@@ -37,20 +39,8 @@ def neighbors(app: AppContext, query: str | None, level: str, k: int, exclude_sa
     if model is None:
         raise click.ClickException(
             "no active model: train one (artdb train) or activate one (artdb models activate)")
-    if synonyms:
-        from artdb.core.analysis.synonyms import find_synonyms
-
-        pairs = find_synonyms(catalog, app.paths, model, top=top, page=query)
-        if as_json:
-            emit_json([p.to_dict() for p in pairs])
-            return
-        click.echo(f"{'score':>6} {'audio':>6} {'name':>6} {'meta':>6}  page A  <->  page B")
-        for p in pairs:
-            click.echo(f"{p.score:6.3f} {p.audio_score:6.3f} {p.name_score:6.3f} {p.metadata_score:6.3f}"
-                       f"  {p.page_a} (#{p.page_a_id})  <->  {p.page_b} (#{p.page_b_id})")
-        return
     if not query:
-        raise click.UsageError("QUERY is required (or use --synonyms)")
+        raise click.UsageError("QUERY is required (a track, album or artist page)")
     from artdb.core.vectors.neighbors import nearest
 
     q, results = nearest(catalog, app.paths, model, query, level=level, k=k,

@@ -13,11 +13,13 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
 @click.option("--apply", "apply_", is_flag=True,
               help="Move the album to the matched page (a curator decision, undoable with artdb undo).")
+@click.option("--dry-run", is_flag=True,
+              help="Show exactly what --apply would move; change nothing (implies --apply).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @handle_errors
 def place(app: AppContext, album: str, threshold: float | None, model_name: str | None,
-          apply_: bool, as_json: bool) -> None:
+          apply_: bool, dry_run: bool, as_json: bool) -> None:
     """Place ALBUM among the artists that share its artist name.
 
     ALBUM is an album id, "Artist - Title", or a folder of audio files already ingested. The
@@ -31,7 +33,8 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
     catalog = app.catalog()
     result = place_album(catalog, app.paths, resolve_model(catalog, model_name), album,
                          threshold=threshold)
-    moved = apply_placement(catalog, result) if apply_ else None
+    apply_ = apply_ or dry_run
+    moved = apply_placement(catalog, result, dry_run=dry_run) if apply_ else None
     if as_json:
         emit_json({**result.to_dict(), "applied": moved.to_dict() if moved else None})
         return
@@ -41,12 +44,16 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
         click.echo("→ new artist (no candidate within the threshold)")
     else:
         b = result.best
-        what = f" cluster {b.cluster + 1}" if b.cluster is not None else ""
+        what = f" cluster {b.cluster}" if b.cluster is not None else ""
         click.echo(f"→ {b.page}{what} (#{b.page_id}): distance {b.distance:.4f}, margin {b.margin:.3f}")
     for c in result.candidates:
-        what = f" cluster {c.cluster + 1}" if c.cluster is not None else ""
+        what = f" cluster {c.cluster}" if c.cluster is not None else ""
         click.echo(f"   {c.distance:7.4f}  {c.page}{what} (#{c.page_id}, {len(c.album_ids)} albums)")
-    if moved is not None:
+    if moved is not None and dry_run:
+        click.echo(f"would move album #{moved.summary['album_id']} {moved.summary['album']!r} and "
+                   f"{moved.summary['credits_moved']} track credits from {moved.summary['from']['page']} "
+                   f"to {moved.summary['to']['page']}\ndry run: nothing was changed")
+    elif moved is not None:
         click.echo(f"moved to {moved.summary['to']['page']} (decision #{moved.id}; "
                    f"`artdb undo {moved.id}` reverts it)")
     elif apply_:

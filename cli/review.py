@@ -4,23 +4,56 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 def _emit(decision, as_json: bool, text: str) -> None:
     if as_json:
         emit_json(decision.to_dict())
+    elif decision.dry_run:
+        click.echo(text + "\ndry run: nothing was changed (run it again without --dry-run to apply)")
     else:
-        click.echo(text + f"  (decision #{decision.id}; `artdb undo {decision.id}` reverts it)")
+        click.echo(text + f"\n(decision #{decision.id}; `artdb undo {decision.id}` reverts it)")
+
+
+def _titles(albums: list[dict], most: int = 8) -> str:
+    names = [a["title"] for a in albums[:most]]
+    return ", ".join(names) + (f", … ({len(albums) - most} more)" if len(albums) > most else "")
+
+
+def parse_names(values: tuple[str, ...]) -> dict[int, str]:
+    """``--name`` values -> {cluster: name}: "2=Eclipse (Swedish band)" names cluster 2; plain
+    names go to clusters 2, 3, … (the new pages) in order."""
+    out: dict[int, str] = {}
+    plain = []
+    for v in values:
+        number, sep, name = v.partition("=")
+        if sep and number.strip().isdigit():
+            out[int(number)] = name.strip()
+        else:
+            plain.append(v.strip())
+    free = (c for c in range(2, 1000) if c not in out)
+    for name in plain:
+        out[next(free)] = name
+    return out
 
 
 @click.command()
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              help="Show only the N best of each list (default: every homonym finding, and no "
+                   "more synonym candidates than the catalog has pages).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None,
+              help="Show only synonym candidates scoring at least this.")
+@click.option("--kind", type=click.Choice(["variant", "alias"]), default=None,
+              help="Show only variant spellings (names alike) or aliases (unrelated names).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--decisions", is_flag=True, help="List recent curator decisions instead.")
 @pass_app
 @handle_errors
-def review(app: AppContext, as_json: bool, decisions: bool) -> None:
+def review(app: AppContext, top: int | None, min_score: float | None, kind: str | None,
+           as_json: bool, decisions: bool) -> None:
     """List open findings: homonym pages to split, synonym pages to merge."""
+    from artdb.cli.synonyms import echo_pairs
     from artdb.core.curation.review import open_findings
     from artdb.core.curation.undo import list_decisions
 
@@ -35,45 +68,67 @@ def review(app: AppContext, as_json: bool, decisions: bool) -> None:
             click.echo(f"#{d['decision_id']:<5} {d['action']:<7} {ref:<7} "
                        f"{d['created_at']:%Y-%m-%d %H:%M}  {state}")
         return
-    found = open_findings(app.catalog())
+    found = open_findings(app.catalog(), top=top, min_score=min_score, kind=kind)
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{len(found['homonyms'])} homonym findings (artdb split PAGE | artdb reject h<id>)")
+    shown = len(found["homonyms"])
+    more = f", showing {shown}" if shown < found["homonyms_open"] else ""
+    click.echo(f"{plural(found['homonyms_open'], 'homonym finding')}{more} "
+               "(artdb show PAGE | artdb split PAGE [--dry-run] | artdb reject h<id>)")
     for f in found["homonyms"]:
+        replaces = f", replaces {f['replaces']}" if f["replaces"] else ""
         click.echo(f"  h{f['id']:<5} {f['score']:7.3f}  {f['page']} (#{f['page_id']}): "
-                   f"{f['n_clusters']} clusters")
-        for c, albums in enumerate(f["clusters"]):
+                   f"{f['n_clusters']} clusters{replaces}")
+        for c in f["clusters"]:
+            albums = c["albums"]
             titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
-            click.echo(f"{'':>18}cluster {c + 1}: {titles}")
-    if found["synonyms"]:
-        click.echo(f"{len(found['synonyms'])} synonym candidates (artdb merge A B | artdb reject s<id>)")
-        for c in found["synonyms"]:
-            click.echo(f"  s{c['id']:<5} {c['score']:7.3f}  {c['page_a']} (#{c['page_a_id']})  <->  "
-                       f"{c['page_b']} (#{c['page_b_id']})")
+            click.echo(f"{'':>18}cluster {c['cluster']}: {titles}")
+    if found["synonyms_open"]:
+        shown = len(found["synonyms"])
+        more = (f", showing the best {shown} (--top, --min-score, --kind)"
+                if shown < found["synonyms_open"] else "")
+        click.echo(f"{plural(found['synonyms_open'], 'synonym candidate')}{more} "
+                   "(artdb merge TARGET SOURCE [--dry-run] | artdb reject s<id>)")
+        echo_pairs(found["synonyms"])
 
 
 @click.command()
 @click.argument("page")
 @click.option("--finding", default=None, help="The finding to apply (default: the page's latest open one).")
+@click.option("--name", "names", multiple=True, metavar="[N=]NAME",
+              help="Name a page of the split with a comment that tells it apart: "
+                   "'Eclipse (Swedish band)'. N=NAME names cluster N (1 is the kept page); a plain "
+                   "NAME goes to the new pages (clusters 2, 3, …) in order. Repeatable; unnamed new "
+                   "pages are numbered 'Name [2]', ….")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would move; change nothing.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handle_errors
-def split(app: AppContext, page: str, finding: str | None, note: str | None, as_json: bool) -> None:
-    """Split PAGE (name, id or 'Name [n]') as its homonym finding proposes.
+def split(app: AppContext, page: str, finding: str | None, names: tuple[str, ...], dry_run: bool,
+          note: str | None, as_json: bool) -> None:
+    """Split PAGE (name, id or label) as its homonym finding proposes.
 
-    The largest cluster keeps the page; each other cluster gets a new page with the same name.
-    The pages are disambiguated 'Name [1]', 'Name [2]', …; albums and their tracks' credits move.
+    The largest cluster (cluster 1) keeps the page, its id and its name; each other cluster gets a
+    new page with the same name and a disambiguation (--name, or a number: 'Name [2]'). Albums and
+    their tracks' credits move.
     """
     from artdb.core.curation.split import split_page
 
-    d = split_page(app.catalog(), page, finding=finding, note=note)
-    lines = [f"split {page!r} (finding h{d.finding_id}): {d.summary['albums_moved']} albums and "
-             f"{d.summary['credits_moved']} credits moved"]
-    for p in d.summary["pages"]:
-        lines.append(f"  {p['page']} (#{p['page_id']}{', kept' if p['kept'] else ', new'}): "
-                     f"{len(p['albums'])} albums")
+    d = split_page(app.catalog(), page, finding=finding, note=note, names=parse_names(names),
+                   dry_run=dry_run)
+    sm = d.summary
+    would = "would move" if dry_run else "moved"
+    lines = [f"split {sm['page']!r} (finding h{d.finding_id}): {plural(sm['albums_moved'], 'album')} "
+             f"and {plural(sm['credits_moved'], 'track credit')} {would}"]
+    for p in sm["pages"]:
+        ident = f"#{p['page_id']}, " if p["page_id"] else ""
+        role = "kept" if p["kept"] else "new"
+        lines.append(f"  cluster {p['cluster']} -> {p['page']} ({ident}{role}): "
+                     f"{plural(len(p['albums']), 'album')}: {_titles(p['albums'])}")
+    if sm["unassigned_albums"]:
+        lines.append(f"  albums added since the audit stay on {sm['page']!r}: {sm['unassigned_albums']}")
     _emit(d, as_json, "\n".join(lines))
 
 
@@ -81,23 +136,32 @@ def split(app: AppContext, page: str, finding: str | None, note: str | None, as_
 @click.argument("target")
 @click.argument("source")
 @click.option("--candidate", default=None, help="The synonym candidate applied (s<id>), if any.")
+@click.option("--dry-run", is_flag=True, help="Show exactly what would move; change nothing.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handle_errors
-def merge(app: AppContext, target: str, source: str, candidate: str | None, note: str | None,
-          as_json: bool) -> None:
+def merge(app: AppContext, target: str, source: str, candidate: str | None, dry_run: bool,
+          note: str | None, as_json: bool) -> None:
     """Merge page SOURCE into page TARGET (one artist under two names).
 
     SOURCE's albums and credits move to TARGET, and future ingests under SOURCE's name credit TARGET.
     """
     from artdb.core.curation.merge import merge_pages
 
-    d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note)
+    d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note, dry_run=dry_run)
     sm = d.summary
-    _emit(d, as_json, f"merged {sm['source']['page']} (#{sm['source']['page_id']}) into "
-                      f"{sm['target']['page']} (#{sm['target']['page_id']}): {sm['albums_moved']} albums "
-                      f"moved, {sm['albums_folded']} folded, {sm['credits_moved']} credits moved")
+    would = "would be " if dry_run else ""
+    lines = [f"merge {sm['source']['page']} (#{sm['source']['page_id']}) into {sm['target']['page']} "
+             f"(#{sm['target']['page_id']}): {plural(sm['albums_moved'], 'album')} {would}moved, "
+             f"{sm['albums_folded']} {would}folded, {plural(sm['credits_moved'], 'credit')} "
+             f"{would}moved"]
+    if sm["moved"]:
+        lines.append(f"  albums moving: {_titles(sm['moved'])}")
+    if sm["folded"]:
+        lines.append(f"  albums folded into {sm['target']['page']}'s album of the same title: "
+                     f"{_titles(sm['folded'])}")
+    _emit(d, as_json, "\n".join(lines))
 
 
 @click.command()

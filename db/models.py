@@ -258,6 +258,9 @@ class AuditFinding(Base):
     proposal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # album id -> cluster
     evidence_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="open")  # open|applied|rejected|superseded
+    # The earlier finding of the same page whose evidence this one updates (None: the first).
+    # Not a foreign key: undoing a split deletes findings of the pages it made.
+    replaces_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class SynonymCandidate(Base):
@@ -276,7 +279,9 @@ class SynonymCandidate(Base):
     score: Mapped[float] = mapped_column(Float)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     evidence_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open|applied|rejected|superseded
+    # The earlier candidate of the same pair of pages whose evidence this one updates.
+    replaces_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class CuratorDecision(Base):

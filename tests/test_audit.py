@@ -107,6 +107,10 @@ def test_page_labels_format_and_parse():
     assert parse_page_label("Eclipse") == ("Eclipse", None)
     assert parse_page_label("Eclipse [ 3 ]") == ("Eclipse", "3")
     assert parse_page_label("[2]") == ("[2]", None)  # no name before the brackets: a plain name
+    # a page a curator named: a MusicBrainz-style disambiguation comment
+    assert page_label("Eclipse", "Swedish band") == "Eclipse (Swedish band)"
+    assert parse_page_label("Eclipse (Swedish band)") == ("Eclipse", "Swedish band")
+    assert parse_page_label("Sunn O)))") == ("Sunn O)))", None)  # no " (" before the ")"
 
 
 def test_threshold_resolution():
@@ -229,7 +233,7 @@ def test_planted_homonym_pages_are_flagged_and_split_near_their_truth(synth):
 
     best = next(p for p in report.findings if names[p.page_id] in planted)
     d = split_page(catalog, best.page_id)
-    page_of = {a: p["page_id"] for p in d.summary["pages"] for a in p["albums"]}
+    page_of = {a["album_id"]: p["page_id"] for p in d.summary["pages"] for a in p["albums"]}
     split_ari = adjusted_rand_score([artist[a] for a in best.album_ids],
                                     [page_of[a] for a in best.album_ids])
     assert split_ari == pytest.approx(ari[names[best.page_id]])

@@ -144,11 +144,14 @@ def test_audit_flags_only_the_mixed_page(lib):
     assert stored.cluster_of == dict(zip(eclipse.album_ids, eclipse.labels))
     assert (stored.threshold, stored.linkage, stored.metric) == (THRESHOLD, "average", "cosine")
     assert stored.evidence_hash == f.evidence_hash and stored.n_clusters == 2
-    # a second run supersedes the first run's open finding: one open finding per page
+    # a second run on the unchanged catalog keeps the finding (same id, now the new run's)
     again = run_audit(catalog, paths, model)
+    assert again.findings[0].finding_id == eclipse.finding_id
+    assert again.findings[0].change == "unchanged" and again.findings[0].replaces_id is None
     with catalog.session() as s:
-        assert s.get(AuditFinding, eclipse.finding_id).status == "superseded"
-    assert [h["id"] for h in open_findings(catalog)["homonyms"]] == [again.findings[0].finding_id]
+        f = s.get(AuditFinding, eclipse.finding_id)
+        assert f.status == "open" and f.run_id == again.run_id != report.run_id
+    assert [h["id"] for h in open_findings(catalog)["homonyms"]] == [eclipse.finding_id]
 
 
 def test_split_then_undo_restores_catalog_and_artist_index(lib):
@@ -160,9 +163,12 @@ def test_split_then_undo_restores_catalog_and_artist_index(lib):
 
     d = split_page(catalog, "Eclipse", note="two bands")
     kept, new = d.summary["pages"]
-    assert kept["page_id"] == eclipse and kept["kept"] and kept["page"] == "Eclipse [1]"
+    # the kept page keeps its id and its name; the other artist is "Eclipse [2]"
+    assert kept["page_id"] == eclipse and kept["kept"] and kept["page"] == "Eclipse"
     assert new["page"] == "Eclipse [2]" and not new["kept"]
-    assert page_id(catalog, "Eclipse") is None  # the bare name is free for later deliveries
+    assert (kept["cluster"], new["cluster"]) == (1, 2)
+    assert [a["title"] for a in new["albums"]] == ["High A", "High B"]
+    assert page_id(catalog, "Eclipse") == eclipse
     assert albums_of(catalog, eclipse) == ["Low A", "Low B", "Low C"]
     assert albums_of(catalog, new["page_id"]) == ["High A", "High B"]
     with catalog.session() as s:
@@ -225,7 +231,7 @@ def test_undo_is_refused_while_a_later_decision_on_the_same_page_stands(lib):
     catalog, paths, model, _ = lib
     run_audit(catalog, paths, model)
     split = split_page(catalog, "Eclipse")
-    merge = merge_pages(catalog, "Eclipse [1]", "Nova")
+    merge = merge_pages(catalog, "Eclipse", "Nova")
     with pytest.raises(CatalogError, match=f"decision #{merge.id}"):
         undo_decision(catalog, split.id)
     undo_decision(catalog, merge.id)
@@ -290,22 +296,23 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     r = runner.invoke(cli_main(), ["review", "--json"])
     found = json.loads(r.stdout)["homonyms"]
     assert [f["page"] for f in found] == ["Eclipse"] and len(found[0]["clusters"]) == 2
+    assert [c["cluster"] for c in found[0]["clusters"]] == [1, 2]
     r = runner.invoke(cli_main(), ["review"])
     assert r.exit_code == 0 and f"h{found[0]['id']}" in r.output
     r = runner.invoke(cli_main(), ["split", "Eclipse", "--json"])
     assert r.exit_code == 0, r.output
     decision = json.loads(r.stdout)["decision_id"]
+    # after the split, "Eclipse" is the kept page (its label), "Eclipse [2]" the new one
     r = runner.invoke(cli_main(), ["neighbors", "Eclipse", "--level", "artist", "--json"])
-    assert r.exit_code == 1 and "'Eclipse [1]', 'Eclipse [2]'" in r.output  # ambiguous after a split
-    r = runner.invoke(cli_main(), ["neighbors", "Eclipse [1]", "--level", "artist", "--json"])
     assert r.exit_code == 0, r.output
     assert "Eclipse [2]" in [n["name"] for n in json.loads(r.stdout)["neighbors"]]
     r = runner.invoke(cli_main(), ["undo", str(decision)])
     assert r.exit_code == 0 and "undid decision" in r.output
     r = runner.invoke(cli_main(), ["reject", f"h{found[0]['id']}"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(cli_main(), ["audit", "--threshold", str(THRESHOLD)])
-    assert r.exit_code == 0 and "0 flagged, 1 suppressed" in r.output
+    r = runner.invoke(cli_main(), ["audit", "--threshold", str(THRESHOLD), "--all"])
+    assert r.exit_code == 0 and "0 flagged" in r.output and "1 suppressed" in r.output
+    assert f"h{found[0]['id']} rejected" in r.output  # the decision stays attached to its ref
     r = runner.invoke(cli_main(), ["review", "--decisions", "--json"])
     assert [d["action"] for d in json.loads(r.stdout)] == ["reject", "split"]
     r = runner.invoke(cli_main(), ["merge", "Youssou N'Dour", "Youssou Ndour"])

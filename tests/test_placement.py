@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from scipy.cluster.hierarchy import linkage as scipy_linkage
-from test_curation import THRESHOLD, lib, page_id, write_library  # noqa: F401 - lib is a fixture
+from test_curation import THRESHOLD, albums_of, lib, page_id, write_library  # noqa: F401 - lib is a fixture
 
 from artdb.core.analysis.audit import run_audit
 from artdb.core.analysis.placement import apply_placement, linkage_distance, place_album
@@ -38,25 +38,29 @@ def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):  # noqa: F
     catalog, paths, model, _ = lib
     run_audit(catalog, paths, model)
     split_page(catalog, "Eclipse")
-    high, low = page_id(catalog, "Eclipse", "2"), page_id(catalog, "Eclipse", "1")
+    high, low = page_id(catalog, "Eclipse", "2"), page_id(catalog, "Eclipse")
     deliver(catalog, paths, tmp_path / "new", "High C", [("hc1", 2515), ("hc2", 2502)])
-    # the delivery lands on a fresh, undisambiguated "Eclipse" page
-    assert page_id(catalog, "Eclipse") not in (None, high, low)
+    # the kept page kept the name: the delivery lands on it, and place says where it belongs
+    assert albums_of(catalog, low) == ["High C", "Low A", "Low B", "Low C"]
     p = place_album(catalog, paths, model, "Eclipse - High C")
     assert p.decision == "match" and p.best.page_id == high and p.best.page == "Eclipse [2]"
     assert p.best.distance < THRESHOLD < p.candidates[-1].distance
-    assert [c.page_id for c in p.candidates] == [high, low]  # the fresh page has no other album
+    assert [c.page_id for c in p.candidates] == [high, low]
     # the same album named by its folder
     assert place_album(catalog, paths, model, str(tmp_path / "new" / "Eclipse-High C")).best.page_id == high
 
     # applying it moves the album and its credits; undo puts them back
-    from test_curation import albums_of, snapshot
+    from test_curation import snapshot
 
     from artdb.core.curation.place import move_album
     from artdb.core.curation.undo import undo_decision
 
     before = snapshot(catalog)
+    dry = apply_placement(catalog, p, dry_run=True)  # says what would move, changes nothing
+    assert dry.dry_run and dry.id is None and dry.summary["to"]["page_id"] == high
+    assert snapshot(catalog) == before
     d = apply_placement(catalog, p)
+    assert d.summary == dry.summary and not d.dry_run
     assert albums_of(catalog, high) == ["High A", "High B", "High C"] and d.summary["credits_moved"] == 2
     assert d.action == "place" and d.summary["to"] == {"page_id": high, "page": "Eclipse [2]"}
     with catalog.session() as s:
@@ -78,8 +82,9 @@ def test_a_flagged_page_offers_its_clusters(lib, tmp_path):  # noqa: F811 - lib 
     run_audit(catalog, paths, model)
     deliver(catalog, paths, tmp_path / "new", "Low D", [("ld1", 113), ("ld2", 115)])
     p = place_album(catalog, paths, model, "Eclipse - Low D")
-    assert [(c.page, c.cluster) for c in p.candidates] == [("Eclipse", 0), ("Eclipse", 1)]
-    assert p.best.cluster == 0 and len(p.best.album_ids) == 3  # the low-pitched artist
+    # clusters numbered as everywhere else: 1 = the largest
+    assert [(c.page, c.cluster) for c in p.candidates] == [("Eclipse", 1), ("Eclipse", 2)]
+    assert p.best.cluster == 1 and len(p.best.album_ids) == 3  # the low-pitched artist
     assert p.best.margin > 0 > p.candidates[1].margin
     assert apply_placement(catalog, p) is None  # the match is the album's own page: nothing moves
 

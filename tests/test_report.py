@@ -76,7 +76,7 @@ def audited(catalog, library, tmp_path):
         s.add(AuditFinding(run_id=run.id, page_id=pages[NASTY], n_clusters=2, score=0.4,
                            proposal={"partition": {str(albums["<Un>"]): 0, str(albums["Deux & Trois"]): 1}},
                            evidence_hash="e2"))
-    find_synonyms(catalog, paths, model, top=20)
+    find_synonyms(catalog, paths, model, min_score=0.0)
     return catalog, paths, model
 
 

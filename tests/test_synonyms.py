@@ -12,7 +12,7 @@ import json
 import pytest
 from audiofiles import write_audio
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from artdb.core.analysis.findings import Partition, page_pair_hash
 from artdb.core.analysis.synonyms import (
@@ -139,7 +139,8 @@ def test_page_pair_hash_follows_albums_not_order():
 def test_known_answers_rank_store_reject_merge(indexed):
     catalog, paths, model = indexed
     ids = page_ids(catalog)
-    pairs = find_synonyms(catalog, paths, model, top=None, k=10)  # 10 pages: every pair is scored
+    # 10 pages: every pair is scored; min_score 0 keeps them all
+    pairs = find_synonyms(catalog, paths, model, k=10, min_score=0.0).pairs
 
     # identical audio + variant spelling: first, with every part at its maximum
     top = pairs[0]
@@ -167,27 +168,30 @@ def test_known_answers_rank_store_reject_merge(indexed):
     # a curator rejects the alias: not raised again while the evidence is the same
     with catalog.session() as s:
         s.execute(update(SynonymCandidate).where(SynonymCandidate.id == alias.id).values(status="rejected"))
-    again = find_synonyms(catalog, paths, model, top=None, k=10)
+    again = find_synonyms(catalog, paths, model, k=10, min_score=0.0).pairs
     assert pair_of(again, "Blue Static", "Quiet Harbour") == (None, None)
     assert pair_of(again, "Mira Kovač", "Mira Kovac")[0] == 1
-    with catalog.session() as s:  # the first run's open rows were superseded
+    # the other pairs' candidates were kept (same ids), now confirmed by the new run
+    assert {p.id for p in again} == {p.id for p in pairs} - {alias.id}
+    assert all(p.change == "unchanged" for p in again)
+    with catalog.session() as s:
         statuses = set(s.scalars(select(SynonymCandidate.status).where(SynonymCandidate.run_id == run.id)))
-    assert statuses == {"superseded", "rejected"}
+    assert statuses == {"rejected"}
 
     # a merged pair is never proposed; --page restricts to one page's pairs
     with catalog.session() as s:
         s.execute(update(ArtistPage).where(ArtistPage.id == ids["Mira Kovac"])
                   .values(merged_into_id=ids["Mira Kovač"]))
-    merged = find_synonyms(catalog, paths, model, top=None, k=5, store=False)
+    merged = find_synonyms(catalog, paths, model, k=5, store=False, min_score=0.0).pairs
     assert all(ids["Mira Kovac"] not in (p.page_a_id, p.page_b_id) for p in merged)
-    only = find_synonyms(catalog, paths, model, top=3, page="Mira Kovacs", store=False)
+    only = find_synonyms(catalog, paths, model, page="Mira Kovacs", store=False, min_score=0.0).pairs
     assert only and all(ids["Mira Kovacs"] in (p.page_a_id, p.page_b_id) for p in only)
 
 
 def test_homonym_clusters_are_candidate_artists(indexed):
     catalog, paths, model = indexed
     ids = page_ids(catalog)
-    before = pair_of(find_synonyms(catalog, paths, model, top=None, store=False),
+    before = pair_of(find_synonyms(catalog, paths, model, store=False, min_score=0.0).pairs,
                      "Eclipse", "Dim Lanterns")[1]
     with catalog.session() as s:
         albums = dict(s.execute(select(Album.title, Album.id).where(Album.page_id == ids["Eclipse"])).all())
@@ -197,33 +201,69 @@ def test_homonym_clusters_are_candidate_artists(indexed):
         s.add(AuditFinding(run_id=run.id, page_id=ids["Eclipse"], n_clusters=2, score=0.9,
                            proposal={"partition": {str(albums["Dark"]): 0, str(albums["Bright"]): 1}},
                            evidence_hash="x", status="open"))
-    assert homonym_clusters(catalog) == {ids["Eclipse"]: {"0": [albums["Dark"]], "1": [albums["Bright"]]}}
-    after = pair_of(find_synonyms(catalog, paths, model, top=None, store=False), "Eclipse", "Dim Lanterns")[1]
+    # clusters as people see them: "1" the largest (stored label 0)
+    assert homonym_clusters(catalog) == {ids["Eclipse"]: {"1": [albums["Dark"]], "2": [albums["Bright"]]}}
+    after = pair_of(find_synonyms(catalog, paths, model, store=False, min_score=0.0).pairs,
+                    "Eclipse", "Dim Lanterns")[1]
     # the page vector mixes both artists; its "Bright" cluster is the Dim Lanterns recordings
     assert after.audio_score == pytest.approx(1.0, abs=1e-4)
     assert before is None or before.audio_score < after.audio_score - 0.1
     side = "unit_a" if after.page_a == "Eclipse" else "unit_b"
-    assert after.evidence["audio"][side] == {"cluster": "1", "albums": [albums["Bright"]]}
+    assert after.evidence["audio"][side] == {"cluster": "2", "albums": [albums["Bright"]]}
 
 
 def test_cli_synonyms(indexed, catalog_url):
     catalog, paths, model = indexed
     runner = CliRunner()
     base = ["--db", catalog_url, "--home", str(paths.home)]
-    r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "3", "--json"])
+    r = runner.invoke(cli(), [*base, "synonyms", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    dry = json.loads(r.stdout)
+    assert dry["run_id"] is None and synonym_candidates(catalog) == []  # a dry run stores nothing
+    r = runner.invoke(cli(), [*base, "synonyms", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert len(out) == 3 and {out[0]["page_a"], out[0]["page_b"]} == {"Mira Kovač", "Mira Kovac"}
-    r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "2"])
-    assert r.exit_code == 0 and "Quiet Harbour" in r.output
-    # a run for one page replaces that page's open candidates only
-    r = runner.invoke(cli(), [*base, "neighbors", "Blue Static", "--synonyms", "--top", "3", "--json"])
+    # the cut calibrated on the catalog's pages keeps exactly the two pairs of identical recordings
+    # (a variant spelling, an alias) out of every pair scored
+    assert [{p["page_a"], p["page_b"]} for p in out["pairs"]] == [
+        {"Mira Kovač", "Mira Kovac"}, {"Blue Static", "Quiet Harbour"}]
+    assert out["scored"] > 10 and "trusted pages" in out["min_score_source"]
+    assert out["candidates"] == dry["candidates"] == len(synonym_candidates(catalog)) == 2
+    r = runner.invoke(cli(), [*base, "synonyms", "--top", "1", "--json"])
+    out = json.loads(r.stdout)  # --top limits what is shown; every pair above the cut is stored
+    assert out["shown"] == len(out["pairs"]) == 1 and out["candidates"] == 2
+    assert {out["pairs"][0]["page_a"], out["pairs"][0]["page_b"]} == {"Mira Kovač", "Mira Kovac"}
+    assert out["pairs"][0]["kind"] == "variant" and out["pairs"][0]["ref"] == f"s{out['pairs'][0]['id']}"
+    assert all(p["score"] >= out["min_score"] for p in out["pairs"])
+    r = runner.invoke(cli(), [*base, "synonyms", "--kind", "alias", "--min-score", "0", "--json"])
+    aliases = json.loads(r.stdout)["pairs"]
+    assert aliases and all(p["kind"] == "alias" and p["name_score"] == 0 for p in aliases)
+    assert {aliases[0]["page_a"], aliases[0]["page_b"]} == {"Blue Static", "Quiet Harbour"}
+    r = runner.invoke(cli(), [*base, "synonyms", "--top", "2"])
+    assert r.exit_code == 0 and "Quiet Harbour" in r.output and "s" in r.output
+    # a run for one page reconciles that page's open candidates only
+    before = {p.id for p in synonym_candidates(catalog)}
+    r = runner.invoke(cli(), [*base, "synonyms", "Blue Static", "--min-score", "0", "--json"])
     assert r.exit_code == 0, r.output
-    page_run = {p["id"] for p in json.loads(r.stdout)}
+    page_run = {p["id"] for p in json.loads(r.stdout)["pairs"]}
     current = synonym_candidates(catalog)
     assert {p.id for p in current if "Blue Static" in (p.page_a, p.page_b)} == page_run
     assert {p.id for p in current} - page_run  # the full run's other pairs are still open
+    assert before & page_run  # the pairs the full run already had kept their refs
     assert len({(p.page_a_id, p.page_b_id) for p in current}) == len(current)
+    # neighbors is read-only: the old spelling gets a pointer and changes nothing
+    stored = {p.id for p in synonym_candidates(catalog)}
+    r = runner.invoke(cli(), [*base, "neighbors", "--synonyms", "--top", "3"])
+    assert r.exit_code == 2 and "artdb synonyms" in r.output and len(r.output.splitlines()) == 1
+    assert {p.id for p in synonym_candidates(catalog)} == stored
+    # review: filters, and by default no more candidates than pages
+    r = runner.invoke(cli(), [*base, "review", "--json", "--kind", "variant"])
+    listed = json.loads(r.stdout)
+    assert listed["synonyms"] and all(c["kind"] == "variant" for c in listed["synonyms"])
+    assert len(listed["synonyms"]) <= listed["pages"]
+    r = runner.invoke(cli(), [*base, "review", "--json", "--top", "1", "--min-score", "0.5"])
+    listed = json.loads(r.stdout)
+    assert len(listed["synonyms"]) == 1 and listed["synonyms"][0]["score"] >= 0.5
 
 
 def cli():
@@ -253,12 +293,21 @@ def test_planted_synonym_pairs_rank_high(sqlite_url, tmp_path):
         model = register_model(catalog, name="mfcc", kind="mfcc", dim=38,
                                config={"frontend": FRONTEND.to_dict(), "n_mfcc": 20}, activate=True)
         index_catalog(catalog, paths, tmp_path / "lib", IngestOptions(workers=1))
-        pairs = find_synonyms(catalog, paths, model, top=None)
+        pairs = find_synonyms(catalog, paths, model, min_score=0.0).pairs
         variants = [tuple(p.names) for p in truth.synonym_pairs if p.kind == "variant"]
         aliases = [tuple(p.names) for p in truth.synonym_pairs if p.kind == "alias"]
         assert len(variants) == 2 and len(aliases) == 1
         assert planted_recall(catalog, pairs, variants, (len(variants),)) == {len(variants): 1.0}
         assert planted_recall(catalog, pairs, aliases, (len(pairs),)) == {len(pairs): 1.0}
         assert all(p.name_score == 1.0 for p in pairs[:2])
+        # the calibrated cut: a short list (no more pairs than pages, no pair scored 0) that keeps
+        # both variant spellings
+        cut = find_synonyms(catalog, paths, model, store=False)
+        with catalog.session() as s:
+            n_pages = s.scalar(select(func.count()).select_from(ArtistPage))
+        assert 0 < cut.min_score < 1 and "trusted pages" in cut.min_score_source
+        assert len(variants) <= len(cut.pairs) <= n_pages < cut.scored
+        assert all(p.score >= cut.min_score > 0 for p in cut.pairs)
+        assert planted_recall(catalog, cut.pairs, variants, (len(cut.pairs),)) == {len(cut.pairs): 1.0}
     finally:
         catalog.close()

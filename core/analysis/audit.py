@@ -13,7 +13,10 @@ smallest merge height the cut refused (pages with >= 2 clusters) or the largest 
 accepted (one cluster), ``score = (h - t) / t``. Positive = split, and the larger the safer;
 negative = kept whole, and the more negative the safer. Pages with >= 2 clusters are stored as
 :class:`~artdb.db.models.AuditFinding` rows of one :class:`~artdb.db.models.AuditRun`, unless a
-curator rejected the same evidence (same albums, same partition) before. The stored proposal is
+curator rejected the same evidence (same albums, same partition) before. Findings are stable
+(:func:`~artdb.core.analysis.findings.reconcile`): a page whose open finding has the same evidence
+keeps that finding (its id, its ref ``h12``; the row moves to the new run with the new score),
+and only changed evidence makes a new finding, which records the one it replaces. The stored proposal is
 a :class:`~artdb.core.analysis.findings.Partition`; labels, evidence hashes and threshold resolution
 are :mod:`artdb.core.analysis.findings`'.
 """
@@ -41,10 +44,14 @@ from artdb.core.analysis.clustering import (
 )
 from artdb.core.analysis.findings import (
     Partition,
+    StoredFinding,
     audit_method,
     canonical_labels,
+    cluster_number,
     page_label,
     partition_hash,
+    reconcile,
+    rejected_evidence,
     resolve_pages,
     resolve_threshold,
 )
@@ -53,7 +60,7 @@ from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
 from artdb.core.progress import Progress, report as report_progress
 from artdb.core.vectors.index import open_level_index
-from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, CuratorDecision, Model
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 from artdb.db.session import Catalog
 
 log = logging.getLogger(__name__)
@@ -116,8 +123,12 @@ class PageAudit:
     n_clusters: int
     score: float  # split margin, see module doc
     evidence_hash: str  # partition_hash(album_ids, labels)
-    finding_id: int | None = None
+    finding_id: int | None = None  # the open finding (kept or new), or the rejected one
     suppressed: bool = False  # a curator rejected this very evidence before
+    # "new", "unchanged" (the open finding with this evidence is kept) or "rejected"; None for a
+    # page kept whole. Set by the store (or, for a dry run, as a store would set it).
+    change: str | None = None
+    replaces_id: int | None = None  # the page's earlier finding a new one replaces
 
     @property
     def n_albums(self) -> int:
@@ -145,9 +156,13 @@ class PageAudit:
             "page_id": self.page_id, "page": self.page, "n_albums": self.n_albums,
             "n_clusters": self.n_clusters, "score": self.score, "flagged": self.flagged,
             "suppressed": self.suppressed, "finding_id": self.finding_id,
+            "ref": f"h{self.finding_id}" if self.finding_id else None, "change": self.change,
+            "replaces": f"h{self.replaces_id}" if self.replaces_id else None,
             "evidence_hash": self.evidence_hash,
-            "clusters": [[{"album_id": a, "title": self.albums[self.album_ids.index(a)]} for a in c]
-                         for c in self.clusters()],
+            "clusters": [{"cluster": cluster_number(c),
+                          "albums": [{"album_id": a, "title": self.albums[self.album_ids.index(a)]}
+                                     for a in members]}
+                         for c, members in enumerate(self.clusters())],
         }
 
 
@@ -170,6 +185,12 @@ class AuditReport:
     def suppressed(self) -> list[PageAudit]:
         return [p for p in self.pages if p.suppressed]
 
+    def changes(self) -> dict[str, int]:
+        """How many flagged pages kept their finding, got a new one, replaced an earlier one."""
+        return {"unchanged": sum(p.change == "unchanged" for p in self.findings),
+                "new": sum(p.change == "new" for p in self.findings),
+                "replacing": sum(p.replaces_id is not None for p in self.findings)}
+
     def to_dict(self, all_pages: bool = False, top: int | None = None) -> dict[str, Any]:
         shown = self.pages if all_pages else self.findings
         return {
@@ -177,7 +198,7 @@ class AuditReport:
             "linkage": self.linkage, "metric": self.metric,
             "threshold_source": self.threshold_source, "pages_audited": len(self.pages),
             "findings": len(self.findings), "suppressed": len(self.suppressed),
-            "seconds": round(self.seconds, 3),
+            **self.changes(), "seconds": round(self.seconds, 3),
             "pages": [p.to_dict() for p in (shown[:top] if top else shown)],
         }
 
@@ -193,14 +214,6 @@ def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.
     return {int(a): vecs[i] for i, a in enumerate(ids)}
 
 
-def _rejected_hashes(session, kind: str = "homonym") -> set[str]:
-    rows = session.scalars(
-        select(CuratorDecision.evidence_hash).where(
-            CuratorDecision.action == "reject", CuratorDecision.finding_kind == kind,
-            CuratorDecision.undone_at.is_(None), CuratorDecision.evidence_hash.is_not(None)))
-    return set(rows)
-
-
 # -- the audit ---------------------------------------------------------------------------------------
 def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
               pages: Sequence[str | int] | None = None, threshold: float | None = None,
@@ -214,8 +227,10 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
         threshold: override the model's stored threshold (``linkage``/``metric`` likewise).
         workers: processes for the clustering when there are many pages (>= PARALLEL_MIN_PAGES).
         progress: called ``progress("audit pages", done, total)`` (:mod:`artdb.core.progress`).
-        store: write an AuditRun with its findings (pages with >= 2 clusters); open findings of
-            earlier runs for the audited pages become ``superseded``.
+        store: write an AuditRun with its findings (pages with >= 2 clusters). An audited page's
+            open finding with the same evidence is kept (same id, moved to this run); one whose
+            evidence changed, or a page no longer flagged, is ``superseded`` (the new finding's
+            ``replaces_id`` names it). Without ``store`` the report says what a store would do.
 
     Returns:
         An :class:`AuditReport` with every audited page ranked by decreasing split margin.
@@ -235,7 +250,7 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
         if wanted is not None:
             stmt = stmt.where(Album.page_id.in_(wanted))
         rows = s.execute(stmt).all()
-        rejected = _rejected_hashes(s)
+        rejected = rejected_evidence(s, "homonym", AuditFinding)
     by_page: dict[int, list] = {}
     for aid, title, pid, name, dis in rows:
         if aid in vectors:
@@ -248,13 +263,19 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
         ids = [a for a, _, _ in albums]
         h = partition_hash(ids, labels)
         n = int(labels.max()) + 1
+        suppressed = n >= 2 and h in rejected
         report.pages.append(PageAudit(
             page_id=pid, page=albums[0][2], album_ids=ids, albums=[x for _, x, _ in albums],
             labels=labels.tolist(), n_clusters=n, score=score, evidence_hash=h,
-            suppressed=n >= 2 and h in rejected))
+            suppressed=suppressed, finding_id=rejected[h] if suppressed else None,
+            change="rejected" if suppressed else None))
     report.pages.sort(key=lambda p: (-p.score, p.page_id))
+    audited = [pid for pid, _ in todo]
     if store:
-        _store(catalog, model, report, min_albums, pages, [pid for pid, _ in todo])
+        _store(catalog, model, report, min_albums, pages, audited)
+    else:
+        with catalog.session() as s:
+            _reconcile(s, report, audited)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -274,6 +295,32 @@ def _cluster_all(work, t, link, met, workers, progress: Progress | None):
     return out
 
 
+def _stored_findings(session, pages: list[int], lock: bool = False) -> list[StoredFinding]:
+    """The open and rejected findings of ``pages`` (locked for update with ``lock``)."""
+    out: list[StoredFinding] = []
+    for start in range(0, len(pages), 500):
+        q = (select(AuditFinding.id, AuditFinding.page_id, AuditFinding.evidence_hash,
+                    AuditFinding.status)
+             .where(AuditFinding.page_id.in_(pages[start:start + 500]),
+                    AuditFinding.status.in_(("open", "rejected"))))
+        if lock:
+            q = q.with_for_update()
+        out += [StoredFinding(*row) for row in session.execute(q)]
+    return out
+
+
+def _reconcile(session, report: AuditReport, audited: list[int], lock: bool = False):
+    """Mark each flagged page of ``report`` unchanged (with its kept finding's id) or new (with
+    the finding it replaces); return the reconciliation."""
+    stored = _stored_findings(session, audited, lock)
+    result = reconcile(stored, {p.page_id: p.evidence_hash for p in report.findings})
+    for p in report.findings:
+        p.finding_id = result.kept.get(p.page_id)
+        p.change = "unchanged" if p.finding_id is not None else "new"
+        p.replaces_id = result.replaces.get(p.page_id)
+    return result
+
+
 def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
            pages: Sequence[str | int] | None, audited: list[int]) -> None:
     with catalog.session() as s:
@@ -284,21 +331,24 @@ def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
         })
         s.add(run)
         s.flush()
-        for start in range(0, len(audited), 500):
+        result = _reconcile(s, report, audited, lock=True)
+        for start in range(0, len(result.superseded), 500):
             s.execute(update(AuditFinding)
-                      .where(AuditFinding.status == "open",
-                             AuditFinding.page_id.in_(audited[start:start + 500]))
+                      .where(AuditFinding.id.in_(result.superseded[start:start + 500]))
                       .values(status="superseded"))
-        findings = []
+        new = []
         for p in report.findings:
-            f = AuditFinding(
-                run_id=run.id, page_id=p.page_id, n_clusters=p.n_clusters, score=p.score,
-                proposal=p.partition(report).to_proposal(), evidence_hash=p.evidence_hash,
-                status="open")
+            values = dict(run_id=run.id, n_clusters=p.n_clusters, score=p.score,
+                          proposal=p.partition(report).to_proposal())
+            if p.finding_id is not None:  # same evidence: the finding stays, confirmed by this run
+                s.execute(update(AuditFinding).where(AuditFinding.id == p.finding_id).values(**values))
+                continue
+            f = AuditFinding(page_id=p.page_id, evidence_hash=p.evidence_hash, status="open",
+                             replaces_id=p.replaces_id, **values)
             s.add(f)
-            findings.append((p, f))
+            new.append((p, f))
         s.flush()
-        for p, f in findings:
+        for p, f in new:
             p.finding_id = f.id
         report.run_id = run.id
 

@@ -4,13 +4,21 @@
   its one writer (:meth:`Partition.to_proposal`) and one reader (:meth:`Partition.from_proposal`)
   of the JSON stored in ``AuditFinding.proposal``. The audit writes it; synonyms, placement,
   curation and the report read it.
-- Page labels: a page is shown as ``"Name"`` or, once a split numbered it, ``"Name [n]"``
-  (:func:`page_label`); :func:`parse_page_label` reads one back and :func:`resolve_pages` finds the
-  pages a label, a name or an id stands for.
+- Page labels: a page is shown as ``"Name"``, ``"Name [n]"`` (a page a split numbered) or
+  ``"Name (comment)"`` (one a curator named) (:func:`page_label`); :func:`parse_page_label` reads
+  one back, :func:`find_pages` / :func:`resolve_pages` find the pages a label, a name or an id
+  stands for, and :func:`no_page_error` suggests labels that do name a page.
 - Evidence hashes (what a curator judged, so that a rejection holds until the evidence changes):
   :func:`partition_hash` for a homonym finding (these albums, split this way) and
   :func:`page_pair_hash` for a synonym candidate (these two pages with these albums, under this
   model's audio).
+- Stable findings (:func:`reconcile`): a finding's identity is its subject (a page, a pair of
+  pages) and its evidence hash. A rerun keeps the open finding whose evidence is unchanged (same
+  id, so a curator's ``h12`` stays valid), replaces one whose evidence changed (the new finding
+  records ``replaces_id``) and supersedes those it no longer finds; :func:`rejected_evidence` is
+  what curators rejected, never raised again while unchanged.
+- Cluster numbers: stored partitions number clusters from 0 (the largest); people see them from 1
+  (:func:`cluster_number`), in every listing, report and JSON output.
 - Threshold resolution: :func:`resolve_threshold` picks the distance threshold, linkage and metric
   an audit or a placement uses (given, else the model's stored ``config["audit"]``).
 """
@@ -21,47 +29,97 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import select
+from rapidfuzz import fuzz, process
+from sqlalchemy import func, select
 
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.names import page_key
-from artdb.db.models import ArtistPage, Model
-
+from artdb.db.models import ArtistPage, CuratorDecision, Model
 
 # -- page labels -----------------------------------------------------------------------------------
+# How many close names an error suggests, and how close (rapidfuzz WRatio, 0-100) they must be.
+SUGGESTIONS = 3
+SUGGEST_CUTOFF = 70
+
+
 def page_label(display_name: str, disambiguation: str | None) -> str:
-    """``"Name"``, or ``"Name [n]"`` for a page a split numbered (disambiguation ``n``)."""
-    return display_name + (f" [{disambiguation}]" if disambiguation else "")
+    """How a page is shown and named: ``"Name"``; ``"Name [n]"`` for a page a split numbered
+    (disambiguation ``n``); ``"Name (comment)"`` for one a curator named, as MusicBrainz's
+    disambiguation comments ("Eclipse (Swedish band)")."""
+    if not disambiguation:
+        return display_name
+    if disambiguation.isdigit():
+        return f"{display_name} [{disambiguation}]"
+    return f"{display_name} ({disambiguation})"
 
 
 def parse_page_label(text: str) -> tuple[str, str | None]:
-    """``"Name [n]"`` -> ``("Name", "n")``; a plain name -> ``(name, None)`` (no disambiguation
-    given: any page of that name)."""
-    if text.endswith("]") and " [" in text:
-        base, _, dis = text[:-1].rpartition(" [")
-        return base, dis.strip()
+    """``"Name [n]"`` -> ``("Name", "n")``, ``"Name (comment)"`` -> ``("Name", "comment")``; a plain
+    name -> ``(name, None)`` (no disambiguation given)."""
+    for open_, close in (" [", "]"), (" (", ")"):
+        if text.endswith(close) and open_ in text:
+            base, _, dis = text[:-1].rpartition(open_)
+            if base.strip() and dis.strip():
+                return base, dis.strip()
     return text, None
 
 
+def find_pages(session, ref: str | int) -> list[int]:
+    """The pages ``ref`` names, best first; empty if none.
+
+    An id names that page; a label names the page shown so (``"Eclipse"`` the page without
+    disambiguation, ``"Eclipse [2]"``, ``"Eclipse (Swedish band)"``); a name whose every page is
+    disambiguated (older splits numbered every page) names them all. A name that merely ends in
+    brackets ("Sunn O)))") is also tried whole.
+    """
+    text = str(ref).strip()
+    if text.isdigit() and session.get(ArtistPage, int(text)) is not None:
+        return [int(text)]
+    base, dis = parse_page_label(text)
+    if dis is not None:
+        ids = session.scalars(select(ArtistPage.id).where(
+            ArtistPage.normalized_name == page_key(base),
+            func.lower(ArtistPage.disambiguation) == dis.lower())).all()
+        if ids:
+            return list(ids)
+    rows = session.execute(select(ArtistPage.id, ArtistPage.disambiguation)
+                           .where(ArtistPage.normalized_name == page_key(text))
+                           .order_by(ArtistPage.disambiguation, ArtistPage.id)).all()
+    bare = [pid for pid, d in rows if not d]
+    return bare or [pid for pid, _ in rows]
+
+
+def suggest_pages(session, text: str, limit: int = SUGGESTIONS) -> list[str]:
+    """Labels of pages whose names are close to ``text`` (for "no page named ..." errors); each
+    label names its page, so a suggestion can be typed as is."""
+    rows = session.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
+                           .where(ArtistPage.merged_into_id.is_(None))).all()
+    labels = {pid: page_label(name, dis) for pid, name, dis in rows}
+    found = process.extract(page_key(text), {pid: page_key(lab) for pid, lab in labels.items()},
+                            scorer=fuzz.WRatio, limit=limit, score_cutoff=SUGGEST_CUTOFF)
+    return [labels[pid] for _, _, pid in found]
+
+
+def no_page_error(session, text: str) -> CatalogError:
+    """"no artist page named X", with close names that do name a page."""
+    close = suggest_pages(session, text)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+        " (artdb ls lists the pages)"
+    return CatalogError(f"no artist page named {text!r}{hint}")
+
+
 def resolve_pages(session, names: Sequence[str | int]) -> list[int]:
-    """Page ids for ids, names (every page with that name) or "Name [n]" (one split page)."""
+    """Page ids for ids, labels or names (:func:`find_pages`); a CatalogError naming close names
+    when one names no page."""
     out: list[int] = []
     for name in names:
-        text = str(name).strip()
-        if text.isdigit() and session.get(ArtistPage, int(text)) is not None:
-            out.append(int(text))
-            continue
-        base, dis = parse_page_label(text)
-        stmt = select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(base))
-        if dis is not None:
-            stmt = stmt.where(ArtistPage.disambiguation == dis)
-        ids = session.scalars(stmt.order_by(ArtistPage.disambiguation)).all()
+        ids = find_pages(session, name)
         if not ids:
-            raise CatalogError(f"no artist page named {text!r}")
+            raise no_page_error(session, str(name).strip())
         out.extend(ids)
     return sorted(set(out))
 
@@ -172,6 +230,81 @@ def page_pair_hash(model_id: int, page_a: int, page_b: int, albums_a: Sequence[i
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+# -- stable findings -------------------------------------------------------------------------------
+K = TypeVar("K")
+
+
+class StoredFinding(NamedTuple, Generic[K]):
+    """What :func:`reconcile` needs of a stored finding: its row id, subject, evidence and status."""
+
+    id: int
+    subject: K  # a page id, or a (page a, page b) pair
+    evidence_hash: str
+    status: str
+
+
+@dataclass
+class Reconciled(Generic[K]):
+    """How a new run's findings relate to the stored ones (see :func:`reconcile`)."""
+
+    kept: dict[K, int]  # subject -> the open finding with the same evidence (kept, same id)
+    replaces: dict[K, int]  # subject -> the finding a new one replaces (changed evidence)
+    superseded: list[int]  # open findings that are no longer current
+
+
+def reconcile(stored: Sequence[StoredFinding], found: Mapping[K, str]) -> Reconciled:
+    """Match a run's findings (``found``: subject -> evidence hash) with the ``stored`` findings of
+    the subjects the run looked at.
+
+    - An open finding with the same subject and evidence is *kept* (its id stays the finding's).
+    - Otherwise the run's finding is new; it *replaces* the subject's newest open finding (which is
+      superseded) or, failing one, its newest rejected finding (which stays rejected: the curator
+      rejected that evidence, not this one).
+    - Every other open finding of those subjects is superseded (evidence gone or changed, or the
+      subject no longer flagged).
+    """
+    by_subject: dict[Any, list[StoredFinding]] = {}
+    for row in sorted(stored, key=lambda r: r.id):
+        by_subject.setdefault(row.subject, []).append(row)
+    kept: dict[Any, int] = {}
+    replaces: dict[Any, int] = {}
+    current: set[int] = set()
+    for subject, evidence in found.items():
+        rows = by_subject.get(subject, [])
+        same = [r for r in rows if r.status == "open" and r.evidence_hash == evidence]
+        if same:
+            kept[subject] = same[-1].id
+            current.add(same[-1].id)
+            continue
+        earlier = [r for r in rows if r.status == "open"] or [r for r in rows if r.status == "rejected"]
+        if earlier:
+            replaces[subject] = earlier[-1].id
+    superseded = [r.id for r in stored if r.status == "open" and r.id not in current]
+    return Reconciled(kept, replaces, sorted(superseded))
+
+
+def rejected_evidence(session, kind: str, finding_row: Any) -> dict[str, int | None]:
+    """Evidence hash -> the rejected finding's id, for the findings of ``kind`` ("homonym" or
+    "synonym", stored in ``finding_row``) a curator rejected: rows whose status is ``rejected``
+    and live reject decisions (not undone)."""
+    out: dict[str, int | None] = {}
+    for fid, h in session.execute(
+            select(CuratorDecision.finding_id, CuratorDecision.evidence_hash).where(
+                CuratorDecision.action == "reject", CuratorDecision.finding_kind == kind,
+                CuratorDecision.undone_at.is_(None), CuratorDecision.evidence_hash.is_not(None))
+            .order_by(CuratorDecision.id)):
+        out[h] = fid
+    for fid, h in session.execute(select(finding_row.id, finding_row.evidence_hash)
+                                  .where(finding_row.status == "rejected").order_by(finding_row.id)):
+        out[h] = fid
+    return out
+
+
+def cluster_number(label: int | str) -> int:
+    """The cluster as people see it: stored label 0 (the largest cluster) is cluster 1."""
+    return int(label) + 1
+
+
 # -- thresholds ------------------------------------------------------------------------------------
 class Threshold(NamedTuple):
     """The distance threshold an analysis cuts at, how distances are measured, and whence."""
@@ -217,7 +350,8 @@ def resolve_threshold(model: Model, threshold: float | None = None, *, linkage: 
 
 
 __all__ = [
-    "Partition", "Threshold", "audit_method", "audit_threshold", "canonical_labels",
-    "page_label", "page_pair_hash", "parse_page_label", "partition_hash", "resolve_pages",
-    "resolve_threshold",
+    "Partition", "Reconciled", "StoredFinding", "Threshold", "audit_method", "audit_threshold",
+    "canonical_labels", "cluster_number", "find_pages", "no_page_error", "page_label",
+    "page_pair_hash", "parse_page_label", "partition_hash", "reconcile", "rejected_evidence",
+    "resolve_pages", "resolve_threshold", "suggest_pages",
 ]

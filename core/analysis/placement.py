@@ -24,7 +24,7 @@ from scipy.spatial.distance import cdist
 from sqlalchemy import select
 
 from artdb.core.analysis.audit import album_vectors
-from artdb.core.analysis.findings import Partition, page_label, resolve_threshold
+from artdb.core.analysis.findings import Partition, cluster_number, page_label, resolve_threshold
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.curation.common import Decision
 from artdb.core.curation.place import move_album
@@ -62,7 +62,7 @@ def linkage_distance(x: np.ndarray, cluster: np.ndarray, linkage: str = DEFAULT_
 class Candidate:
     page_id: int
     page: str
-    cluster: int | None  # audit cluster of a flagged page, else None (the whole page)
+    cluster: int | None  # cluster of a flagged page as people see it (1 = largest), else None
     album_ids: list[int]
     distance: float
     margin: float  # (threshold - distance) / threshold: > 0 within the threshold
@@ -138,7 +138,7 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
                 for c in sorted(set(part.values())):
                     members = [a for a in albums if part.get(a) == c]
                     if members:
-                        groups.append((p, c, members))
+                        groups.append((p, cluster_number(c), members))
             elif albums:
                 groups.append((p, None, albums))
         out = Placement(aid, alb.title, home.id, page_label(home.display_name, home.disambiguation),
@@ -154,18 +154,20 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
     return out
 
 
-def apply_placement(catalog: Catalog, placement: Placement, note: str | None = None
-                    ) -> Decision | None:
+def apply_placement(catalog: Catalog, placement: Placement, note: str | None = None,
+                    dry_run: bool = False) -> Decision | None:
     """Move the album where ``placement`` says it belongs: only for a match on another page.
 
     Returns the curator decision (``artdb undo`` reverts it), or None when nothing moves ("new
-    artist", or the best candidate is the album's own page).
+    artist", or the best candidate is the album's own page). ``dry_run``: what would move, and
+    nothing changed.
     """
     best = placement.best
     if best is None or best.page_id == placement.page_id:
         return None
     return move_album(catalog, placement.album_id, best.page_id,
-                      note=note if note is not None else f"artdb place: distance {best.distance:.4f}")
+                      note=note if note is not None else f"artdb place: distance {best.distance:.4f}",
+                      dry_run=dry_run)
 
 
 __all__ = ["Candidate", "Placement", "apply_placement", "linkage_distance", "place_album",

@@ -16,14 +16,22 @@ measured recall of planted pairs are in docs/synonyms.md. Audio carries most of 
 an unrelated alias (no name similarity at all) still ranks high when the audio is strong, while a
 similar name with unrelated audio does not.
 
-Results are stored as an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per returned
-pair. A candidate a curator rejected is not raised again while its evidence (the two pages' album
-sets under the same model, :func:`artdb.core.analysis.findings.page_pair_hash`) is unchanged; pages
-already merged into each other are never paired.
+Only pairs scoring at least a *cut* are kept, the cut calibrated on the catalog's own pages
+(:func:`calibrate_min_score`: how close a page's nearest other-name page with an unrelated name
+usually comes; a high quantile of that score over the catalog's trusted pages), so the list holds
+pairs that stand out from ordinary neighbours, not every neighbour (``--min-score`` overrides it).
 
-:func:`find_synonyms` runs in four stages, each a small function: neighbour units
-(:func:`neighbour_units`), candidate pairs (:func:`candidate_pairs`), scoring (:func:`score_pairs`)
-and storing (:func:`store_pairs`).
+Results are stored as an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per pair above
+the cut. Candidates are stable (:func:`artdb.core.analysis.findings.reconcile`): a pair whose
+evidence (the two pages' album sets under the same model,
+:func:`artdb.core.analysis.findings.page_pair_hash`) is unchanged keeps its open candidate (same
+id, same ref ``s172``); changed evidence makes a new candidate that records the one it replaces. A
+candidate a curator rejected is not raised again while its evidence is unchanged; pages already
+merged into each other are never paired.
+
+:func:`find_synonyms` runs in five stages, each a small function: neighbour units
+(:func:`neighbour_units`), candidate pairs (:func:`candidate_pairs`), scoring (:func:`score_pairs`),
+the cut (:func:`calibrate_min_score`) and storing (:func:`store_pairs`).
 """
 
 from __future__ import annotations
@@ -37,8 +45,17 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select, update
 
-from artdb.core.analysis.findings import Partition, page_label, page_pair_hash
+from artdb.core.analysis.findings import (
+    Partition,
+    StoredFinding,
+    cluster_number,
+    page_label,
+    page_pair_hash,
+    reconcile,
+    rejected_evidence,
+)
 from artdb.core.config import Paths
+from artdb.core.errors import ConfigError
 from artdb.core.names import match_key, page_key
 from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
 from artdb.core.vectors.index import open_level_index
@@ -49,7 +66,6 @@ from artdb.db.models import (
     ArtistPage,
     AuditFinding,
     AuditRun,
-    CuratorDecision,
     Genre,
     Label,
     Model,
@@ -73,6 +89,15 @@ YEAR_ADJACENT = 2
 YEAR_FADE = 8  # ... and the year evidence fades to 0 over this many further years
 # Pages sharing a loose name are paired directly only in groups up to this size.
 MAX_NAME_GROUP = 20
+# The cut: this quantile of the trusted pages' nearest unrelated-name scores (calibrate_min_score).
+MIN_SCORE_QUANTILE = 0.9
+# ... measured on at least this many pages; below, DEFAULT_MIN_SCORE.
+MIN_CALIBRATION_PAGES = 8
+# A pair with no name similarity needs audio clearly above its units' usual neighbours (0.55 *
+# audio >= 0.3: audio >= 0.55); a pair with equal loose names needs almost nothing more.
+DEFAULT_MIN_SCORE = 0.3
+# What a pair is, by its names: a variant spelling (some name similarity) or an alias (none).
+KINDS = ("variant", "alias")
 
 
 @dataclass
@@ -89,11 +114,63 @@ class SynonymPair:
     metadata_score: float
     evidence: dict[str, Any] = field(default_factory=dict)
     evidence_hash: str = ""
-    id: int | None = None  # the SynonymCandidate row, when stored
+    id: int | None = None  # the SynonymCandidate row, when stored (or the one a store would keep)
     run_id: int | None = None
+    change: str | None = None  # "new" or "unchanged" (the open candidate with this evidence kept)
+    replaces_id: int | None = None  # the pair's earlier candidate a new one replaces
+
+    @property
+    def kind(self) -> str:
+        """"variant" (a variant spelling: the names are alike) or "alias" (unrelated names)."""
+        return pair_kind(self.name_score)
+
+    @property
+    def ref(self) -> str | None:
+        return f"s{self.id}" if self.id is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return {**self.__dict__, "ref": self.ref, "kind": self.kind,
+                "replaces": f"s{self.replaces_id}" if self.replaces_id else None}
+
+
+def pair_kind(name_score: float) -> str:
+    """A pair with any name similarity is a variant spelling, one with none an alias."""
+    return "variant" if name_score > 0 else "alias"
+
+
+@dataclass
+class SynonymSearch:
+    """One synonym search: the pairs at or above the cut (best first) and how the cut was set."""
+
+    pairs: list[SynonymPair]
+    min_score: float  # the cut
+    min_score_source: str  # how it was set, in words
+    scored: int  # pairs scored before the cut
+    run_id: int | None = None  # the AuditRun, when stored
+    superseded: int = 0  # open candidates the search no longer finds (or replaced)
+
+    def changes(self) -> dict[str, int]:
+        return {"unchanged": sum(p.change == "unchanged" for p in self.pairs),
+                "new": sum(p.change == "new" for p in self.pairs),
+                "replacing": sum(p.replaces_id is not None for p in self.pairs),
+                "superseded": self.superseded}
+
+    def to_dict(self, top: int | None = None, kind: str | None = None) -> dict[str, Any]:
+        shown = filter_pairs(self.pairs, top=top, kind=kind)
+        return {"run_id": self.run_id, "min_score": self.min_score,
+                "min_score_source": self.min_score_source, "scored": self.scored,
+                "candidates": len(self.pairs), **self.changes(), "shown": len(shown),
+                "pairs": [p.to_dict() for p in shown]}
+
+
+def filter_pairs(pairs: list[SynonymPair], top: int | None = None, min_score: float | None = None,
+                 kind: str | None = None) -> list[SynonymPair]:
+    """The pairs of ``kind`` ("variant"/"alias") scoring at least ``min_score``, the first ``top``."""
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"unknown synonym kind {kind!r}: use one of {', '.join(KINDS)}")
+    out = [p for p in pairs if (kind is None or p.kind == kind)
+           and (min_score is None or p.score >= min_score)]
+    return out[:top] if top is not None else out
 
 
 @dataclass
@@ -101,7 +178,7 @@ class Unit:
     """A candidate artist: a whole page (cluster None) or one proposed cluster of a flagged page."""
 
     page_id: int
-    cluster: str | None
+    cluster: str | None  # the cluster as people see it ("1" = the largest), None for the page
     album_ids: list[int]
 
 
@@ -210,7 +287,8 @@ def latest_homonym_run(catalog: Catalog, model: Model | None = None) -> AuditRun
 
 
 def homonym_clusters(catalog: Catalog) -> dict[int, dict[str, list[int]]]:
-    """page id -> {cluster: album ids} for the open homonym findings.
+    """page id -> {cluster: album ids} for the open homonym findings; clusters as people see them
+    ("1" = the largest, :func:`~artdb.core.analysis.findings.cluster_number`).
 
     The audit keeps one open finding per page (a rerun supersedes the pages it audits), so every
     open finding counts, whichever run made it; a page with several (not expected) takes its newest.
@@ -222,7 +300,8 @@ def homonym_clusters(catalog: Catalog) -> dict[int, dict[str, list[int]]]:
                          .order_by(AuditFinding.id)).all()
     out = {}
     for page_id, proposal in rows:
-        clusters = {str(c): albums for c, albums in Partition.from_proposal(proposal).clusters().items()}
+        clusters = {str(cluster_number(c)): albums
+                    for c, albums in Partition.from_proposal(proposal).clusters().items()}
         if len(clusters) >= 2:
             out[int(page_id)] = clusters
         elif proposal:
@@ -259,16 +338,6 @@ def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, _AlbumMeta]]:
     return {p: sorted(v) for p, v in by_page.items()}, meta
 
 
-def _rejected_hashes(s) -> set[str]:
-    hashes = set(s.scalars(select(SynonymCandidate.evidence_hash)
-                           .where(SynonymCandidate.status == "rejected")))
-    hashes |= {h for h in s.scalars(
-        select(CuratorDecision.evidence_hash).where(
-            CuratorDecision.action == "reject", CuratorDecision.finding_kind == "synonym",
-            CuratorDecision.undone_at.is_(None))) if h}
-    return hashes
-
-
 @dataclass
 class _Snapshot:
     """What the search reads from the catalog, once."""
@@ -281,7 +350,8 @@ class _Snapshot:
     @classmethod
     def read(cls, catalog: Catalog) -> _Snapshot:
         with catalog.session() as s:
-            return cls(_load_pages(s), *_load_albums(s), _rejected_hashes(s))
+            return cls(_load_pages(s), *_load_albums(s),
+                       set(rejected_evidence(s, "synonym", SynonymCandidate)))
 
 
 def _focus_page(catalog: Catalog, pages: dict[int, _Page], page: str | int | None) -> int | None:
@@ -467,86 +537,170 @@ def score_pairs(cand: dict[tuple[int, int], CandidatePair], units: list[Unit], s
     return pairs
 
 
+# -- stage 4: the cut --------------------------------------------------------------------------------
+def calibrate_min_score(units: list[Unit], snap: _Snapshot, neighbours: Neighbours,
+                        weights: tuple[float, float, float], quantile: float | None = None
+                        ) -> tuple[float, str]:
+    """The score a pair must reach to be a candidate, and how it was set, in words.
+
+    Calibrated like the audit's threshold, on the catalog's own pages: every trusted page (a page
+    unit of a page without an open homonym finding) is paired with its nearest page whose name is
+    unrelated to its own (name similarity 0: mostly another artist, since variant spellings are
+    what name similarity finds), and that pair is scored as any candidate would be. The cut is the
+    ``quantile`` of those scores: a candidate must come closer than ``quantile`` of the pages come
+    to an ordinary neighbour. With fewer than ``MIN_CALIBRATION_PAGES`` trusted pages the cut is
+    ``DEFAULT_MIN_SCORE``.
+    """
+    quantile = MIN_SCORE_QUANTILE if quantile is None else quantile
+    pages, meta_of = snap.pages, snap.album_meta
+    flagged = {u.page_id for u in units if u.cluster is not None}
+    samples = []
+    for i, u in enumerate(units):
+        if u.cluster is not None or u.page_id in flagged:
+            continue
+        for j, cos in neighbours.near.get(i, []):
+            other = units[j].page_id
+            if name_similarity(pages[u.page_id].name, pages[other].name)[0] > 0:
+                continue
+            audio = float(calibrate(np.array([cos]), neighbours.local_reference(i, j))[0])
+            meta, _ = metadata_similarity([meta_of[x] for x in u.album_ids if x in meta_of],
+                                          [meta_of[x] for x in units[j].album_ids if x in meta_of])
+            samples.append(combine(audio, 0.0, meta, weights))
+            break
+    if len(samples) < MIN_CALIBRATION_PAGES:
+        return DEFAULT_MIN_SCORE, (f"the default {DEFAULT_MIN_SCORE:g}: {len(samples)} trusted pages "
+                                   f"are too few to calibrate on (need {MIN_CALIBRATION_PAGES})")
+    cut = float(np.quantile(samples, quantile))
+    return cut, (f"{quantile:.0%} of {len(samples)} trusted pages score below it with their nearest "
+                 "page of an unrelated name")
+
+
 # -- the search -------------------------------------------------------------------------------------
-def find_synonyms(catalog: Catalog, paths: Paths, model: Model, top: int | None = 50,
-                  page: str | int | None = None, k: int = 10, store: bool = True,
-                  device: str = "cpu", weights: tuple[float, float, float] | None = None
-                  ) -> list[SynonymPair]:
-    """Rank pairs of differently named pages that may be one artist.
+def find_synonyms(catalog: Catalog, paths: Paths, model: Model, page: str | int | None = None,
+                  k: int = 10, store: bool = True, device: str = "cpu",
+                  weights: tuple[float, float, float] | None = None,
+                  min_score: float | None = None) -> SynonymSearch:
+    """Rank pairs of differently named pages that may be one artist, keeping those above the cut.
 
     Args:
-        top: how many pairs to return (and store); None for all scored pairs.
         page: only pairs involving this page (id or name); the catalog is still searched whole.
         k: nearest units (on pages with another name) looked at per unit.
         weights: (audio, name, metadata) weights; default ``(W_AUDIO, W_NAME, W_META)``.
-        store: record an ``AuditRun(kind="synonym")`` and one ``SynonymCandidate`` per pair; the
-            open candidates it replaces (all, or the page's when ``page`` is given) are marked
-            ``superseded``.
+        min_score: the cut; None calibrates it on the catalog (:func:`calibrate_min_score`), 0
+            keeps every scored pair.
+        store: record an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per pair
+            above the cut: a pair's open candidate with the same evidence is kept (same id), changed
+            evidence makes a new candidate (``replaces_id``: the pair's earlier one), and open
+            candidates the search no longer finds (all, or the page's when ``page`` is given) are
+            ``superseded``. Without ``store`` the pairs say what a store would do.
 
     Returns:
-        Pairs by decreasing score (ties: smaller page ids first); ``page_a_id < page_b_id``.
+        A :class:`SynonymSearch`: pairs by decreasing score (ties: smaller page ids first;
+        ``page_a_id < page_b_id``) and the cut.
     """
     weights = tuple(float(w) for w in (weights or (W_AUDIO, W_NAME, W_META)))
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise ConfigError(f"min_score must be between 0 and 1 (scores are), got {min_score}")
     snap = _Snapshot.read(catalog)
     focus = _focus_page(catalog, snap.pages, page)
     units, vectors = _build_units(catalog, paths, model, snap.pages, snap.albums_by_page, device)
-    if len(units) < 2:
-        return store_pairs(catalog, model, [], page, focus, k, top, 0.0, len(units), weights) \
-            if store else []
-    neighbours = neighbour_units(units, vectors, snap.pages, k, model.name)
-    cand = candidate_pairs(units, vectors, snap.pages, neighbours)
-    pairs = score_pairs(cand, units, snap, neighbours, model, weights, focus)
-    if top is not None:
-        pairs = pairs[:top]
-    if store:
-        return store_pairs(catalog, model, pairs, page, focus, k, top, neighbours.reference,
-                           len(units), weights)
-    return pairs
-
-
-# -- stage 4: storing -------------------------------------------------------------------------------
-def store_pairs(catalog: Catalog, model: Model, pairs: list[SynonymPair], page: str | int | None,
-                focus: int | None, k: int, top: int | None, reference: float, n_units: int,
-                weights: tuple[float, float, float]) -> list[SynonymPair]:
-    """Record the search as an ``AuditRun(kind="synonym")`` with one open ``SynonymCandidate`` per
-    pair (ids set on ``pairs``); the open candidates it replaces (all, or ``focus``'s) are
-    superseded."""
-    params = {"k": k, "top": top, "page": page if page is None else str(page), "page_id": focus,
+    reference, pairs = 0.0, []
+    cut, source = (min_score, "given") if min_score is not None else \
+        (DEFAULT_MIN_SCORE, f"the default {DEFAULT_MIN_SCORE:g}: fewer than 2 pages with vectors")
+    if len(units) >= 2:
+        neighbours = neighbour_units(units, vectors, snap.pages, k, model.name)
+        reference = neighbours.reference
+        cand = candidate_pairs(units, vectors, snap.pages, neighbours)
+        pairs = score_pairs(cand, units, snap, neighbours, model, weights, focus)
+        if min_score is None:
+            cut, source = calibrate_min_score(units, snap, neighbours, weights)
+    search = SynonymSearch([p for p in pairs if p.score >= cut], cut, source, len(pairs))
+    params = {"k": k, "page": page if page is None else str(page), "page_id": focus,
               "weights": dict(zip(("audio", "name", "metadata"), weights)),
-              "audio_reference": reference, "units": n_units, "model": model.name}
+              "audio_reference": reference, "units": len(units), "model": model.name,
+              "min_score": cut, "min_score_source": source, "scored": len(pairs)}
+    return store_pairs(catalog, model, search, focus, params, write=store)
+
+
+# -- stage 5: storing -------------------------------------------------------------------------------
+def _stored_candidates(s, focus: int | None, lock: bool) -> list[StoredFinding]:
+    q = select(SynonymCandidate.id, SynonymCandidate.page_a_id, SynonymCandidate.page_b_id,
+               SynonymCandidate.evidence_hash, SynonymCandidate.status).where(
+        SynonymCandidate.status.in_(("open", "rejected")))
+    if focus is not None:
+        q = q.where((SynonymCandidate.page_a_id == focus) | (SynonymCandidate.page_b_id == focus))
+    if lock:
+        q = q.with_for_update()
+    return [StoredFinding(cid, (min(a, b), max(a, b)), h, status)
+            for cid, a, b, h, status in s.execute(q)]
+
+
+def store_pairs(catalog: Catalog, model: Model, search: SynonymSearch, focus: int | None,
+                params: dict[str, Any], write: bool = True) -> SynonymSearch:
+    """Reconcile the search's pairs with the stored candidates (all, or ``focus``'s) and, with
+    ``write``, record the run: an ``AuditRun(kind="synonym")`` with ``params``; kept candidates
+    move to it with their new scores, new ones are added, the rest of the open ones are
+    superseded. Sets each pair's ``id`` (kept or new), ``change`` and ``replaces_id``."""
     with catalog.session() as s:
-        stale = update(SynonymCandidate).where(SynonymCandidate.status == "open")
-        if focus is not None:
-            stale = stale.where((SynonymCandidate.page_a_id == focus) | (SynonymCandidate.page_b_id == focus))
-        s.execute(stale.values(status="superseded"))
+        result = reconcile(_stored_candidates(s, focus, lock=write),
+                           {(p.page_a_id, p.page_b_id): p.evidence_hash for p in search.pairs})
+        for p in search.pairs:
+            p.id = result.kept.get((p.page_a_id, p.page_b_id))
+            p.change = "unchanged" if p.id is not None else "new"
+            p.replaces_id = result.replaces.get((p.page_a_id, p.page_b_id))
+        search.superseded = len(result.superseded)
+        if not write:
+            return search
         run = AuditRun(model_id=model.id, kind="synonym", params=params)
         s.add(run)
         s.flush()
-        rows = [SynonymCandidate(run_id=run.id, page_a_id=p.page_a_id, page_b_id=p.page_b_id,
-                                 audio_score=p.audio_score, name_score=p.name_score,
-                                 metadata_score=p.metadata_score, score=p.score,
-                                 evidence=p.evidence, evidence_hash=p.evidence_hash, status="open")
-                for p in pairs]
-        s.add_all(rows)
+        for start in range(0, len(result.superseded), 500):
+            s.execute(update(SynonymCandidate)
+                      .where(SynonymCandidate.id.in_(result.superseded[start:start + 500]))
+                      .values(status="superseded"))
+        new = []
+        for p in search.pairs:
+            values = dict(run_id=run.id, audio_score=p.audio_score, name_score=p.name_score,
+                          metadata_score=p.metadata_score, score=p.score, evidence=p.evidence)
+            if p.id is not None:  # same evidence: the candidate stays, confirmed by this run
+                s.execute(update(SynonymCandidate).where(SynonymCandidate.id == p.id).values(**values))
+            else:
+                row = SynonymCandidate(page_a_id=p.page_a_id, page_b_id=p.page_b_id,
+                                       evidence_hash=p.evidence_hash, status="open",
+                                       replaces_id=p.replaces_id, **values)
+                s.add(row)
+                new.append((p, row))
         s.flush()
-        for p, row in zip(pairs, rows):
-            p.id, p.run_id = row.id, run.id
-    return pairs
+        for p, row in new:
+            p.id = row.id
+        for p in search.pairs:
+            p.run_id = run.id
+        search.run_id = run.id
+    return search
 
 
 def synonym_candidates(catalog: Catalog, status: str | None = "open", run_id: int | None = None,
-                       limit: int | None = None) -> list[SynonymPair]:
-    """Stored candidates, best first: by ``status`` (None: any) and ``run_id`` (None: any run).
+                       limit: int | None = None, min_score: float | None = None,
+                       kind: str | None = None) -> list[SynonymPair]:
+    """Stored candidates, best first: by ``status`` (None: any), ``run_id`` (None: any run),
+    ``min_score`` and ``kind`` ("variant": names alike, "alias": unrelated names).
 
     The open candidates of all runs together are the current list: a run supersedes the open
-    candidates it replaces (all of them, or one page's for a page-restricted run).
+    candidates it no longer finds (all of them, or one page's for a page-restricted run).
     """
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"unknown synonym kind {kind!r}: use one of {', '.join(KINDS)}")
     with catalog.session() as s:
         q = select(SynonymCandidate)
         if status is not None:
             q = q.where(SynonymCandidate.status == status)
         if run_id is not None:
             q = q.where(SynonymCandidate.run_id == run_id)
+        if min_score is not None:
+            q = q.where(SynonymCandidate.score >= min_score)
+        if kind is not None:  # pair_kind: any name similarity makes a variant spelling
+            q = q.where(SynonymCandidate.name_score > 0 if kind == "variant"
+                        else SynonymCandidate.name_score <= 0)
         q = q.order_by(SynonymCandidate.score.desc(), SynonymCandidate.id)
         if limit is not None:
             q = q.limit(limit)
@@ -557,7 +711,7 @@ def synonym_candidates(catalog: Catalog, status: str | None = "open", run_id: in
             .where(ArtistPage.id.in_(ids)))} if ids else {}
     return [SynonymPair(r.page_a_id, pages.get(r.page_a_id, "?"), r.page_b_id, pages.get(r.page_b_id, "?"),
                         r.score, r.audio_score, r.name_score, r.metadata_score, r.evidence or {},
-                        r.evidence_hash, r.id, r.run_id) for r in rows]
+                        r.evidence_hash, r.id, r.run_id, replaces_id=r.replaces_id) for r in rows]
 
 
 def planted_recall(catalog: Catalog, pairs: list[SynonymPair], planted: Iterable[tuple[str, str]],

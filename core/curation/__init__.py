@@ -18,7 +18,7 @@ are rebuilt on their next open.
 import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
-    "common": ["KINDS", "Decision", "move_pages", "parse_finding_ref"],
+    "common": ["KINDS", "Decision", "action_session", "move_pages", "parse_finding_ref"],
     "review": ["open_findings"],
     "split": ["split_page"],
     "merge": ["merge_pages"],

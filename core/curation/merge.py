@@ -9,10 +9,13 @@ from sqlalchemy import delete, insert, select, update
 
 from artdb.core.curation.common import (
     Decision,
+    action_session,
     label,
     move_pages,
+    not_open,
     one_page,
     parse_finding_ref,
+    record,
     restore_status,
 )
 from artdb.core.errors import CatalogError, ConfigError
@@ -46,6 +49,8 @@ def _candidate(s, a: ArtistPage, b: ArtistPage, candidate: str | int | None
     cand = s.get(SynonymCandidate, cid, with_for_update=True)
     if cand is None:
         raise CatalogError(f"no synonym candidate s{cid}")
+    if cand.status != "open":
+        raise not_open(s, "synonym", cand)
     if {cand.page_a_id, cand.page_b_id} != {a.id, b.id}:
         raise CatalogError(f"candidate s{cid} is about pages #{cand.page_a_id} and "
                            f"#{cand.page_b_id}, not #{a.id} and #{b.id}")
@@ -53,14 +58,16 @@ def _candidate(s, a: ArtistPage, b: ArtistPage, candidate: str | int | None
 
 
 def merge_pages(catalog: Catalog, target: str | int, source: str | int,
-                candidate: str | int | None = None, note: str | None = None) -> Decision:
+                candidate: str | int | None = None, note: str | None = None,
+                dry_run: bool = False) -> Decision:
     """Merge page ``source`` (B) into ``target`` (A): B's albums and credits move to A, and
     ``B.merged_into_id = A`` so future ingests under B's name credit A.
 
     An album of B whose title A already has is folded into A's album (its tracks move; the empty
     album row is deleted and kept in the undo record). A track credited to both keeps A's credit.
+    ``dry_run`` reports the same summary and changes nothing.
     """
-    with catalog.session() as s:
+    with action_session(catalog, dry_run) as s:
         a, b = one_page(s, target), one_page(s, source)
         if a.id == b.id:
             raise CatalogError("cannot merge a page into itself")
@@ -70,7 +77,7 @@ def merge_pages(catalog: Catalog, target: str | int, source: str | int,
         cand = _candidate(s, a, b, candidate)
         a_titles = dict(s.execute(select(Album.normalized_title, Album.id)
                                   .where(Album.page_id == a.id)).all())
-        albums, folded, tracks_moved = [], [], []
+        albums, folded, tracks_moved, folded_into = [], [], [], []
         for alb in s.scalars(select(Album).where(Album.page_id == b.id).order_by(Album.id)).all():
             into = a_titles.get(alb.normalized_title)
             if into is None:
@@ -81,6 +88,7 @@ def merge_pages(catalog: Catalog, target: str | int, source: str | int,
             if tids:
                 s.execute(update(Track).where(Track.id.in_(tids)).values(album_id=into))
             folded.append(_album_row(alb))
+            folded_into.append(into)
             s.execute(delete(Album).where(Album.id == alb.id))
         credits, dropped = [], []
         rows = s.execute(select(TrackCredit.track_id, TrackCredit.role, TrackCredit.position)
@@ -105,17 +113,20 @@ def merge_pages(catalog: Catalog, target: str | int, source: str | int,
         undo = {"target": a.id, "source": b.id, "merged_into_id": None, "albums": albums,
                 "folded_albums": folded, "tracks": tracks_moved, "credits": credits,
                 "dropped_credits": dropped, "candidate": cand_undo, "pages": [a.id, b.id]}
+        titles = dict(s.execute(select(Album.id, Album.title)
+                                .where(Album.id.in_([a for a, _, _ in albums]))).all()) if albums else {}
         d = CuratorDecision(action="merge", finding_kind="synonym",
                             finding_id=cand.id if cand is not None else None,
                             evidence_hash=cand.evidence_hash if cand is not None else None,
                             undo=undo, note=note)
-        s.add(d)
-        s.flush()
-        return Decision(d.id, "merge", "synonym", d.finding_id, {
+        return record(s, d, dry_run, {
             "target": {"page_id": a.id, "page": label(a)},
             "source": {"page_id": b.id, "page": label(b)},
             "albums_moved": len(albums), "albums_folded": len(folded),
-            "credits_moved": len(credits), "credits_dropped": len(dropped)})
+            "credits_moved": len(credits), "credits_dropped": len(dropped),
+            "moved": [{"album_id": x, "title": titles.get(x)} for x, _, _ in albums],
+            "folded": [{"album_id": row["id"], "title": row["title"], "into": into}
+                       for row, into in zip(folded, folded_into)]})
 
 
 def undo_merge(s, u: dict[str, Any]) -> dict[str, Any]:

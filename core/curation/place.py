@@ -6,20 +6,22 @@ from typing import Any
 
 from sqlalchemy import select
 
-from artdb.core.curation.common import Decision, label, move_pages, one_page
+from artdb.core.curation.common import Decision, action_session, label, move_pages, one_page, record
 from artdb.core.errors import CatalogError
 from artdb.core.vectors.index import bump_page_changes
 from artdb.db.models import Album, ArtistPage, CuratorDecision, Track, TrackCredit
 from artdb.db.session import Catalog
 
 
-def move_album(catalog: Catalog, album_id: int, page: str | int, note: str | None = None) -> Decision:
+def move_album(catalog: Catalog, album_id: int, page: str | int, note: str | None = None,
+               dry_run: bool = False) -> Decision:
     """Move one album to ``page`` (what ``artdb place --apply`` does with the placement's answer).
 
     The credits naming the album's old page on its tracks move with it (other credits are kept).
-    Refused if ``page`` already has an album of that title.
+    Refused if ``page`` already has an album of that title. ``dry_run`` reports the same summary
+    and changes nothing.
     """
-    with catalog.session() as s:
+    with action_session(catalog, dry_run) as s:
         alb = s.get(Album, int(album_id), with_for_update=True)
         if alb is None:
             raise CatalogError(f"no album {album_id}")
@@ -43,10 +45,7 @@ def move_album(catalog: Catalog, album_id: int, page: str | int, note: str | Non
         move_pages(s, albums, credits)
         bump_page_changes(s)
         undo = {"albums": albums, "credits": credits, "pages": [src.id, dst.id]}
-        d = CuratorDecision(action="place", undo=undo, note=note)
-        s.add(d)
-        s.flush()
-        return Decision(d.id, "place", None, None, {
+        return record(s, CuratorDecision(action="place", undo=undo, note=note), dry_run, {
             "album_id": alb.id, "album": alb.title, "from": {"page_id": src.id, "page": label(src)},
             "to": {"page_id": dst.id, "page": label(dst)}, "credits_moved": len(moved)})
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from artdb.core.curation.common import FINDING_ROWS, Decision, parse_finding_ref, restore_status
+from artdb.core.curation.common import (
+    FINDING_ROWS,
+    Decision,
+    not_open,
+    parse_finding_ref,
+    restore_status,
+)
 from artdb.core.errors import CatalogError
 from artdb.db.models import CuratorDecision
 from artdb.db.session import Catalog
@@ -18,7 +24,7 @@ def reject_finding(catalog: Catalog, finding: str | int, note: str | None = None
         if row is None:
             raise CatalogError(f"no {kind} finding {kind[0]}{fid}")
         if row.status != "open":
-            raise CatalogError(f"{kind} finding {kind[0]}{fid} is {row.status}, not open")
+            raise not_open(s, kind, row)
         undo = {"finding": {"kind": kind, "id": fid, "status": row.status}, "pages": []}
         row.status = "rejected"
         d = CuratorDecision(action="reject", finding_kind=kind, finding_id=fid,

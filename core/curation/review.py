@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from artdb.core.analysis.findings import Partition
+from artdb.core.analysis.findings import Partition, cluster_number
+from artdb.core.analysis.synonyms import synonym_candidates
 from artdb.core.curation.common import label
-from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, SynonymCandidate
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
 from artdb.db.session import Catalog
 
 
-def open_findings(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
-    """Open homonym findings (best score first) and open synonym candidates (if any)."""
+def live_pages(session) -> int:
+    """Pages not merged into another (what the catalog counts as artists)."""
+    return session.scalar(select(func.count()).select_from(ArtistPage)
+                          .where(ArtistPage.merged_into_id.is_(None))) or 0
+
+
+def open_findings(catalog: Catalog, top: int | None = None, min_score: float | None = None,
+                  kind: str | None = None) -> dict[str, Any]:
+    """Open homonym findings (best score first) and open synonym candidates.
+
+    ``top`` shows only the first N of each list; the synonym list shows by default no more
+    candidates than the catalog has pages (a list longer than the catalog is not worth reading).
+    ``min_score`` and ``kind`` ("variant"/"alias") filter the synonym candidates. The counts of
+    everything open are returned beside the lists (``homonyms_open``, ``synonyms_open``).
+    """
     with catalog.session() as s:
         rows = s.execute(
             select(AuditFinding, ArtistPage, AuditRun.created_at)
@@ -27,27 +41,26 @@ def open_findings(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
             if album_ids else {}
         homonyms = []
         for f, page, when in rows:
-            clusters: list[list[dict]] = [[] for _ in range(f.n_clusters)]
-            for a, c in sorted(partitions[f.id].cluster_of.items()):
-                clusters[c].append({"album_id": a, "title": titles.get(a, "(gone)")})
+            clusters = [{"cluster": cluster_number(c),
+                         "albums": [{"album_id": a, "title": titles.get(a, "(gone)")} for a in albums]}
+                        for c, albums in partitions[f.id].clusters().items()]
             homonyms.append({
                 "ref": f"h{f.id}", "id": f.id, "run_id": f.run_id, "audited_at": when,
                 "page_id": page.id, "page": label(page), "n_clusters": f.n_clusters,
-                "score": f.score, "clusters": clusters})
-        synonyms = []
-        cands = s.scalars(select(SynonymCandidate).where(SynonymCandidate.status == "open")
-                          .order_by(SynonymCandidate.score.desc(), SynonymCandidate.id)).all()
-        if cands:
-            ids = {c.page_a_id for c in cands} | {c.page_b_id for c in cands}
-            pages = {p.id: label(p) for p in s.scalars(select(ArtistPage).where(ArtistPage.id.in_(ids)))}
-            for c in cands:
-                synonyms.append({
-                    "ref": f"s{c.id}", "id": c.id, "run_id": c.run_id,
-                    "page_a_id": c.page_a_id, "page_a": pages.get(c.page_a_id),
-                    "page_b_id": c.page_b_id, "page_b": pages.get(c.page_b_id),
-                    "score": c.score, "audio_score": c.audio_score, "name_score": c.name_score,
-                    "metadata_score": c.metadata_score})
-    return {"homonyms": homonyms, "synonyms": synonyms}
+                "score": f.score, "replaces": f"h{f.replaces_id}" if f.replaces_id else None,
+                "clusters": clusters})
+        pages = live_pages(s)
+    cands = synonym_candidates(catalog, status="open", min_score=min_score, kind=kind)
+    synonyms = [{
+        "ref": c.ref, "id": c.id, "run_id": c.run_id, "kind": c.kind,
+        "page_a_id": c.page_a_id, "page_a": c.page_a, "page_b_id": c.page_b_id, "page_b": c.page_b,
+        "score": c.score, "audio_score": c.audio_score, "name_score": c.name_score,
+        "metadata_score": c.metadata_score,
+        "replaces": f"s{c.replaces_id}" if c.replaces_id else None} for c in cands]
+    syn_top = top if top is not None else max(pages, 1)
+    return {"homonyms": homonyms[:top] if top is not None else homonyms,
+            "synonyms": synonyms[:syn_top], "homonyms_open": len(homonyms),
+            "synonyms_open": len(synonyms), "pages": pages}
 
 
-__all__ = ["open_findings"]
+__all__ = ["live_pages", "open_findings"]

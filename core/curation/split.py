@@ -1,29 +1,35 @@
 """Split a homonym page as its audit finding proposes (``artdb split``), and undo it.
 
-Split policy: the largest proposed cluster keeps the original page (its id, so links to it stay
-valid) and the other clusters get new pages with the same display name. All pages of the name are
-then disambiguated "1", "2", … (the kept page takes the next free number if it had none), so the
-undisambiguated name is free again: later deliveries under that name land on a fresh page, and
-``artdb place`` proposes which of the numbered artists they belong to.
+Split policy: the largest proposed cluster (cluster 1) keeps the original page — its id and its
+name, so links, references and later deliveries under the name stay with it — and each other
+cluster gets a new page with the same display name, told apart by a disambiguation: the one the
+curator gives (``names``: "Eclipse (Swedish band)", like a MusicBrainz disambiguation comment),
+else the next free number ("Eclipse [2]", "Eclipse [3]", …). The kept page can be given a comment
+too. ``artdb place`` proposes which of the pages a later delivery under the name belongs to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from artdb.core.analysis.findings import Partition
+from artdb.core.analysis.findings import Partition, cluster_number, page_label, parse_page_label
 from artdb.core.curation.common import (
     Decision,
+    action_session,
     label,
     move_pages,
+    not_open,
     one_page,
     parse_finding_ref,
+    record,
     restore_status,
 )
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.faults import kill_point
+from artdb.core.names import page_key
 from artdb.core.vectors.index import bump_page_changes
 from artdb.db.models import (
     Album,
@@ -36,12 +42,57 @@ from artdb.db.models import (
 )
 from artdb.db.session import Catalog
 
+# ArtistPage.disambiguation's column width.
+DISAMBIGUATION_MAX = ArtistPage.__table__.c.disambiguation.type.length
+
 
 def _next_numbers(session, normalized_name: str, count: int) -> list[str]:
+    """Free numbers for new pages of a name: after the highest in use, and from 2 (the kept page,
+    unnumbered, is the name's first artist)."""
     used = session.scalars(select(ArtistPage.disambiguation)
                            .where(ArtistPage.normalized_name == normalized_name)).all()
-    top = max([int(d) for d in used if d.isdigit()] or [0])
+    top = max([int(d) for d in used if d.isdigit()] or [1])
     return [str(top + 1 + i) for i in range(count)]
+
+
+def _comment(pg: ArtistPage, name: str) -> str:
+    """The disambiguation ``name`` gives a page split from ``pg``: "Eclipse (Swedish band)" ->
+    "Swedish band" (also "Eclipse [Swedish band]"); a ConfigError suggesting the form that works
+    for anything else."""
+    base, dis = parse_page_label(name.strip())
+    example = f"'{pg.display_name} ({name.strip() if dis is None else dis})'"
+    if dis is None or page_key(base) != pg.normalized_name:
+        raise ConfigError(f"--name {name!r}: a page split from {label(pg)!r} keeps the name "
+                          f"{pg.display_name!r} with a comment that tells it apart, e.g. {example}")
+    if len(dis) > DISAMBIGUATION_MAX:
+        raise ConfigError(f"--name {name!r}: the comment is longer than {DISAMBIGUATION_MAX} "
+                          "characters")
+    return dis
+
+
+def _disambiguations(s, pg: ArtistPage, n: int, names: Mapping[int, str]) -> tuple[str, list[str]]:
+    """The kept page's disambiguation and the new pages' (clusters 2..n), checked to be free."""
+    bad = sorted(c for c in names if not 1 <= c <= n)
+    if bad:
+        raise ConfigError(f"--name for cluster {bad[0]}: the split has clusters 1 to {n}")
+    chosen = {c: _comment(pg, text) for c, text in names.items()}
+    numbers = iter(_next_numbers(s, pg.normalized_name, n - 1))
+    kept = chosen.get(1, pg.disambiguation)
+    new = [chosen[c] if c in chosen else next(numbers) for c in range(2, n + 1)]
+    seen: set[str] = set()
+    for dis in [kept, *new]:
+        if dis.lower() in seen:
+            raise ConfigError(f"two pages would both be {page_label(pg.display_name, dis)!r}: "
+                              "give each --name its own comment")
+        seen.add(dis.lower())
+    taken = {d.lower(): pid for pid, d in s.execute(
+        select(ArtistPage.id, ArtistPage.disambiguation)
+        .where(ArtistPage.normalized_name == pg.normalized_name, ArtistPage.id != pg.id))}
+    for dis in [kept, *new]:
+        if dis.lower() in taken:
+            raise CatalogError(f"page #{taken[dis.lower()]} is already "
+                               f"{page_label(pg.display_name, dis)!r}: choose another --name")
+    return kept, new
 
 
 def _finding(s, pg: ArtistPage, finding: str | int | None) -> AuditFinding:
@@ -63,14 +114,20 @@ def _finding(s, pg: ArtistPage, finding: str | int | None) -> AuditFinding:
         if f is None:
             raise CatalogError(f"no open homonym finding for {label(pg)!r}: run `artdb audit`")
     if f.status != "open":
-        raise CatalogError(f"finding h{f.id} is {f.status}, not open")
+        raise not_open(s, "homonym", f)
     return f
 
 
 def split_page(catalog: Catalog, page: str | int, finding: str | int | None = None,
-               note: str | None = None) -> Decision:
-    """Apply a homonym finding's proposed split of ``page`` (its latest open finding by default)."""
-    with catalog.session() as s:
+               note: str | None = None, names: Mapping[int, str] | None = None,
+               dry_run: bool = False) -> Decision:
+    """Apply a homonym finding's proposed split of ``page`` (its latest open finding by default).
+
+    ``names``: cluster number (1 = the kept page) -> the page's name with a comment, e.g.
+    ``{2: "Eclipse (Swedish band)"}``; clusters without one are numbered. ``dry_run`` reports the
+    same summary and changes nothing.
+    """
+    with action_session(catalog, dry_run) as s:
         pg = one_page(s, page)
         f = _finding(s, pg, finding)
         part = Partition.from_proposal(f.proposal).cluster_of
@@ -83,13 +140,12 @@ def split_page(catalog: Catalog, page: str | int, finding: str | int | None = No
         if n < 2:
             raise CatalogError(f"finding h{f.id} proposes a single cluster: nothing to split")
         old_dis = pg.disambiguation
-        numbers = _next_numbers(s, pg.normalized_name, n - (0 if old_dis == "" else 1))
-        if old_dis == "":
-            pg.disambiguation = numbers.pop(0)
+        kept_dis, new_dis = _disambiguations(s, pg, n, names or {})
+        pg.disambiguation = kept_dis
         created = []
-        for _ in range(1, n):
+        for dis in new_dis:
             new = ArtistPage(display_name=pg.display_name, normalized_name=pg.normalized_name,
-                             disambiguation=numbers.pop(0))
+                             disambiguation=dis)
             s.add(new)
             created.append(new)
         s.flush()
@@ -109,20 +165,25 @@ def split_page(catalog: Catalog, page: str | int, finding: str | int | None = No
         undo = {"page_id": pg.id, "disambiguation": old_dis, "new_disambiguation": pg.disambiguation,
                 "created_pages": [p.id for p in created], "albums": albums, "credits": credits,
                 "finding": {"id": f.id, "status": "open"}, "pages": [pg.id, *target.values()]}
-        d = CuratorDecision(action="split", finding_kind="homonym", finding_id=f.id,
-                            evidence_hash=f.evidence_hash, undo=undo, note=note)
-        s.add(d)
-        s.flush()
-        pages = [{"page_id": pg.id, "page": label(pg), "kept": True,
-                  "albums": sorted(a for a, c in part.items() if c == 0)}]
-        pages += [{"page_id": p.id, "page": label(p), "kept": False,
-                   "albums": sorted(a for a, c in part.items() if c == i + 1)}
+        titles = dict(s.execute(select(Album.id, Album.title).where(Album.id.in_(part))).all())
+
+        def members(c: int) -> list[dict[str, Any]]:
+            return [{"album_id": a, "title": titles.get(a)} for a in sorted(a for a, x in part.items()
+                                                                          if x == c)]
+
+        pages = [{"page_id": pg.id, "page": label(pg), "kept": True, "cluster": cluster_number(0),
+                  "albums": members(0)}]
+        pages += [{"page_id": None if dry_run else p.id, "page": label(p), "kept": False,
+                   "cluster": cluster_number(i + 1), "albums": members(i + 1)}
                   for i, p in enumerate(created)]
-        decision = Decision(d.id, "split", "homonym", f.id, {
-            "pages": pages, "albums_moved": len(albums), "credits_moved": len(credits),
-            "unassigned_albums": sorted(on_page - set(part))})
-    # committed; the album and artist indexes are rebuilt lazily (the page-change counter moved)
-    kill_point("after split committed")
+        decision = record(s, CuratorDecision(action="split", finding_kind="homonym", finding_id=f.id,
+                                             evidence_hash=f.evidence_hash, undo=undo, note=note),
+                          dry_run, {"page": label(pg), "pages": pages, "albums_moved": len(albums),
+                                    "credits_moved": len(credits),
+                                    "unassigned_albums": sorted(on_page - set(part))})
+    if not dry_run:
+        # committed; the album and artist indexes are rebuilt lazily (the page-change counter moved)
+        kill_point("after split committed")
     return decision
 
 

@@ -24,7 +24,7 @@ from scipy.cluster.hierarchy import dendrogram
 from sqlalchemy import func, select
 
 from artdb.core.analysis.clustering import linkage_tree
-from artdb.core.analysis.findings import Partition, page_label
+from artdb.core.analysis.findings import Partition, cluster_number, page_label
 from artdb.core.analysis.synonyms import SynonymPair, latest_homonym_run, synonym_candidates
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import MissingExtraError
@@ -58,7 +58,7 @@ class FindingView:
     n_clusters: int
     score: float
     status: str
-    clusters: dict[str, list[int]]  # the proposed partition: cluster -> album ids
+    clusters: dict[str, list[int]]  # the proposed partition: cluster ("1" = largest) -> album ids
     n_albums: int
     figure: str | None = None  # data: URI of the PNG
     note: str | None = None
@@ -121,7 +121,7 @@ def finding_figure(titles: list[str], vectors: np.ndarray, labels: list[str],
                    metric: str = DEFAULT_METRIC, page: str = "") -> bytes:
     """PNG bytes: the albums' dendrogram (threshold drawn) beside their PCA map, by cluster."""
     Figure, FigureCanvasAgg = _import_matplotlib()
-    clusters = sorted(set(labels), key=lambda c: (c == UNASSIGNED, c))
+    clusters = sorted(set(labels), key=_cluster_order)
     colour = {c: ("#999999" if c == UNASSIGNED else PALETTE[i % len(PALETTE)])
               for i, c in enumerate(clusters)}
     fig = Figure(figsize=(10, 3.8), dpi=80)
@@ -164,6 +164,11 @@ def finding_figure(titles: list[str], vectors: np.ndarray, labels: list[str],
     return buf.getvalue()
 
 
+def _cluster_order(c: str) -> tuple:
+    """Clusters "1", "2", …, "10" in numeric order, the unassigned last."""
+    return (c == UNASSIGNED, int(c) if str(c).isdigit() else 0, str(c))
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -180,7 +185,8 @@ def collect_findings(catalog: Catalog, run: AuditRun | None) -> list[FindingView
         counts = dict(s.execute(select(Album.page_id, func.count()).group_by(Album.page_id)).all())
     out = []
     for f, name, dis in rows:
-        clusters = {str(c): albums for c, albums in Partition.from_proposal(f.proposal).clusters().items()}
+        clusters = {str(cluster_number(c)): albums
+                    for c, albums in Partition.from_proposal(f.proposal).clusters().items()}
         out.append(FindingView(f.id, f.page_id, page_label(name, dis), f.n_clusters, float(f.score),
                                f.status, clusters, counts.get(f.page_id, 0)))
     return out
@@ -252,7 +258,7 @@ def _findings_html(run: AuditRun | None, findings: list[FindingView], top: int) 
             parts.append(f'<p class="none">{_esc(f.note)}</p>')
         if f.clusters:
             items = "".join(f"<li>cluster {_esc(c)}: {len(a)} albums</li>"
-                            for c, a in sorted(f.clusters.items()))
+                            for c, a in sorted(f.clusters.items(), key=lambda kv: _cluster_order(kv[0])))
             parts.append(f"<ul>{items}</ul>")
         parts.append("</div>")
     return "".join(parts)
@@ -260,7 +266,7 @@ def _findings_html(run: AuditRun | None, findings: list[FindingView], top: int) 
 
 def _synonyms_html(pairs: list[SynonymPair]) -> str:
     if not pairs:
-        return '<p class="none">No open synonym candidates (artdb neighbors --synonyms).</p>'
+        return '<p class="none">No open synonym candidates (artdb synonyms).</p>'
     rows = ["<table><thead><tr><th>#</th><th>page A</th><th>page B</th><th>score</th><th>audio</th>"
             "<th>name</th><th>metadata</th><th>evidence</th></tr></thead><tbody>"]
     for i, p in enumerate(pairs, 1):

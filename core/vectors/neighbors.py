@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rapidfuzz import fuzz, process
 from sqlalchemy import select
 
-from artdb.core.analysis.findings import page_label, parse_page_label
+from artdb.core.analysis.findings import (
+    SUGGEST_CUTOFF,
+    SUGGESTIONS,
+    find_pages,
+    no_page_error,
+    page_label,
+)
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.names import page_key
@@ -51,38 +58,54 @@ def resolve_query(catalog: Catalog, query: str, level: str) -> int:
         if level == "album":
             if query.isdigit() and s.get(Album, int(query)):
                 return int(query)
-            stmt = select(Album.id, ArtistPage.display_name).join(ArtistPage, Album.page_id == ArtistPage.id)
+            stmt = (select(Album.id, ArtistPage.display_name, ArtistPage.disambiguation)
+                    .join(ArtistPage, Album.page_id == ArtistPage.id).order_by(Album.id))
             artist, sep, title = query.partition(" - ")
-            if sep:
+            if sep:  # the artist: a page label ("Eclipse [2]"), or a name (any page of it)
+                pages = set(find_pages(s, artist)) | set(s.scalars(
+                    select(ArtistPage.id).where(ArtistPage.normalized_name == page_key(artist))))
                 rows = s.execute(stmt.where(Album.normalized_title == page_key(title),
-                                            ArtistPage.normalized_name == page_key(artist))).all()
+                                            Album.page_id.in_(pages))).all() if pages else []
             else:
                 rows = s.execute(stmt.where(Album.normalized_title == page_key(query))).all()
             if not rows:
-                raise CatalogError(f"no album {query!r} in the catalog")
+                raise _no_album_error(s, query, artist if sep else None, title)
             if len(rows) > 1:
-                names = ", ".join(f"{aid} ({who})" for aid, who in rows[:10])
+                names = ", ".join(f"{aid} ({page_label(n, d)})" for aid, n, d in rows[:10])
                 raise CatalogError(
                     f"album title {query!r} is ambiguous: {names}; use an id or 'Artist - Title'")
             return rows[0][0]
         if level == "artist":
-            if query.isdigit() and s.get(ArtistPage, int(query)):
-                return int(query)
-            stmt = select(ArtistPage.id, ArtistPage.disambiguation)
-            base, dis = parse_page_label(query)
-            if dis is not None:  # a split page: "Name [2]"
-                stmt = stmt.where(ArtistPage.normalized_name == page_key(base),
-                                  ArtistPage.disambiguation == dis)
-            else:
-                stmt = stmt.where(ArtistPage.normalized_name == page_key(query))
-            rows = s.execute(stmt.order_by(ArtistPage.disambiguation)).all()
-            if not rows:
-                raise CatalogError(f"no artist page named {query!r}")
-            if len(rows) > 1:
-                labels = ", ".join(f"'{page_label(query, d)}'" if d else repr(query) for _, d in rows)
-                raise CatalogError(f"{query!r} names several pages (after a split): use one of {labels}")
-            return rows[0][0]
+            ids = find_pages(s, query)
+            if not ids:
+                raise no_page_error(s, query)
+            if len(ids) > 1:
+                rows = s.execute(select(ArtistPage.id, ArtistPage.display_name,
+                                        ArtistPage.disambiguation).where(ArtistPage.id.in_(ids))
+                                 .order_by(ArtistPage.disambiguation, ArtistPage.id)).all()
+                labels = ", ".join(repr(page_label(n, d)) for _, n, d in rows)
+                raise CatalogError(f"{query!r} names several pages (after a split): use one of "
+                                   f"{labels} or a page id")
+            return ids[0]
     raise CatalogError(f"unknown level {level!r} (track, album or artist)")
+
+
+def _no_album_error(session, query: str, artist: str | None, title: str) -> CatalogError:
+    """"no album X", with the closest "Artist - Title" of that artist's pages when one is named."""
+    hint = " (artdb ls --albums lists albums; name one by id or 'Artist - Title')"
+    pages = find_pages(session, artist) if artist else []
+    if pages:
+        rows = session.execute(select(Album.title, ArtistPage.display_name, ArtistPage.disambiguation)
+                               .join(ArtistPage, Album.page_id == ArtistPage.id)
+                               .where(Album.page_id.in_(pages))).all()
+        choices = {f"{page_label(n, d)} - {t}": page_key(t) for t, n, d in rows}
+        close = process.extract(page_key(title), choices, scorer=fuzz.WRatio, limit=SUGGESTIONS,
+                                score_cutoff=SUGGEST_CUTOFF)
+        if close:
+            hint = f"; did you mean {', '.join(repr(c[2]) for c in close)}?"
+    elif artist:
+        hint = f"; {no_page_error(session, artist)}"
+    return CatalogError(f"no album {query!r} in the catalog{hint}")
 
 
 def describe(catalog: Catalog, level: str, ids: list[int]
@@ -91,17 +114,19 @@ def describe(catalog: Catalog, level: str, ids: list[int]
     with catalog.session() as s:
         if level == "track":
             rows = s.execute(
-                select(Track.id, Track.title, Album.title, ArtistPage.display_name, ArtistPage.id)
+                select(Track.id, Track.title, Album.title, ArtistPage.display_name,
+                       ArtistPage.disambiguation, ArtistPage.id)
                 .join(Album, Track.album_id == Album.id)
                 .join(TrackCredit, (TrackCredit.track_id == Track.id) & (TrackCredit.position == 0))
                 .join(ArtistPage, TrackCredit.page_id == ArtistPage.id)
                 .where(Track.id.in_(ids))).all()
-            return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+            return {r[0]: (r[1], r[2], page_label(r[3], r[4]), r[5]) for r in rows}
         if level == "album":
             rows = s.execute(
-                select(Album.id, Album.title, ArtistPage.display_name, ArtistPage.id)
+                select(Album.id, Album.title, ArtistPage.display_name, ArtistPage.disambiguation,
+                       ArtistPage.id)
                 .join(ArtistPage, Album.page_id == ArtistPage.id).where(Album.id.in_(ids))).all()
-            return {r[0]: (r[1], r[1], r[2], r[3]) for r in rows}
+            return {r[0]: (r[1], r[1], page_label(r[2], r[3]), r[4]) for r in rows}
         rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
                          .where(ArtistPage.id.in_(ids))).all()
         return {r[0]: (page_label(r[1], r[2]), None, r[1], r[0]) for r in rows}
