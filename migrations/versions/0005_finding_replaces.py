@@ -4,8 +4,8 @@ An audit or a synonym search keeps a finding whose evidence (page and proposed s
 pages and their albums) is unchanged; only changed evidence makes a new finding, and
 ``replaces_id`` names the finding of the same page (or pair of pages) it replaces.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
