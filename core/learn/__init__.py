@@ -21,7 +21,7 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "config": ["DEFAULT_SIDE_INFO", "METHODS", "MININGS", "SIDE_INFO", "VAL_UNITS", "TrainConfig",
                "TrainResult", "TrainingData", "pick_device"],
-    "adapt": ["adapt_to_catalog", "fitted_on", "served_standardisation"],
+    "adapt": ["fitted_on", "served_standardisation"],
     "catalog": ["CatalogTrainingSet", "catalog_training_set",
                 "recalibrate_audit_threshold", "train_from_catalog"],
     "checkpoint": ["Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"],

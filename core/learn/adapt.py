@@ -21,10 +21,9 @@ from typing import Any
 from sqlalchemy import select
 
 from artdb.core.config import Paths
-from artdb.core.errors import CatalogError
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.store import StoreFeatureArray, open_backbone_store
-from artdb.core.learn.backbone import SERVED_KEY, BackboneHead, fit_standardisers, standardisation
+from artdb.core.learn.backbone import BackboneHead, fit_standardisers, standardisation
 from artdb.core.learn.embedders import BACKBONE_KIND, load_embedder
 from artdb.db.models import Model, Track
 from artdb.db.session import Catalog
@@ -58,19 +57,3 @@ def served_standardisation(catalog: Catalog, paths: Paths, model: Model,
     state["fitted_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return state
 
-
-def adapt_to_catalog(catalog: Catalog, paths: Paths, model: Model, min_tracks: int = MIN_TRACKS) -> Model:
-    """Refit a backbone model's standardisation on the catalog (:func:`served_standardisation`)
-    and store it in the model's config; other kinds, and catalogs of fewer than ``min_tracks``
-    such tracks, are returned unchanged. (``artdb index --rebuild-index`` stores it instead in the
-    transaction that swaps the model's embedding rows, ``vectors.index.rebuild_active_index``.)"""
-    state = served_standardisation(catalog, paths, model, min_tracks)
-    if state is None:
-        return model
-    with catalog.session() as s:
-        row = s.get(Model, model.id)
-        if row is None:
-            raise CatalogError(f"model {model.name!r} is no longer registered")
-        row.config = {**(row.config or {}), SERVED_KEY: state}
-    model.config = {**(model.config or {}), SERVED_KEY: state}
-    return model
