@@ -20,7 +20,8 @@ test:
 
 # The long fault cases (every kill point, both back-ends; ~7-14 min on 2 cores). CI runs them too.
 test-faults:
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow tests/test_faults.py tests/test_concurrent_writers.py
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow tests/test_faults.py tests/test_concurrent_writers.py \
+		tests/test_hostile_run.py
 
 test-all:
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -23,7 +23,8 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
                    "groups of trusted pages) and store it with the model.")
 @click.option("--folds", default=5, show_default=True, help="With --calibrate: CV folds.")
 @click.option("--seed", default=0, show_default=True, help="With --calibrate: group-forming seed.")
-@click.option("--workers", default=2, show_default=True, help="Processes for large catalogs.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Processes for large catalogs.")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
 @click.option("--dry-run", is_flag=True, help="Do not store the run and its findings.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

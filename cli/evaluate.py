@@ -57,7 +57,8 @@ def _ints(text: str | None):
               help="A few-minute run: 1 seed, 60 steps, 2 group draws, 2 excerpts per test track.")
 @click.option("--out", "out_prefix", default="artdb-evaluation", show_default=True,
               help="Output prefix: PREFIX.json, PREFIX.md, PREFIX.png.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes for ingest.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Decoding processes for ingest (0: all in this process).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
 @click.option("--no-progress", is_flag=True)
 @pass_app

@@ -12,7 +12,8 @@ from artdb.cli.progress import progress_bar
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False),
               help="CSV or JSONL with a 'path' column (relative to PATH) supplying/overriding tags.")
-@click.option("--workers", default=2, show_default=True, help="Worker processes for analysis.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Worker processes for analysis and features (0: all in this process).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
               help="Files per DB transaction.")
 @click.option("--prune", is_flag=True, help="Delete tracks under PATH whose files are gone.")

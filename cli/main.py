@@ -64,6 +64,12 @@ class LazyGroup(click.Group):
             except (OSError, ValueError):  # no real file descriptor (e.g. a test runner)
                 pass
             raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE, what a shell reports
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM (see _terminate_like_ctrl_c): the commands commit in steps, so
+            # say what a stop means instead of click's bare "Aborted!".
+            raise click.ClickException(
+                "interrupted: what was committed is kept; run the same command again to resume"
+            ) from None
         except Exception as exc:
             debug = bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
             replacement = as_click_error(exc, debug)

@@ -25,7 +25,8 @@ _D = SynthConfig()
 @click.option("--difficulty", default=_D.difficulty, show_default=True,
               help="0 (easy) .. 1 (hard); see docs/synth.md.")
 @click.option("--seed", default=_D.seed, show_default=True)
-@click.option("--workers", default=None, type=int, help="Processes (default: 2 for big catalogs).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes (default: 2 for big catalogs).")
 @click.option("--force", is_flag=True, help="Write into a non-empty OUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors

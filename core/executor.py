@@ -23,7 +23,6 @@ Dask needs the ``dist`` extra; its local cluster binds to loopback only.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -35,7 +34,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from artdb.core.errors import ConfigError, MissingExtraError
-from artdb.core.processes import ProcessOwner, is_dead, this_process
+from artdb.core.processes import ProcessOwner, ask_kernel_to_kill_me_with_parent, is_dead, this_process
 
 
 def silence_native_stderr() -> None:
@@ -51,7 +50,6 @@ def silence_native_stderr() -> None:
     os.close(devnull)
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _WATCHDOG_SECONDS = 1.0
 
 
@@ -69,12 +67,7 @@ def die_with_parent(creator: ProcessOwner) -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog remains
-            pass
+    ask_kernel_to_kill_me_with_parent()  # where it is missing, the watchdog below remains
 
     def orphaned() -> bool:
         return os.getppid() != parent or is_dead(creator)

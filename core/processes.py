@@ -9,8 +9,11 @@ that cannot be checked, is presumed alive.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +75,19 @@ def is_dead(owner: ProcessOwner) -> bool:
         now = start_token(owner.pid)
         return now is not None and now != owner.started  # the pid now names another process
     return False
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def ask_kernel_to_kill_me_with_parent() -> bool:
+    """Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, so the kernel SIGKILLs this process the moment
+    the thread that started it dies (SIGKILL of the parent included). A ``preexec_fn`` for a child
+    process, or a pool worker's first step. False where the platform has no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        return False

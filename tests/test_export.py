@@ -44,6 +44,9 @@ def test_export_round_trip(indexed, tmp_path):
     runner, root = indexed
     out = tmp_path / "out" / "vecs"
     r = runner.invoke(cli, ["export", str(out), "--no-parquet", "--json"])
+    assert r.exit_code == 1 and "directory" in r.output and not out.parent.exists()  # a typo makes no folder
+    out.parent.mkdir()
+    r = runner.invoke(cli, ["export", str(out), "--no-parquet", "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["count"] == 8 and summary["model"] == "mfcc"

@@ -48,7 +48,11 @@ from artdb.core.learn.registry import (
     register_model,
 )
 from artdb.core.processes import this_process
-from artdb.core.recovery import mark_interrupted_runs, remove_stale_temporary_files
+from artdb.core.recovery import (
+    mark_interrupted_runs,
+    remove_stale_temporary_files,
+    write_atomically,
+)
 from artdb.core.vectors.index import index_path
 from artdb.db.models import CuratorDecision, Embedding, IngestRun, Track, TrackCredit
 from artdb.db.session import Catalog
@@ -309,6 +313,50 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     assert sorted(remove_stale_temporary_files(paths)) == sorted([dead, dead_model])
     assert mine.exists() and elsewhere.exists() and unowned.exists()
     assert not dead.exists() and not dead_model.exists()
+
+
+def test_a_killed_write_outside_the_home_is_cleaned_by_the_next_write_of_that_file(tmp_path):
+    """A report or export lives wherever the user asked, outside any home: the temporary file a
+    killed write left beside it goes at the next write of the same file, never a live writer's."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    target = tmp_path / "report.html"
+    dead = tmp_path / f".report.html.{gone.pid}@{host}.abcd1234.tmp"
+    live = tmp_path / f".report.html.{os.getppid()}@{host}.abcd1234.tmp"
+    other = tmp_path / f".export.npy.{gone.pid}@{host}.abcd1234.tmp"  # another file's: not ours to judge
+    for path in (dead, live, other):
+        path.write_bytes(b"half")
+    write_atomically(target, lambda f: f.write(b"<html>"))
+    assert target.read_bytes() == b"<html>"
+    assert not dead.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
+
+
+PEER_THEN_DIE = """
+import os, signal, sys, threading, time
+from artdb.core.evaluation.peers import run_musicnn
+threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGKILL)).start()
+run_musicnn(["x.wav"], sys.executable, sys.argv[1], script=sys.argv[2])
+"""
+
+PEER_SCRIPT = "import time\ntime.sleep(600)\n"  # stands for minutes of TensorFlow
+
+
+def test_the_peer_subprocess_dies_with_artdb(tmp_path):
+    """`artdb evaluate --peer` runs the TensorFlow peer as a child process for minutes: when artdb
+    is killed, the kernel kills the peer too (no TensorFlow process left eating the cores)."""
+    script = tmp_path / "peer.py"
+    script.write_text(PEER_SCRIPT)
+    proc = subprocess.Popen([sys.executable, "-c", PEER_THEN_DIE, str(tmp_path / "out.npz"),
+                             str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        proc.wait(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+        assert survivors(proc.pid) == []
+    finally:
+        kill_session(proc.pid)
 
 
 def test_every_kill_point_is_named_in_the_suite():

@@ -112,7 +112,7 @@ def decode_png(src: str) -> bytes:
 
 def test_report_is_self_contained_with_figures(audited, tmp_path):
     catalog, paths, model = audited
-    out = tmp_path / "out" / "report.html"
+    out = tmp_path / "report.html"
     summary = write_report(catalog, paths, out, top=1)
     doc = out.read_text(encoding="utf-8")
     assert summary.path == str(out) and summary.findings == 2 and summary.figures == 1

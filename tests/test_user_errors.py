@@ -151,3 +151,25 @@ def test_rebuild_hint_names_the_required_path(catalog, tmp_path):
     with pytest.raises(IndexMismatchError) as err:
         vectors.open_track_index(catalog, paths, model)
     assert "rebuild it with `artdb index --rebuild-index PATH` (PATH: your catalog folder" in str(err.value)
+
+
+@pytest.mark.parametrize(("command", "floor"), [("index", 0), ("audit", 1), ("synth", 1),
+                                                ("evaluate", 0)])
+def test_negative_worker_counts_are_refused(tmp_path, command, floor):
+    """Was: accepted, then a traceback from the process pool (``max_workers must be > 0``)."""
+    args = {"index": [str(tmp_path)], "synth": [str(tmp_path / "out")], "audit": [],
+            "evaluate": []}[command]
+    line = one_line_error(artdb(command, *args, "--workers", "-3", home=tmp_path), 2)
+    assert line == (f"Error: Invalid value for '--workers': -3 is not in the range x>={floor}. "
+                    f"(see 'artdb {command} --help')")
+    with pytest.raises(ConfigError, match="workers must be 0"):
+        IngestOptions(workers=-1)
+
+
+def test_a_report_into_a_missing_folder_is_refused(tmp_path):
+    """Was: the folders of a mistyped path created silently, as for the SQLite URL."""
+    out = tmp_path / "typo" / "dir" / "report.html"
+    line = one_line_error(artdb("report", str(out), home=tmp_path / "home"), 1)
+    assert line == (f"Error: directory {out.parent} does not exist: create it, or write report.html "
+                    "somewhere that exists")
+    assert not (tmp_path / "typo").exists()

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from artdb.core.errors import ArtdbError, ConfigError
+from artdb.core.processes import ask_kernel_to_kill_me_with_parent
 
 PEERS = ("musicnn",)
 
@@ -44,7 +45,9 @@ def run_musicnn(paths: list[str], python: str | os.PathLike, out: str | os.PathL
     try:
         proc = subprocess.run([str(python), str(script), "--list", listing, "--out", str(out),
                                "--threads", str(threads)], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                              timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                              # the peer (TensorFlow, minutes of work) dies with this process
+                              preexec_fn=ask_kernel_to_kill_me_with_parent)
     finally:
         os.unlink(listing)
     if proc.returncode != 0 or not out.exists():

@@ -91,6 +91,8 @@ class IngestOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1 file, got {self.batch_size}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 (all in this process) or more, got {self.workers}")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from artdb.core.analysis.synonyms import SynonymPair, latest_homonym_run, synony
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import MissingExtraError
 from artdb.core.learn.registry import active_model
+from artdb.core.recovery import require_folder_of, write_atomically
 from artdb.core.vectors.index import open_level_index
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
 from artdb.db.session import Catalog
@@ -326,11 +327,8 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
 def write_report(catalog: Catalog, paths: Paths, out: str | Path, model: Model | None = None,
                  top: int = 10, synonyms: int = 100, device: str = "cpu") -> ReportSummary:
     """Render the report and write it to ``out`` atomically (a temporary file, then a rename)."""
+    require_folder_of(out)  # before the rendering, which can take a while
     doc, summary = render_report(catalog, paths, model, top=top, synonyms=synonyms, device=device)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out)
+    out = write_atomically(out, lambda f: f.write(doc.encode("utf-8")))
     summary.path = str(out)
     return summary

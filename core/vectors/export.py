@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from artdb.core.errors import ArtdbError, CatalogError, ConfigError, MissingExtraError
 from artdb.core.learn.registry import active_model, get_model
+from artdb.core.recovery import require_folder_of, write_atomically
 from artdb.core.vectors.aggregate import mean_normalized
 from artdb.core.vectors.index import open_track_index
 from artdb.core.vectors.indexer_errors import indexer_errors
@@ -67,23 +68,13 @@ class Embeddings:
         return out
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_embeddings(out: str | os.PathLike, emb: Embeddings, extra_items: list[dict] | None = None,
                      parquet: bool | None = None) -> list[Path]:
     """Write ``OUT.npy`` + ``OUT.json`` (and ``OUT.parquet`` when pyarrow is importable and
     ``parquet`` is not False); ``OUT`` may carry any of these suffixes. Returns the files written."""
-    out = Path(out)
+    out = require_folder_of(out)
     if out.suffix in (".npy", ".json", ".parquet"):
         out = out.with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
     vectors = np.ascontiguousarray(np.asarray(emb.vectors, dtype=np.float32))
     if vectors.ndim != 2:
         raise ConfigError(f"vectors must be [n, d], got shape {vectors.shape}")
@@ -93,11 +84,11 @@ def write_embeddings(out: str | os.PathLike, emb: Embeddings, extra_items: list[
             raise ConfigError("extra_items must be row-aligned with the vectors")
         items = [{**a, **b} for a, b in zip(items, extra_items)]
     npy, js = out.with_name(out.name + ".npy"), out.with_name(out.name + ".json")
-    _atomic_write_bytes(npy, lambda f: np.save(f, vectors))
+    write_atomically(npy, lambda f: np.save(f, vectors))
     meta = {"format": FORMAT, "version": FORMAT_VERSION, **(emb.meta or {}),
             "dim": int(vectors.shape[1]), "count": int(len(vectors)), "vectors": npy.name,
             "items": items}
-    _atomic_write_bytes(js, lambda f: f.write(json.dumps(meta, ensure_ascii=False, indent=1).encode()))
+    write_atomically(js, lambda f: f.write(json.dumps(meta, ensure_ascii=False, indent=1).encode()))
     written = [npy, js]
     if parquet is not False:
         try:
@@ -114,8 +105,7 @@ def write_embeddings(out: str | os.PathLike, emb: Embeddings, extra_items: list[
             pq_path = out.with_name(out.name + ".parquet")
             table = pa.table({k: (pa.array(v, type=pa.list_(pa.float32())) if k == "vector" else v)
                               for k, v in cols.items()})
-            pq.write_table(table, str(pq_path) + ".part")
-            os.replace(str(pq_path) + ".part", pq_path)
+            write_atomically(pq_path, lambda f: pq.write_table(table, f))
             written.append(pq_path)
     return written
 
