@@ -20,7 +20,7 @@ DEFAULT_BACKBONE = "musicnn"
                    "chosen on held-out artists (docs/training.md). none: the CNN on log-mels, trained "
                    "from scratch (the options below).")
 @click.option("--backbone-patches", type=int, default=None,
-              help="musicnn: 3-s patches per track (default 10: 30 s spread over the track).")
+              help="musicnn: 3-s patches per track (default 20: 60 s spread over the track).")
 @click.option("--head-steps", type=int, default=None,
               help="musicnn: training steps of the head (default 300).")
 @click.option("--method", type=click.Choice(["cl", "ml", "joint"]), default=_D.method, show_default=True,
