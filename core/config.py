@@ -23,10 +23,20 @@ DEFAULT_LINKAGE = "average"
 DEFAULT_METRIC = "cosine"
 
 
+def default_data_home() -> Path:
+    """The platform's user data dir for artdb (what ``--home`` and ``ARTDB_HOME`` override)."""
+    return Path(platformdirs.user_data_dir("artdb", appauthor=False)).expanduser().resolve()
+
+
+def home_database_url(home: str | os.PathLike) -> str:
+    """The default catalog of data directory ``home``: its SQLite file."""
+    return f"sqlite:///{Path(home) / 'catalog.sqlite'}"
+
+
 def data_home(home: str | os.PathLike | None = None) -> Path:
     """The data directory, created if missing."""
     if home is None:
-        home = os.environ.get(ENV_HOME) or platformdirs.user_data_dir("artdb", appauthor=False)
+        home = os.environ.get(ENV_HOME) or default_data_home()
     path = Path(home).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -39,7 +49,7 @@ def database_url(url: str | None = None, home: str | os.PathLike | None = None) 
     env = os.environ.get(ENV_DATABASE_URL)
     if env:
         return env
-    return f"sqlite:///{data_home(home) / 'catalog.sqlite'}"
+    return home_database_url(data_home(home))
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 
 import pytest
+import soundfile as sf
 from audiofiles import write_audio
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -26,8 +28,16 @@ from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import index_catalog
 from artdb.core.learn.registry import register_model
+from artdb.core.reporting.excerpts import (
+    CONTAINER_BYTES,
+    PLANNED_BYTES_PER_SECOND,
+    AudioBudget,
+    ExcerptOptions,
+    codec,
+)
+from artdb.core.reporting.figures import cluster_colour
 from artdb.core.reporting.report import render_report, write_report
-from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Track
 
 FRONTEND = FrontendConfig(excerpt_seconds=1.0, excerpts_per_track=2)
 NASTY = 'Les "Enfants" <Terribles> & Co'
@@ -49,8 +59,9 @@ def library(tmp_path_factory):
         for album, freq in albums.items():
             for t in range(2):
                 n += 1
+                tags = {"date": "2001", "label": "Kite Records"} if album == "Bright" else {}
                 write_audio(root / f"p{n}" / f"{t}.wav", seconds=2.0, freq=freq + 7 * t, seed=n,
-                            artist=page, album=album, title=f"{album} {t}")
+                            artist=page, album=album, title=f"{album} {t}", **tags)
     return root
 
 
@@ -85,6 +96,7 @@ class Page(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.images: list[dict] = []
+        self.audios: list[dict] = []
         self.external: list[str] = []
         self.text: list[str] = []
 
@@ -93,6 +105,8 @@ class Page(HTMLParser):
         self.tags.append(tag)
         if tag == "img":
             self.images.append(attrs)
+        if tag == "audio":
+            self.audios.append(attrs)
         for key in ("src", "href"):
             value = attrs.get(key) or ""
             if value and not value.startswith(("data:", "#")):
@@ -163,11 +177,116 @@ def test_report_cli(audited, catalog_url, tmp_path):
     assert r.exit_code == 0 and "2 homonym pages" in r.output
 
 
+def decode_ogg(src: str) -> tuple[float, int]:
+    """(seconds, sample rate) of a data: URI holding Ogg audio, read back by libsndfile."""
+    prefix = "data:audio/ogg;base64,"
+    assert src.startswith(prefix)
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(src[len(prefix):], validate=True)))
+    assert audio.ndim == 1 and float(abs(audio).max()) > 0.01  # mono, not silence
+    return len(audio) / rate, rate
+
+
+def cluster_blocks(doc: str) -> dict[str, str]:
+    """data-cluster -> the HTML of that cluster's block in the first finding."""
+    first = doc[doc.index('<div class="finding"'):]
+    first = first[:first.index('<div class="figs">')]
+    marker = '<div class="cluster" data-cluster="'
+    return {part.split('"', 1)[0]: part for part in first.split(marker)[1:]}
+
+
+def test_report_a_curator_acts_from(audited, catalog_url):
+    """Albums per cluster in the cluster's colour (the same in the map and the dendrogram),
+    typical-track excerpts that decode at the asked length, the ref, the reason, the commands."""
+    catalog, paths, model = audited
+    options = ExcerptOptions(seconds=1.5, per_cluster=2)
+    doc, summary = render_report(catalog, paths, model, top=10, audio=options)
+    page = Page()
+    page.feed(doc)
+    text = "".join(page.text)
+    with catalog.session() as s:
+        finding = s.scalars(select(AuditFinding).order_by(AuditFinding.score.desc())).first()
+        album_of = dict(s.execute(select(Track.id, Track.album_id)).all())
+        albums = dict(s.execute(select(Album.title, Album.id)).all())
+    ref = f"h{finding.id}"
+    assert f"1. Eclipse {ref}" in text
+    assert ("Two groups of albums whose sound differs more than between any two albums of a "
+            "typical artist; margin 0.90") in text
+    assert "average linkage on cosine distance" in text and "threshold=" not in text
+
+    # every excerpt decodes at the asked length; the total is what the summary says, within budget
+    assert page.audios and summary.audio_excerpts == len(page.audios)
+    for a in page.audios:
+        seconds, rate = decode_ogg(a["src"])
+        assert abs(seconds - 1.5) < 0.01 and rate == codec()[1]
+    assert summary.audio_bytes == sum(len(a["src"]) for a in page.audios) <= options.budget_bytes
+
+    blocks = cluster_blocks(doc)
+    assert set(blocks) == {"1", "2"}
+    low = {albums["Тёмная ночь"], albums["Dark II"]}
+    for c, block in blocks.items():
+        colour = cluster_colour(c)
+        assert f"border-color:{colour}" in block and f'<h4 style="color:{colour}">' in block
+        # the cluster's map points wear the same colour
+        assert re.search(rf'data-cluster="{c}"><title>[^<]*</title><circle [^>]*fill="{colour}"', doc)
+        tracks = [int(t) for t in re.findall(r'data-track="(\d+)"', block)]
+        assert len(tracks) == 2 and len({album_of[t] for t in tracks}) == 2  # one per album first
+        in_low = {album_of[t] in low for t in tracks}
+        assert in_low == {("Тёмная ночь" in block)}  # a cluster's excerpts come from its albums
+    assert re.search(r"Bright</td><td class=num>2001</td><td>Kite Records</td><td class=num>2</td>",
+                     doc)
+
+    # the commands name this catalog (a test home and database are not the defaults)
+    home = str(paths.home)
+    assert f"--home {home}" in text and "--db" in text
+    assert re.search(rf"artdb --home \S+ --db \S+ split Eclipse --finding {ref} --dry-run", text)
+    assert f"reject {ref}" in text and "show Eclipse" in text
+    assert re.search(r"merge \S.* --into .* --candidate s\d+ --dry-run", text)
+
+
+def test_report_audio_budget_shortens_then_leaves_out(audited):
+    catalog, paths, model = audited
+    per_excerpt = CONTAINER_BYTES + 2 * PLANNED_BYTES_PER_SECOND[codec()[0]]
+    # planned to fit 2-s excerpts of 4-s asks: every excerpt is shortened, the rest left out
+    budget = AudioBudget(ExcerptOptions(seconds=4, min_seconds=1, budget_bytes=10 * per_excerpt), 10)
+    assert budget.shortened and budget.seconds == 2.0
+    options = ExcerptOptions(seconds=2.0, per_cluster=3, budget_bytes=3 * per_excerpt)
+    doc, summary = render_report(catalog, paths, model, top=10, audio=options)
+    page = Page()
+    page.feed(doc)
+    assert 0 < summary.audio_bytes <= options.budget_bytes
+    assert summary.audio_excerpts == len(page.audios) < 10
+    assert "left out: the audio budget" in doc and "shortened" in doc
+    # first excerpts go first: both clusters of the best finding can be heard
+    blocks = cluster_blocks(doc)
+    assert all("<audio" in b for b in blocks.values())
+
+
+def test_report_missing_audio_file_is_a_note(audited):
+    catalog, paths, model = audited
+    with catalog.session() as s:
+        dark = s.scalar(select(Album.id).where(Album.title == "Dark II"))
+        for t in s.scalars(select(Track).where(Track.album_id == dark)):
+            t.audio_path = f"/nonexistent/{t.id}.wav"
+    doc, summary = render_report(catalog, paths, model, top=1, audio=ExcerptOptions(seconds=1.5))
+    assert "audio file missing: /nonexistent/" in doc and summary.audio_excerpts > 0
+    assert "have no player: their audio file is missing" in doc
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROBE = """<script>window.addEventListener("load", function () {
   var imgs = Array.from(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 100; }).length;
   document.body.setAttribute("data-probe", ok + "/" + imgs.length);
+  var audios = Array.from(document.querySelectorAll("audio"));
+  var playable = 0;
+  audios.forEach(function (a) {
+    a.addEventListener("loadedmetadata", function () {
+      if (isFinite(a.duration) && a.duration > 1) { playable += 1; }
+      document.body.setAttribute("data-audio", playable + "/" + audios.length);
+    });
+    a.preload = "metadata";
+    a.load();
+  });
 });</script>"""
 
 
@@ -175,8 +294,8 @@ PROBE = """<script>window.addEventListener("load", function () {
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
 def test_report_renders_in_chromium(audited, tmp_path):
     catalog, paths, model = audited
-    doc, summary = render_report(catalog, paths, model, top=10)
-    assert summary.figures == 2
+    doc, summary = render_report(catalog, paths, model, top=10, audio=ExcerptOptions(seconds=1.5))
+    assert summary.figures == 2 and summary.audio_excerpts > 4
     # The probe is added to a copy only: the report itself carries no script.
     probe = tmp_path / "probe.html"
     probe.write_text(doc.replace("</body>", PROBE + "</body>"), encoding="utf-8")
@@ -188,10 +307,17 @@ def test_report_renders_in_chromium(audited, tmp_path):
                          timeout=120, env=env)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-probe="2/2"' in dom.stdout, dom.stdout[:500]
+    # every excerpt is an Ogg the browser decodes (its duration read from the data: URI)
+    n = summary.audio_excerpts
+    assert f'data-audio="{n}/{n}"' in dom.stdout, re.findall(r'data-audio="[^"]*"', dom.stdout)
+    assert dom.stdout.count("<audio") == n and re.search(r"artdb --home \S+ --db \S+ reject h\d+", dom.stdout)
+    assert dom.stdout.count("<circle") == 6  # every album of both figured pages on its map
     shot = tmp_path / "shot.png"
     run = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,1600", probe.as_uri()],
                          capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0 and shot.read_bytes().startswith(PNG_SIGNATURE), run.stderr[-2000:]
+    if os.environ.get("ARTDB_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["ARTDB_KEEP_SCREENSHOT"])
 
 
 def _cli():
