@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 import click
 
 from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
@@ -63,20 +61,20 @@ def show(app: AppContext, ref: str, as_album: bool, k: int, as_json: bool) -> No
     counts, the cluster an open finding puts each in), open findings and synonym candidates with
     the commands to act on them, the decisions that touched it and its nearest pages.
     """
+    from artdb.core.curation.commands import CommandLine
     from artdb.core.reporting.browse import show as details
 
     d = details(app.catalog(), app.paths, ref, album=as_album, neighbours=k)
     if as_json:
         emit_json(d)
     elif d["kind"] == "page":
-        _echo_page(d)
+        _echo_page(d, CommandLine.for_catalog(str(app.paths.home), app.url))
     else:
         _echo_album(d)
 
 
-def _echo_page(d: dict) -> None:
+def _echo_page(d: dict, cmd) -> None:
     echo = click.echo
-    q = shlex.quote(d["name"])
     echo(f"{d['name']}  (page #{d['id']})")
     if d["merged_into"]:
         echo(f"  merged into {d['merged_into']['page']} (#{d['merged_into']['page_id']}): ingests "
@@ -98,14 +96,14 @@ def _echo_page(d: dict) -> None:
         for f in d["open_findings"]:
             replaces = f", replaces {f['replaces']}" if f["replaces"] else ""
             echo(f"    {f['ref']:<6} score {f['score']:.3f}, {f['n_clusters']} clusters{replaces}: "
-                 f"artdb split {q} --dry-run | artdb reject {f['ref']}")
+                 f"{cmd.split(d['name'], f['ref'], dry_run=True)} | {cmd.reject(f['ref'])}")
     if d["synonym_candidates"]:
         echo("  synonym candidates:")
         for c in d["synonym_candidates"]:
-            other = shlex.quote(c["other_page"] or str(c["other_page_id"]))
+            other = c["other_page"] or str(c["other_page_id"])
             echo(f"    {c['ref']:<6} {c['score']:.3f} {c['kind']:<7} {c['other_page']} "
-                 f"(#{c['other_page_id']}): artdb merge {q} {other} --dry-run | "
-                 f"artdb reject {c['ref']}")
+                 f"(#{c['other_page_id']}): {cmd.merge(other, d['name'], dry_run=True)} | "
+                 f"{cmd.reject(c['ref'])}")
     _echo_decisions(d["decisions"])
     _echo_nearest(d, "nearest_pages", "pages")
 

@@ -89,7 +89,7 @@ def review(app: AppContext, top: int | None, min_score: float | None, kind: str 
         more = (f", showing the best {shown} (--top, --min-score, --kind)"
                 if shown < found["synonyms_open"] else "")
         click.echo(f"{plural(found['synonyms_open'], 'synonym candidate')}{more} "
-                   "(artdb merge TARGET SOURCE [--dry-run] | artdb reject s<id>)")
+                   "(artdb merge SOURCE --into TARGET [--dry-run] | artdb reject s<id>)")
         echo_pairs(found["synonyms"])
 
 
@@ -133,21 +133,33 @@ def split(app: AppContext, page: str, finding: str | None, names: tuple[str, ...
 
 
 @click.command()
-@click.argument("target")
-@click.argument("source")
+@click.argument("pages", nargs=-1, metavar="SOURCE")
+@click.option("--into", "target", metavar="TARGET", default=None,
+              help="The page that stays and receives SOURCE's albums.")
 @click.option("--candidate", default=None, help="The synonym candidate applied (s<id>), if any.")
 @click.option("--dry-run", is_flag=True, help="Show exactly what would move; change nothing.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handle_errors
-def merge(app: AppContext, target: str, source: str, candidate: str | None, dry_run: bool,
-          note: str | None, as_json: bool) -> None:
-    """Merge page SOURCE into page TARGET (one artist under two names).
+def merge(app: AppContext, pages: tuple[str, ...], target: str | None, candidate: str | None,
+          dry_run: bool, note: str | None, as_json: bool) -> None:
+    """Merge page SOURCE into page TARGET (one artist under two names): artdb merge SOURCE --into
+    TARGET, like `mv SOURCE TARGET`.
 
     SOURCE's albums and credits move to TARGET, and future ingests under SOURCE's name credit TARGET.
     """
+    from artdb.core.curation.commands import CommandLine
     from artdb.core.curation.merge import merge_pages
+
+    if len(pages) == 2 and target is None:  # the old `merge TARGET SOURCE`: never guess the order
+        raise click.UsageError(
+            f"merge names the page that goes away first and the one that stays with --into: "
+            f"{CommandLine()('merge', pages[1], '--into', pages[0])} (the older `merge TARGET "
+            "SOURCE` form is no longer read, so that no script merges the wrong way)")
+    if len(pages) != 1 or target is None:
+        raise click.UsageError("usage: artdb merge SOURCE --into TARGET")
+    source = pages[0]
 
     d = merge_pages(app.catalog(), target, source, candidate=candidate, note=note, dry_run=dry_run)
     sm = d.summary

@@ -70,4 +70,4 @@ def synonyms(app: AppContext, page: str | None, min_score: float | None, top: in
     if len(shown) < len(search.pairs):
         click.echo(f"showing {len(shown)} of {len(search.pairs)}")
     echo_pairs([p.to_dict() for p in shown])
-    click.echo("act: artdb merge TARGET SOURCE [--dry-run] | artdb reject s<id> | artdb show PAGE")
+    click.echo("act: artdb merge SOURCE --into TARGET [--dry-run] | artdb reject s<id> | artdb show PAGE")

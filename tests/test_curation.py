@@ -315,7 +315,11 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     assert f"h{found[0]['id']} rejected" in r.output  # the decision stays attached to its ref
     r = runner.invoke(cli_main(), ["review", "--decisions", "--json"])
     assert [d["action"] for d in json.loads(r.stdout)] == ["reject", "split"]
+    # the older `merge TARGET SOURCE` form is refused with the command that does it, never guessed
     r = runner.invoke(cli_main(), ["merge", "Youssou N'Dour", "Youssou Ndour"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "artdb merge 'Youssou Ndour' --into 'Youssou N'\"'\"'Dour'" in r.output
+    r = runner.invoke(cli_main(), ["merge", "Youssou Ndour", "--into", "Youssou N'Dour"])
     assert r.exit_code == 0 and "1 folded" in r.output, r.output
     r = runner.invoke(cli_main(), ["split", "Nobody"])
     assert r.exit_code == 1 and "no artist page named 'Nobody'" in r.output

@@ -166,7 +166,7 @@ def test_cli_dry_runs_and_names(lib, monkeypatch):  # noqa: F811
     assert "cluster 1 -> Eclipse (#" in r.output and "kept): 3 albums: Low A, Low B, Low C" in r.output
     assert "cluster 2 -> Eclipse (high band) (new): 2 albums: High A, High B" in r.output
     assert "dry run: nothing was changed" in r.output
-    r = runner.invoke(cli, ["merge", "Youssou N'Dour", "Youssou Ndour", "--dry-run", "--json"])
+    r = runner.invoke(cli, ["merge", "Youssou Ndour", "--into", "Youssou N'Dour", "--dry-run", "--json"])
     out = json.loads(r.stdout)
     assert out["dry_run"] is True and out["decision_id"] is None and out["albums_folded"] == 1
     r = runner.invoke(cli, ["place", "Nova - Nova One", "--dry-run"])
