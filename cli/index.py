@@ -32,13 +32,17 @@ from artdb.cli.progress import progress_bar
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
 @click.option("--rebuild-index", is_flag=True,
               help="Re-embed the catalog with the active model and rewrite its index from scratch.")
+@click.option("--place/--no-place", default=True, show_default=True,
+              help="Place new releases under a name a split shared out among its pages by audio "
+                   "(as artdb place --apply does), or flag them when none is close enough.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @pass_app
 @handle_errors
 def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_size: int,
           prune: bool, features: bool, backbone: str, device: str | None, executor: str,
-          scheduler: str | None, rebuild_index: bool, as_json: bool, no_progress: bool) -> None:
+          scheduler: str | None, rebuild_index: bool, place: bool, as_json: bool,
+          no_progress: bool) -> None:
     """Ingest the audio files under PATH into the catalog (idempotent; a rerun resumes).
 
     Tags (artist, albumartist, album, title, genre, date, ISRC, label, track/disc numbers) are read
@@ -59,7 +63,8 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"rebuilt the index of {report.model}: {report.total} vectors", err=as_json)
     with progress_bar(not no_progress) as bar:
         summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
-                                device=pick_device(device), progress=bar, backbone=backbone)
+                                device=pick_device(device), progress=bar, backbone=backbone,
+                                place=place)
     if as_json:
         emit_json(summary.to_dict())
         return
@@ -71,3 +76,8 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"  duplicate: {p}: {other}")
     for p, warning in summary.warnings:
         click.echo(f"  warning: {p}: {warning}")
+    for p in summary.placements:
+        where = f" -> {p.page}" if p.outcome == "placed" else ""
+        act = (f" (decision #{p.decision_id}; artdb undo {p.decision_id})" if p.decision_id
+               else f" (finding {p.finding}: artdb show {p.landed_page!r})" if p.finding else "")
+        click.echo(f"  {p.outcome}: {p.landed_page} - {p.album}{where}: {p.reason}{act}")

@@ -29,9 +29,9 @@ def test_linkage_distance_is_the_merge_height(rng, method, metric):
     assert linkage_distance(x, cluster, method, metric) == pytest.approx(z[-1, 2], rel=1e-9)
 
 
-def deliver(catalog, paths, root, album, tracks):
-    write_library(root, [("Eclipse", album, tracks)])
-    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+def deliver(catalog, paths, root, album, tracks, place=False, artist="Eclipse"):
+    write_library(root, [(artist, album, tracks)])
+    return index_catalog(catalog, paths, root, IngestOptions(workers=1), place=place)
 
 
 def test_after_a_split_a_new_album_goes_to_its_artist(lib, tmp_path):  # noqa: F811 - lib is test_curation's fixture
@@ -107,3 +107,60 @@ def test_unknown_album_and_cli(lib, tmp_path, monkeypatch):  # noqa: F811 - lib 
     assert out["decision"] == "match" and out["best"]["page"] == "Nova"
     r = CliRunner().invoke(cli, ["place", "Nova - Nova One", "--apply"])
     assert r.exit_code == 0 and "→ Nova" in r.output and "nothing applied" in r.output
+
+
+def test_ingest_places_new_releases_among_split_pages(lib, tmp_path):  # noqa: F811 - lib is test_curation's fixture
+    """After a split, a release tagged with the shared name goes, at ingest, to the split page it
+    sounds like (an undoable decision); one that sounds like none is left where it landed and
+    flagged by an audit finding; a release under a merged-away name credits the target page."""
+    catalog, paths, model, _ = lib
+    run_audit(catalog, paths, model)
+    split_page(catalog, "Eclipse")
+    high, low = page_id(catalog, "Eclipse", "2"), page_id(catalog, "Eclipse")
+
+    summary = deliver(catalog, paths, tmp_path / "new", "High C", [("hc1", 2515), ("hc2", 2502)],
+                      place=True)
+    assert albums_of(catalog, high) == ["High A", "High B", "High C"]
+    assert albums_of(catalog, low) == ["Low A", "Low B", "Low C"]
+    [placed] = summary.placements
+    assert placed.outcome == "placed" and placed.page_id == high and placed.landed_page_id == low
+    assert placed.distance < THRESHOLD and "sounds like Eclipse [2]" in placed.reason
+    out = summary.to_dict()["placements"]
+    assert out[0]["decision_id"] == placed.decision_id and out[0]["page"] == "Eclipse [2]"
+    with catalog.session() as s:
+        d = s.get(CuratorDecision, placed.decision_id)
+        assert d.action == "place" and d.note.startswith(f"placed at ingest run #{summary.run_id}")
+
+    # a release that sounds like neither page stays where it landed, flagged with a finding
+    summary = deliver(catalog, paths, tmp_path / "far", "Solo", [("so1", 5000), ("so2", 5010)],
+                      place=True)
+    [flagged] = summary.placements
+    assert flagged.outcome == "flagged" and flagged.page_id == low and flagged.decision_id is None
+    assert flagged.distance > THRESHOLD and "beyond the threshold" in flagged.reason
+    assert albums_of(catalog, low) == ["Low A", "Low B", "Low C", "Solo"]
+    assert flagged.finding and flagged.finding.startswith("h")
+    from artdb.core.curation.review import open_findings
+
+    found = {f"h{f['id']}": f for f in open_findings(catalog)["homonyms"]}
+    assert [a["title"] for c in found[flagged.finding]["clusters"] for a in c["albums"]
+            if c["cluster"] == 2] == ["Solo"]
+
+    # the CLI says what it placed and why (text and --json); a rerun places nothing again
+    from artdb.cli.main import cli
+
+    write_library(tmp_path / "cli", [("Eclipse", "High D", [("hd1", 2508), ("hd2", 2512)])])
+    r = CliRunner().invoke(cli, ["--db", catalog.url, "--home", str(paths.home), "index",
+                                 str(tmp_path / "cli"), "--workers", "1", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "placed: Eclipse - High D -> Eclipse [2]: sounds like Eclipse [2]" in r.output
+    r = CliRunner().invoke(cli, ["--db", catalog.url, "--home", str(paths.home), "index",
+                                 str(tmp_path / "cli"), "--workers", "1", "--no-progress", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["placements"] == []
+
+    # after a merge, the merged-away name routes to the target at ingest (no placement needed)
+    from artdb.core.curation.merge import merge_pages
+
+    merge_pages(catalog, "Youssou N'Dour", "Youssou Ndour")
+    summary = deliver(catalog, paths, tmp_path / "yn", "Later", [("l1", 404)], place=True,
+                      artist="Youssou Ndour")
+    assert summary.placements == [] and "Later" in albums_of(catalog, page_id(catalog, "Youssou N'Dour"))

@@ -68,9 +68,10 @@ def test_dry_runs_change_nothing(lib, tmp_path):  # noqa: F811
         k: v for k, v in split.summary.items() if k != "pages"}
     assert split.summary["pages"][1]["page"] == "Eclipse (high band)"
 
-    # a later delivery lands on the kept page; placing it and merging two pages, dry
+    # a later delivery lands on the kept page (placement at ingest off); placing it and merging
+    # two pages, dry
     write_library(tmp_path / "later", [("Eclipse", "High C", [("hc1", 2515)])])
-    index_catalog(catalog, paths, tmp_path / "later", IngestOptions(workers=1))
+    index_catalog(catalog, paths, tmp_path / "later", IngestOptions(workers=1), place=False)
     open_indexes(catalog, paths, model)
     rows, data = all_rows(catalog), files(paths.home)
     place = apply_placement(catalog, place_album(catalog, paths, model, "Eclipse - High C"),

@@ -16,14 +16,15 @@ changes nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from artdb.core.analysis.audit import album_vectors
+from artdb.core.analysis.audit import album_vectors, run_audit
 from artdb.core.analysis.findings import Partition, cluster_number, page_label, resolve_threshold
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.curation.common import Decision
@@ -113,11 +114,14 @@ def resolve_album(catalog: Catalog, album: str | int) -> int:
 
 
 def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
-                threshold: float | None = None) -> Placement:
-    """Compare ``album`` with every candidate artist of its name; the best within the threshold."""
+                threshold: float | None = None,
+                vectors: dict[int, np.ndarray] | None = None) -> Placement:
+    """Compare ``album`` with every candidate artist of its name; the best within the threshold.
+
+    ``vectors``: the model's album vectors when the caller has them already (many placements)."""
     t, link, met, _ = resolve_threshold(model, threshold)
     aid = resolve_album(catalog, album)
-    vectors = album_vectors(catalog, paths, model)
+    vectors = album_vectors(catalog, paths, model) if vectors is None else vectors
     if aid not in vectors:
         raise CatalogError(f"album {aid} has no vector for model {model.name} (not embedded yet?)")
     with catalog.session() as s:
@@ -170,5 +174,110 @@ def apply_placement(catalog: Catalog, placement: Placement, note: str | None = N
                       dry_run=dry_run)
 
 
-__all__ = ["Candidate", "Placement", "apply_placement", "linkage_distance", "place_album",
-           "resolve_album"]
+# -- at ingest: new releases under a split name ----------------------------------------------------
+@dataclass
+class IngestPlacement:
+    """What ingest did with one new release delivered under a name several pages share.
+
+    ``outcome``: "placed" (moved to the page it sounds like: a curator decision, ``artdb undo``
+    reverts it), "stays" (it sounds like the page it landed on), or "flagged" (no page of the
+    name is within the threshold: it stays where it landed and a page-restricted audit raised
+    ``finding`` on that page, when the album's albums split there)."""
+
+    album_id: int
+    album: str
+    landed_page_id: int
+    landed_page: str
+    outcome: str
+    reason: str
+    page_id: int | None = None  # where it is now
+    page: str | None = None
+    distance: float | None = None
+    threshold: float | None = None
+    decision_id: int | None = None
+    finding: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def new_releases_under_shared_names(catalog: Catalog, track_ids: Sequence[int]) -> list[int]:
+    """Albums all of whose tracks are among ``track_ids`` (releases new to the catalog) and whose
+    page shares its name with another page (the pages a split made), by id."""
+    ids = sorted({int(t) for t in track_ids})
+    if not ids:
+        return []
+    with catalog.session() as s:
+        albums: set[int] = set()
+        for start in range(0, len(ids), 500):
+            albums |= set(s.scalars(select(Track.album_id).where(Track.id.in_(ids[start:start + 500]))))
+        new = set(ids)
+        out = []
+        for aid in sorted(albums):
+            tracks = set(s.scalars(select(Track.id).where(Track.album_id == aid)))
+            if not tracks <= new:
+                continue  # an album the catalog had before: a curator may have placed it
+            page = s.get(ArtistPage, s.get(Album, aid).page_id)
+            shared = s.scalar(select(func.count()).select_from(ArtistPage).where(
+                ArtistPage.normalized_name == page.normalized_name, ArtistPage.merged_into_id.is_(None)))
+            if shared >= 2:
+                out.append(aid)
+    return out
+
+
+def place_new_releases(catalog: Catalog, paths: Paths, model: Model, album_ids: Sequence[int],
+                       note: str = "placed at ingest") -> list[IngestPlacement]:
+    """Place each album as ``artdb place --apply`` would (:func:`place_album`,
+    :func:`apply_placement`): moved to the page of its name it sounds like, kept where it landed,
+    or flagged when none is within the threshold (a page-restricted audit of the page it landed
+    on then stores the finding a curator reviews)."""
+    if not album_ids:
+        return []
+    vectors = album_vectors(catalog, paths, model)
+    out: list[IngestPlacement] = []
+    for aid in album_ids:
+        if aid not in vectors:
+            continue  # not embedded (its files gave no features): nothing to compare
+        p = place_album(catalog, paths, model, aid, vectors=vectors)
+        res = IngestPlacement(aid, p.album, p.page_id, p.page, "stays", "", p.page_id, p.page,
+                              threshold=p.threshold)
+        best = p.best or (p.candidates[0] if p.candidates else None)
+        if best is not None:
+            res.distance = best.distance
+        if p.best is None:
+            res.outcome = "flagged"
+            nearest = (f"nearest {best.page}{_cluster_words(best)} at distance {best.distance:.3f}"
+                       if best else "no other page has embedded albums")
+            res.reason = (f"sounds like none of the {len({c.page_id for c in p.candidates}) or 1} "
+                          f"pages named {p.page!r} ({nearest}, beyond the threshold "
+                          f"{p.threshold:.3f}); left on {p.page!r} for review")
+            audit = run_audit(catalog, paths, model, pages=[p.page_id])
+            flagged = [x for x in audit.findings if x.page_id == p.page_id]
+            if flagged:
+                res.finding = f"h{flagged[0].finding_id}"
+        elif p.best.page_id == p.page_id:
+            res.reason = (f"sounds like its own page{_cluster_words(p.best)} (distance "
+                          f"{p.best.distance:.3f} within the threshold {p.threshold:.3f})")
+        else:
+            d = apply_placement(catalog, p, note=f"{note}: distance {p.best.distance:.4f} to "
+                                                 f"{p.best.page} (threshold {p.threshold:.4f})")
+            res.outcome, res.decision_id = "placed", d.id if d else None
+            res.page_id, res.page = p.best.page_id, p.best.page
+            res.reason = (f"sounds like {p.best.page} (distance {p.best.distance:.3f} within the "
+                          f"threshold {p.threshold:.3f}; {p.page!r} was at "
+                          f"{_distance_to(p, p.page_id)})")
+        out.append(res)
+    return out
+
+
+def _cluster_words(c: Candidate) -> str:
+    return f" cluster {c.cluster}" if c.cluster is not None else ""
+
+
+def _distance_to(p: Placement, page_id: int) -> str:
+    own = [c.distance for c in p.candidates if c.page_id == page_id]
+    return f"{min(own):.3f}" if own else "no comparable album"
+
+
+__all__ = ["Candidate", "IngestPlacement", "Placement", "apply_placement", "linkage_distance",
+           "new_releases_under_shared_names", "place_album", "place_new_releases", "resolve_album"]

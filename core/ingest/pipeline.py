@@ -106,6 +106,8 @@ class IngestSummary:
     status: str = "done"
     # (path, what cleaning changed in its tags) for files that were catalogued
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    # new releases under a split name placed by audio (core/ingest/service.place_releases_of_run)
+    placements: list[Any] = field(default_factory=list)
 
     @property
     def files(self) -> int:
@@ -119,6 +121,7 @@ class IngestSummary:
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "duplicates": [{"path": p, "duplicate_of": r} for p, r in self.duplicates],
             "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
+            "placements": [p.to_dict() for p in self.placements],
         }
 
 

@@ -16,18 +16,23 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from artdb.core.analysis.placement import (
+    IngestPlacement,
+    new_releases_under_shared_names,
+    place_new_releases,
+)
 from artdb.core.config import Paths
 from artdb.core.errors import AudioError, ConfigError
 from artdb.core.features.backbone import BACKBONES, BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.provenance import current_features, record_content
 from artdb.core.features.store import open_feature_store
-from artdb.core.ingest.pipeline import IngestOptions, IngestSummary, ingest
+from artdb.core.ingest.pipeline import ADDED, IngestOptions, IngestSummary, ingest
 from artdb.core.learn.registry import active_model, adopt_checkpoint_paths, default_frontend_config
 from artdb.core.progress import Progress
 from artdb.core.recovery import remove_stale_temporary_files
 from artdb.core.vectors.index import sync_active_index
-from artdb.db.models import Track
+from artdb.db.models import IngestFile, Track
 from artdb.db.session import Catalog
 
 BACKBONE_CHOICES = ("auto", "none", *BACKBONES)
@@ -150,11 +155,13 @@ def resolve_backbone(catalog: Catalog, backbone: BackboneConfig | str | None = N
 def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
                   options: IngestOptions | None = None, with_features: bool = True,
                   device: str = "cpu", progress: Progress | None = None,
-                  backbone: BackboneConfig | str | None = None) -> IngestSummary:
+                  backbone: BackboneConfig | str | None = None,
+                  place: bool = True) -> IngestSummary:
     """Ingest ``root``; with features, extract log-mels (and backbone features, see
     :func:`resolve_backbone`: by default those the active model reads) for new/changed tracks and
     for catalogued tracks lacking them, then embed them with the active model (if any) into its
-    index."""
+    index. With ``place``, new releases under a name a split shared out are then placed by audio
+    among its pages (:func:`place_releases_of_run`)."""
     options = options or IngestOptions()
     # after a killed run: its temporary files go, and rows of a copied/moved home find its files
     remove_stale_temporary_files(paths)
@@ -175,7 +182,34 @@ def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
                 backbone_store, backbone_extractor, name=f"backbone features ({backbone_config.name})")])
         summary = ingest(catalog, root, options, features=stage, progress=progress)
     sync_active_index(catalog, paths, device=device, progress=progress)
+    if place:
+        summary.placements, note = place_releases_of_run(catalog, paths, summary.run_id)
+        if note:
+            summary.warnings.append(("(placement)", note))
     return summary
+
+
+def place_releases_of_run(catalog: Catalog, paths: Paths, run_id: int
+                          ) -> tuple[list[IngestPlacement], str | None]:
+    """After an ingest: the new releases of run ``run_id`` delivered under a name several pages
+    share (after a split) are placed by audio among those pages, as ``artdb place --apply`` does
+    (:func:`~artdb.core.analysis.placement.place_new_releases`). Returns the placements and, when
+    none could be made (no active model, no threshold), why."""
+    with catalog.session() as s:
+        tracks = list(s.scalars(select(IngestFile.track_id).where(
+            IngestFile.run_id == run_id, IngestFile.outcome == ADDED, IngestFile.track_id.is_not(None))))
+    albums = new_releases_under_shared_names(catalog, tracks)
+    if not albums:
+        return [], None
+    model = active_model(catalog)
+    if model is None:
+        return [], (f"{len(albums)} new release(s) under a split name left where they landed: no "
+                    "active model to place them by audio (artdb train, then artdb place)")
+    try:
+        return place_new_releases(catalog, paths, model, albums,
+                                  note=f"placed at ingest run #{run_id}"), None
+    except ConfigError as exc:  # e.g. a model without an audit threshold
+        return [], f"{len(albums)} new release(s) under a split name not placed: {exc}"
 
 
 @dataclass
