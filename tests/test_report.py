@@ -158,6 +158,21 @@ def test_report_is_self_contained_with_figures(audited, tmp_path):
         assert decode_png(img["src"]).startswith(PNG_SIGNATURE)
 
 
+def test_a_page_restricted_audit_keeps_the_other_findings(audited):
+    """A later audit of one page (as ingest runs on a release it cannot place) does not hide the
+    open findings of the full run, which the report keeps describing."""
+    catalog, paths, model = audited
+    from artdb.core.analysis.audit import run_audit
+
+    with catalog.session() as s:
+        first = s.scalar(select(AuditRun.id))
+    run_audit(catalog, paths, model, pages=["Dim Lanterns Band", "Eclipse"], threshold=0.25)
+    doc, summary = render_report(catalog, paths, model, top=0)
+    # Eclipse's finding is replaced by the new run's (the hand-made evidence differs), NASTY's kept
+    assert summary.homonym_run_id == first and summary.findings == 2
+    assert f"Audit run #{first} of" in doc and "Les &quot;Enfants&quot;" in doc and "Eclipse" in doc
+
+
 def test_report_without_audits(catalog, tmp_path):
     paths = Paths.from_home(tmp_path / "home")
     doc, summary = render_report(catalog, paths)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from artdb.core.analysis.findings import Partition, cluster_number, page_label
 from artdb.core.analysis.synonyms import SynonymPair, latest_homonym_run, synonym_candidates
@@ -150,13 +150,18 @@ def _data_uri(png: bytes) -> str:
 
 # -- reading the catalog ---------------------------------------------------------------------------
 def collect_findings(catalog: Catalog, run: AuditRun | None) -> list[FindingView]:
+    """The findings of ``run`` that no later run superseded, and every open homonym finding of
+    its model's other runs (a page-restricted audit, e.g. the one ingest runs on a release it
+    could not place, moves only its pages' findings), best first."""
     if run is None:
         return []
     with catalog.session() as s:
+        runs = select(AuditRun.id).where(AuditRun.kind == "homonym", AuditRun.model_id == run.model_id)
         rows = s.execute(
             select(AuditFinding, ArtistPage.display_name, ArtistPage.disambiguation)
             .join(ArtistPage, AuditFinding.page_id == ArtistPage.id)
-            .where(AuditFinding.run_id == run.id)
+            .where(or_(and_(AuditFinding.run_id == run.id, AuditFinding.status != "superseded"),
+                       and_(AuditFinding.status == "open", AuditFinding.run_id.in_(runs))))
             .order_by(AuditFinding.score.desc(), AuditFinding.id)).all()
         counts = dict(s.execute(select(Album.page_id, func.count()).group_by(Album.page_id)).all())
     out = []
@@ -168,6 +173,18 @@ def collect_findings(catalog: Catalog, run: AuditRun | None) -> list[FindingView
                                f.status, clusters, counts.get(f.page_id, 0),
                                replaces_id=f.replaces_id, reasons=[str(r) for r in reasons]))
     return out
+
+
+def report_run(catalog: Catalog, model: Model | None) -> AuditRun | None:
+    """The run the report describes: the model's latest audit of every page, else its latest."""
+    latest = latest_homonym_run(catalog, model)
+    if latest is None or not (latest.params or {}).get("pages"):
+        return latest
+    with catalog.session() as s:
+        runs = s.scalars(select(AuditRun).where(AuditRun.kind == "homonym",
+                                                AuditRun.model_id == latest.model_id)
+                         .order_by(AuditRun.created_at.desc(), AuditRun.id.desc())).all()
+    return next((r for r in runs if not (r.params or {}).get("pages")), latest)
 
 
 def _page_albums(s, f: FindingView) -> list[AlbumRow]:
@@ -439,7 +456,7 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
         model = active_model(catalog)
     model_name = model.name if model else "none"
     cmd = CommandLine.for_catalog(str(paths.home), catalog.url)
-    run = latest_homonym_run(catalog, model)
+    run = report_run(catalog, model)
     findings = collect_findings(catalog, run)
     with catalog.session() as s:
         for f in findings[:max(0, top)]:
