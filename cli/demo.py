@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
-
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
+from artdb.core.curation.commands import CommandLine
 from artdb.core.reporting.demo_config import DemoConfig
 
 _D = DemoConfig()
@@ -50,28 +49,39 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
     if as_json:
         emit_json(result.to_dict())
         return
+    echo_demo(result.to_dict())
+
+
+def echo_demo(result: dict) -> None:
+    """The demo's outcome (``DemoResult.to_dict()``) in words: the planted pages and pairs, each
+    system's summary, where the report is and the commands that explore the demo's catalog."""
     echo = click.echo
     echo("")
     echo("Planted homonym pages (several true artists under one name): proposed split vs truth")
-    echo("  (ARI: 1 = the proposed clusters are exactly the true artists, 0 = no better than chance;"
-         " '-' = page not flagged)")
-    with_cnn = "cnn-scratch" in result.systems
-    cnn_head = f"{'CNN clusters':>12} {'ARI':>6} | " if with_cnn else ""
-    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | {'default clusters':>16} {'ARI':>6} | "
-         f"{cnn_head}{'MFCC clusters':>13} {'ARI':>6}")
+    echo("  ARI (adjusted Rand index) compares the proposed clusters with the true artists: "
+         "1 = exactly them, 0 = no better than chance.")
+    echo("  'not flagged' = the audit kept the page whole; a flagged page whose clusters are not "
+         "exactly the true artists is a 'wrong split', with its ARI.")
+    with_cnn = "cnn-scratch" in result["systems"]
+    systems = [("default", ""), *((("CNN", "cnn_"),) if with_cnn else ()), ("MFCC", "mfcc_")]
+    echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | "
+         + " | ".join(f"{name:<33}" for name, _ in systems))
 
-    def fmt(v, spec):
-        return format(v, spec) if v is not None else "-"
-    for p in result.homonym_pages:
-        cnn = (f"{fmt(p.get('cnn_clusters'), '>12')} {fmt(p.get('cnn_ari'), '>6.2f')} | "
-               if with_cnn else "")
+    def cell(p: dict, prefix: str) -> str:
+        clusters = p.get("found_clusters" if not prefix else f"{prefix}clusters")
+        ari = p.get("ari" if not prefix else f"{prefix}ari")
+        what = p.get("verdict" if not prefix else f"{prefix}verdict") or "not flagged"
+        if what == "not flagged":
+            return f"{what:<33}"
+        return f"{what}, {plural(clusters or 0, 'cluster')}, ARI {ari:.2f}"[:33].ljust(33)
+
+    for p in result["homonym_pages"]:
         echo(f"  {p['page'][:28]:<28} {p['true_artists']:>7} {p.get('albums', 0):>6} | "
-             f"{fmt(p['found_clusters'], '>16')} {fmt(p['ari'], '>6.2f')} | {cnn}"
-             f"{fmt(p['mfcc_clusters'], '>13')} {fmt(p['mfcc_ari'], '>6.2f')}")
+             + " | ".join(cell(p, prefix) for _, prefix in systems))
     echo("")
     echo("Planted synonym pairs (one artist under two names): rank among the synonym candidates "
          "listed (above the cut calibrated on the catalog; '-' = not listed)")
-    for s in result.synonym_pairs:
+    for s in result["synonym_pairs"]:
         if s["same_page"]:
             echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): one page already "
                  "(the names fold to one catalog key at ingest)")
@@ -79,14 +89,20 @@ def demo(app: AppContext, artists, albums_per_artist, tracks_per_album, seconds,
         echo(f"  {s['names'][0]!r} / {s['names'][1]!r} ({s['kind']}): default rank {s['rank'] or '-'}, "
              f"MFCC rank {s['mfcc_rank'] or '-'}")
     echo("")
-    for name, sysres in result.systems.items():
+    for name, sysres in result["systems"].items():
         ari = sysres["mean_ari_planted_pages"]
-        echo(f"{name:<14} mean ARI on planted pages {fmt(ari, '.3f')} | planted pages flagged "
-             f"{sysres['planted_pages_flagged']}/{sysres['planted_pages']} | other pages flagged "
-             f"{len(sysres['false_alarms'])} | synonym pairs in top 10: {sysres['synonym_recall_top10']:.0%}")
-    echo(f"\nreport: {result.report}")
+        n = sysres["planted_pages"]
+        flagged = sysres["planted_pages_flagged"]
+        echo(f"{name:<14} planted pages: {sysres.get('planted_pages_exact', 0)} exact split, "
+             f"{sysres.get('planted_pages_wrong_split', 0)} wrong split, {n - flagged} not flagged "
+             f"(mean ARI {'-' if ari is None else format(ari, '.3f')}) | other pages flagged: "
+             f"{len(sysres['false_alarms'])} | planted synonym pairs in the top 10: "
+             f"{sysres['synonym_recall_top10']:.0%}")
+    echo(f"\nreport (open it in a browser; it plays the excerpts offline): {result['report']}")
     # the demo's catalog is its own data dir: say how to point the curator's commands at it
-    home_arg = shlex.quote(result.home)
-    echo(f"explore the demo's catalog (its own data dir): artdb --home {home_arg} review | "
-         f"ls | show PAGE | synonyms | split PAGE --dry-run")
-    echo("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
+    cmd = CommandLine(home=result["home"])
+    echo("Explore the demo's catalog (its own data dir, so every command names it with --home):")
+    for line in (cmd("review"), cmd("ls"), cmd("show", "PAGE"), cmd("split", "PAGE", "--dry-run"),
+                 cmd("synonyms", "--top", "10"), cmd("report", "report.html")):
+        echo(f"  {line}")
+    echo("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in result["seconds"].items()))

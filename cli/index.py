@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 from artdb.cli.progress import progress_bar
 
 
@@ -68,8 +68,10 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     if as_json:
         emit_json(summary.to_dict())
         return
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-    click.echo(f"ingest run #{summary.run_id}: {summary.files} files in {summary.seconds:.1f} s ({counts})")
+    from artdb.core.reporting.stats import counts_in_words
+
+    click.echo(f"ingest run #{summary.run_id}: {plural(summary.files, 'file')} in "
+               f"{summary.seconds:.1f} s: {counts_in_words(summary.counts)}")
     for p, reason in summary.errors:
         click.echo(f"  error: {p}: {reason}")
     for p, other in summary.duplicates:

@@ -43,12 +43,60 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# The group's own options, which may also be written after the command (`artdb show X --home H`).
+GLOBAL_VALUE_OPTIONS = ("--db", "--home")
+GLOBAL_FLAGS = ("--debug", "-v", "--verbose")
+
+
+def hoist_global_options(args: list[str], commands: set[str] | dict) -> list[str]:
+    """``args`` with the global options found after the command moved before it, where click
+    reads them: ``show X --home H`` -> ``--home H show X``. Nothing after ``--`` moves; an option
+    given both before and after the command keeps its later value (click's rule)."""
+    args = list(args)
+    i = 0
+    while i < len(args):  # skip the options already before the command
+        a = args[i]
+        if a == "--":
+            return args
+        if a in GLOBAL_VALUE_OPTIONS:
+            i += 2
+        elif a.startswith("-"):
+            i += 1
+        else:
+            break
+    if i >= len(args) or args[i] not in commands:
+        return args
+    moved: list[str] = []
+    rest: list[str] = []
+    tail = args[i + 1:]
+    j = 0
+    while j < len(tail):
+        a = tail[j]
+        if a == "--":
+            rest += tail[j:]
+            break
+        name = a.split("=", 1)[0]
+        if name in GLOBAL_VALUE_OPTIONS:
+            take = 1 if "=" in a else 2
+            moved += tail[j:j + take]
+            j += take
+        elif a in GLOBAL_FLAGS:
+            moved.append(a)
+            j += 1
+        else:
+            rest.append(a)
+            j += 1
+    return args[:i] + moved + [args[i]] + rest
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use, and where every failure of a command
-    becomes one line and an exit status (``artdb.cli.errors``)."""
+    becomes one line and an exit status (``artdb.cli.errors``). Global options are read before or
+    after the command (:func:`hoist_global_options`)."""
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001 - click's signature
         try:
+            args = hoist_global_options(args, COMMANDS) if parent is None else args
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:  # the group's own options
             raise OneLineUsageError.of(exc) from None
@@ -134,6 +182,9 @@ def cli(ctx: click.Context, db_url: str | None, home: str | None, verbose: bool,
 
     Ingest catalogs, learn an artist embedding, find artist pages that mix several artists
     (homonyms) and artists split over several pages (synonyms).
+
+    The options below (--db, --home, -v, --debug) may also follow the command:
+    `artdb show Eclipse --home ~/demo`.
     """
     import logging
 

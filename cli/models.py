@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 def _row(m) -> dict:
@@ -60,16 +60,21 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 @models.command()
 @click.argument("name")
 @click.option("--no-embed", is_flag=True, help="Do not embed the catalog with it now.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable result: the model and what embedding did.")
 @pass_app
 @handle_errors
-def activate(app: AppContext, name: str, no_embed: bool) -> None:
+def activate(app: AppContext, name: str, no_embed: bool, as_json: bool) -> None:
     """Make NAME the active model and embed the catalog with it."""
     from artdb.core.learn.registry import activate_model
 
     model = activate_model(app.catalog(), name)
-    click.echo(f"active model: {model.name}")
-    if not no_embed:
-        _embed_catalog(app, model)
+    if not as_json:
+        click.echo(f"active model: {model.name}")
+    report = None if no_embed else _embed_catalog(app, model, quiet=as_json)
+    if as_json:
+        emit_json({"model": _brief(model), "active": True,
+                   "embedding": report.to_dict() if report else None})
 
 
 @models.command("add-baseline")
@@ -77,9 +82,12 @@ def activate(app: AppContext, name: str, no_embed: bool) -> None:
 @click.option("--name", default=None, help="Registry name (default: the kind).")
 @click.option("--activate", "make_active", is_flag=True,
               help="Also make it the active model and embed the catalog with it.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable result: the model and what embedding did.")
 @pass_app
 @handle_errors
-def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool) -> None:
+def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool,
+                 as_json: bool) -> None:
     """Register a no-learning baseline model.
 
     mfcc: MFCC mean+std from the stored log-mels (the paper's baseline). stats: MFCC and delta-MFCC
@@ -91,16 +99,27 @@ def add_baseline(app: AppContext, kind: str, name: str | None, make_active: bool
         model = register_stats_baseline(app.catalog(), app.paths, name=name or kind, activate=make_active)
     else:
         model = register_mfcc_baseline(app.catalog(), name=name or kind, activate=make_active)
-    click.echo(f"registered {model.name} (d={model.dim}){' and activated it' if make_active else ''}")
-    if make_active:
-        _embed_catalog(app, model)
+    if not as_json:
+        click.echo(f"registered {model.name} (d={model.dim})"
+                   f"{' and activated it' if make_active else ''}")
+    report = _embed_catalog(app, model, quiet=as_json) if make_active else None
+    if as_json:
+        emit_json({"model": _brief(model), "active": make_active,
+                   "embedding": report.to_dict() if report else None})
 
 
-def _embed_catalog(app: AppContext, model) -> None:
-    """Embed every catalogued track with features into the (now active) model's index."""
+def _brief(m) -> dict:
+    return {k: v for k, v in _row(m).items() if k in ("id", "name", "kind", "dim", "version")}
+
+
+def _embed_catalog(app: AppContext, model, quiet: bool = False):
+    """Embed every catalogued track with features into the (now active) model's index; the
+    index's sync report. ``quiet``: the progress bar and the line go to stderr (stdout is JSON)."""
     from artdb.cli.progress import progress_bar
     from artdb.core.vectors.index import sync_model_index
 
     with progress_bar() as bar:
         report = sync_model_index(app.catalog(), app.paths, model, progress=bar)
-    click.echo(f"embedded {report.embedded} tracks; index holds {report.total}")
+    click.echo(f"embedded {plural(report.embedded, 'track')}; the index holds "
+               f"{plural(report.total, 'vector')}", err=quiet)
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 @click.command()
@@ -48,7 +48,8 @@ def place(app: AppContext, album: str, threshold: float | None, model_name: str 
         click.echo(f"→ {b.page}{what} (#{b.page_id}): distance {b.distance:.4f}, margin {b.margin:.3f}")
     for c in result.candidates:
         what = f" cluster {c.cluster}" if c.cluster is not None else ""
-        click.echo(f"   {c.distance:7.4f}  {c.page}{what} (#{c.page_id}, {len(c.album_ids)} albums)")
+        click.echo(f"   {c.distance:7.4f}  {c.page}{what} "
+                   f"(#{c.page_id}, {plural(len(c.album_ids), 'album')})")
     if moved is not None and dry_run:
         click.echo(f"would move album #{moved.summary['album_id']} {moved.summary['album']!r} and "
                    f"{moved.summary['credits_moved']} track credits from {moved.summary['from']['page']} "

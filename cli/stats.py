@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
+from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app, plural
 
 
 @click.command()
@@ -27,7 +27,8 @@ def stats(app: AppContext, as_json: bool, runs: int) -> None:
         click.echo("models:")
         for m in data["models"]:
             mark = "*" if m["active"] else " "
-            click.echo(f" {mark} {m['name']:<30} {m['kind']:<10} {m['embedded_tracks']} tracks embedded")
+            click.echo(f" {mark} {m['name']:<30} {m['kind']:<10} "
+                       f"{plural(m['embedded_tracks'], 'track')} embedded")
     if data["last_runs"]:
         click.echo("recent ingest runs:")
         for r in data["last_runs"]:

@@ -42,8 +42,11 @@ def synth(out, artists, albums_per_artist, tracks_per_album, seconds, genres, ho
         seconds=seconds, genres=genres, homonym_groups=homonym_groups,
         synonym_pairs=synonym_pairs, difficulty=difficulty, seed=seed, workers=workers,
     )
+    from artdb.cli.progress import stderr_console
+
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True, disable=as_json) as bar:
+                  TimeRemainingColumn(), transient=True, disable=as_json,
+                  console=stderr_console) as bar:
         task = bar.add_task("synthesizing", total=None)
 
         def progress(stage: str, done: int, total: int | None = None, **info) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 
+import click
 from click.testing import CliRunner
 
 from artdb.cli.main import cli
@@ -32,3 +34,16 @@ def test_demo_runs_end_to_end(tmp_path, artdb_home):
     assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
     for system in out["systems"].values():
         assert system["planted_pages"] == 2
+        assert (system["planted_pages_exact"] + system["planted_pages_wrong_split"]
+                == system["planted_pages_flagged"])
+
+    # the words a person reads, from the same result: verdicts, ARI explained, how to explore
+    from artdb.cli.demo import echo_demo
+
+    text = CliRunner().invoke(click.command()(lambda: echo_demo(out))).output
+    assert "ARI (adjusted Rand index) compares the proposed clusters" in text
+    verdicts = [p["verdict"] for p in out["homonym_pages"]]
+    assert all(v in ("not flagged", "exact split", "wrong split") for v in verdicts)
+    assert all(("not flagged" if not p["flagged"] else p["verdict"]) == p["verdict"]
+               for p in out["homonym_pages"])
+    assert f"artdb --home {shlex.quote(str(artdb_home / 'demo'))} review" in text and "{" not in text

@@ -153,6 +153,7 @@ def test_ingest_places_new_releases_among_split_pages(lib, tmp_path):  # noqa: F
                                  str(tmp_path / "cli"), "--workers", "1", "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "placed: Eclipse - High D -> Eclipse [2]: sounds like Eclipse [2]" in r.output
+    assert ": 2 files in " in r.output and " s: 2 tracks added\n" in r.output  # words, not a dict
     r = CliRunner().invoke(cli, ["--db", catalog.url, "--home", str(paths.home), "index",
                                  str(tmp_path / "cli"), "--workers", "1", "--no-progress", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["placements"] == []

@@ -38,6 +38,7 @@ from artdb.core.names import page_key
 from artdb.core.progress import Progress
 from artdb.core.reporting.demo_config import DemoConfig
 from artdb.core.reporting.report import write_report
+from artdb.core.reporting.stats import counts_in_words
 from artdb.core.synth.catalog import generate_catalog
 from artdb.core.synth.config import SynthConfig
 from artdb.db.models import ArtistPage, Track
@@ -85,7 +86,8 @@ def score_homonyms(catalog: Catalog, report, truth: dict[str, Any],
             audit = by_page.get(pid)
             if audit is None:
                 rows.append({"page": group["page_name"], "true_artists": len(group["artist_ids"]),
-                             "found_clusters": None, "ari": None, "flagged": False})
+                             "found_clusters": None, "ari": None, "flagged": False,
+                             "verdict": "not flagged"})
                 continue
             truth_labels = [album_truth.get(a, "?") for a in audit.album_ids]
             rows.append({
@@ -93,7 +95,17 @@ def score_homonyms(catalog: Catalog, report, truth: dict[str, Any],
                 "albums": len(audit.album_ids), "found_clusters": audit.n_clusters,
                 "flagged": audit.flagged, "ari": float(adjusted_rand_score(truth_labels, audit.labels)),
             })
+            rows[-1]["verdict"] = verdict(rows[-1]["flagged"], rows[-1]["ari"])
     return rows
+
+
+def verdict(flagged: bool, ari: float | None) -> str:
+    """A planted page's outcome in words: "not flagged" (the audit kept it whole), "exact split"
+    (the proposed clusters are the true artists) or "wrong split" (flagged, but the clusters
+    differ from the true artists: the ARI says how much)."""
+    if not flagged:
+        return "not flagged"
+    return "exact split" if ari is not None and ari > 0.999 else "wrong split"
 
 
 def false_alarms(report, truth: dict[str, Any]) -> list[str]:
@@ -138,7 +150,7 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
     baseline = register_mfcc_baseline(catalog, name="mfcc-baseline", activate=True)
     summary = index_catalog(catalog, paths, catalog_dir, IngestOptions(workers=config.workers),
                             progress=progress)
-    say(f"    {summary.counts}")
+    say(f"    {counts_in_words(summary.counts)}")
     lap("index")
 
     album_truth = _album_truth(catalog, catalog_dir, truth_d)
@@ -157,6 +169,8 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
             "model": model.name, "threshold": report.threshold,
             "mean_ari_planted_pages": float(np.mean(aris)) if aris else None,
             "planted_pages_flagged": sum(p["flagged"] for p in pages),
+            "planted_pages_exact": sum(p["verdict"] == "exact split" for p in pages),
+            "planted_pages_wrong_split": sum(p["verdict"] == "wrong split" for p in pages),
             "planted_pages": len(pages), "findings": len(report.findings),
             "false_alarms": false_alarms(report, truth_d),
             "synonym_recall_top10": recall[10], "synonym_recall_top20": recall[20],
@@ -205,10 +219,12 @@ def run_demo(home: str | Path, config: DemoConfig | None = None, progress: Progr
     base_pages = {p["page"]: p for p in base_eval["pages"]}
     cnn_pages = {p["page"]: p for p in cnn_eval["pages"]} if cnn_eval else {}
     for p in ml_eval["pages"]:
-        result.homonym_pages.append({**p, "mfcc_ari": base_pages.get(p["page"], {}).get("ari"),
-                                     "mfcc_clusters": base_pages.get(p["page"], {}).get("found_clusters"),
-                                     "cnn_ari": cnn_pages.get(p["page"], {}).get("ari"),
-                                     "cnn_clusters": cnn_pages.get(p["page"], {}).get("found_clusters")})
+        base, cnn = base_pages.get(p["page"], {}), cnn_pages.get(p["page"], {})
+        result.homonym_pages.append({**p, "mfcc_ari": base.get("ari"),
+                                     "mfcc_clusters": base.get("found_clusters"),
+                                     "mfcc_verdict": base.get("verdict"),
+                                     "cnn_ari": cnn.get("ari"), "cnn_clusters": cnn.get("found_clusters"),
+                                     "cnn_verdict": cnn.get("verdict")})
     ranked = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1
               for i, x in enumerate(ml_eval["pairs"])}
     ranked_base = {frozenset((page_key(x.page_a), page_key(x.page_b))): i + 1

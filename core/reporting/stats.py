@@ -66,3 +66,26 @@ def catalog_stats(catalog: Catalog, last_runs: int = 5) -> dict[str, Any]:
                 for r in runs
             ],
         }
+
+
+# What each per-file outcome of an ingest run (``IngestSummary.counts``) means, in words.
+OUTCOME_WORDS = {
+    "added": ("track added", "tracks added"),
+    "updated": ("track updated (its file changed)", "tracks updated (their files changed)"),
+    "moved": ("track re-linked to its moved file", "tracks re-linked to their moved files"),
+    "unchanged": ("file unchanged", "files unchanged"),
+    "duplicate": ("duplicate recording skipped", "duplicate recordings skipped"),
+    "error": ("file could not be used (listed below)", "files could not be used (listed below)"),
+    "pruned": ("track pruned (its file is gone)", "tracks pruned (their files are gone)"),
+}
+
+
+def counts_in_words(counts: dict[str, int]) -> str:
+    """An ingest run's outcome counts as a phrase: ``"268 tracks added, 1 file unchanged"``."""
+    parts = []
+    for key in [*OUTCOME_WORDS, *sorted(set(counts) - set(OUTCOME_WORDS))]:
+        n = counts.get(key, 0)
+        if n:
+            one, many = OUTCOME_WORDS.get(key, (key, key))
+            parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts) or "nothing to do"
