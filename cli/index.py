@@ -78,8 +78,11 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
         click.echo(f"  duplicate: {p}: {other}")
     for p, warning in summary.warnings:
         click.echo(f"  warning: {p}: {warning}")
+    from artdb.core.curation.commands import CommandLine
+
+    cmd = CommandLine.for_catalog(str(app.paths.home), app.url)
     for p in summary.placements:
         where = f" -> {p.page}" if p.outcome == "placed" else ""
-        act = (f" (decision #{p.decision_id}; artdb undo {p.decision_id})" if p.decision_id
-               else f" (finding {p.finding}: artdb show {p.landed_page!r})" if p.finding else "")
+        act = (f" (decision #{p.decision_id}; {cmd('undo', str(p.decision_id))})" if p.decision_id
+               else f" (finding {p.finding}: {cmd.show(p.landed_page)})" if p.finding else "")
         click.echo(f"  {p.outcome}: {p.landed_page} - {p.album}{where}: {p.reason}{act}")

@@ -172,6 +172,18 @@ def test_a_page_restricted_audit_keeps_the_other_findings(audited):
     assert summary.homonym_run_id == first and summary.findings == 2
     assert f"Audit run #{first} of" in doc and "Les &quot;Enfants&quot;" in doc and "Eclipse" in doc
 
+    # a finding acted on stays in the table with its status, but is no longer shown in full
+    from artdb.core.curation.reject import reject_finding
+
+    with catalog.session() as s:
+        nasty = s.scalar(select(AuditFinding.id).where(AuditFinding.status == "open",
+                                                       AuditFinding.run_id == first))
+    reject_finding(catalog, f"h{nasty}")
+    doc, summary = render_report(catalog, paths, model, top=10, audio=ExcerptOptions(enabled=False))
+    assert summary.findings == 2 and summary.figures == 1 and summary.audio_excerpts == 0
+    assert f'id="finding-{nasty}"' not in doc and f"<td>h{nasty}</td>" in doc and "rejected" in doc
+    assert "<audio" not in doc
+
 
 def test_report_without_audits(catalog, tmp_path):
     paths = Paths.from_home(tmp_path / "home")

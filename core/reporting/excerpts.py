@@ -13,7 +13,8 @@ A report has an audio budget (bytes of base64 text, :class:`ExcerptOptions`). :c
 first shortens every excerpt (down to ``min_seconds``) when the planned excerpts would not fit,
 then leaves out the excerpts that still do not fit, lowest priority last in line (the report
 asks for every group's first excerpt before any group's second), and says how many it shortened
-or left out. A track whose file is missing or no longer decodes gets a note, never an error.
+or left out. A track whose file is missing or no longer decodes gets a note, never an error. Many excerpts
+are encoded in worker processes (:func:`~artdb.core.executor.make_executor`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import base64
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from artdb.core.errors import AudioError, ConfigError
+from artdb.core.executor import make_executor
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.decode import audio_duration, decode_excerpts
 
@@ -44,6 +49,8 @@ VORBIS_LEVEL = 1.0  # Vorbis' lowest quality: ~40 kbit/s at 22 kHz mono
 PLANNED_BYTES_PER_SECOND = {"OPUS": 4200, "VORBIS": 6800}
 CONTAINER_BYTES = 1200  # Ogg/Opus headers of one excerpt, base64 included
 MIME = "audio/ogg"
+# Fewer excerpts than this are encoded inline: starting worker processes would cost more.
+PARALLEL_MIN_EXCERPTS = 12
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,18 @@ def encode_excerpt(path: str | os.PathLike, seconds: float) -> tuple[bytes, floa
     return buf.getvalue(), seconds
 
 
+def encode_task(path: str, seconds: float) -> tuple[str, Any, float]:
+    """Worker entry: ``("ok", ogg bytes, seconds)``, or ``("missing" | "error", note, 0)`` for a
+    file that is gone or does not decode (never raised: one bad file costs one player)."""
+    if not os.path.exists(path):
+        return "missing", f"audio file missing: {path}", 0.0
+    try:
+        ogg, got = encode_excerpt(path, seconds)
+    except (AudioError, sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
+        return "error", f"audio not decodable: {getattr(exc, 'reason', exc)}", 0.0
+    return "ok", ogg, got
+
+
 def data_uri(ogg: bytes) -> str:
     return f"data:{MIME};base64," + base64.b64encode(ogg).decode("ascii")
 
@@ -159,29 +178,36 @@ class AudioBudget:
             self.seconds = max(floor, math.floor(fit * 2) / 2)
         self.planned = planned
 
-    def take(self, excerpt: Excerpt, path: str) -> Excerpt:
-        """Fill ``excerpt`` with the audio of ``path``, or a note saying why there is none."""
+    def fill(self, requests: Sequence[tuple[Excerpt, str]], workers: int = 2) -> None:
+        """Fill each excerpt of ``requests`` (in priority order) with the audio of its path, or a
+        note saying why there is none. Encoding runs in ``workers`` processes when there are
+        enough excerpts to pay for them (their native stderr silenced: libmpg123 reports every
+        MP3 frame entered by a seek there)."""
+        if not requests:
+            return
         if not self.options.enabled:
-            excerpt.note = "audio left out (--no-audio)"
-            return excerpt
-        if self.used + CONTAINER_BYTES > self.options.budget_bytes:
-            return self._leave_out(excerpt)
-        if not os.path.exists(path):
+            for excerpt, _ in requests:
+                excerpt.note = "audio left out (--no-audio)"
+            return
+        pool = workers if len(requests) >= PARALLEL_MIN_EXCERPTS else 1
+        paths = [path for _, path in requests]
+        with make_executor(pool) as ex:
+            results = list(ex.map(encode_task, paths, repeat(self.seconds)))
+        for (excerpt, _), result in zip(requests, results):
+            self._accept(excerpt, result)
+
+    def _accept(self, excerpt: Excerpt, result: tuple) -> None:
+        kind, payload, seconds = result
+        if kind != "ok":
             self.failed += 1
-            excerpt.note = f"audio file missing: {path}"
-            return excerpt
-        try:
-            ogg, seconds = encode_excerpt(path, self.seconds)
-        except (AudioError, sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-            self.failed += 1
-            excerpt.note = f"audio not decodable: {getattr(exc, 'reason', exc)}"
-            return excerpt
-        uri = data_uri(ogg)
+            excerpt.note = payload
+            return
+        uri = data_uri(payload)
         if self.used + len(uri) > self.options.budget_bytes:
-            return self._leave_out(excerpt)
+            self._leave_out(excerpt)
+            return
         self.used += len(uri)
         excerpt.data_uri, excerpt.seconds = uri, seconds
-        return excerpt
 
     def _leave_out(self, excerpt: Excerpt) -> Excerpt:
         self.left_out += 1

@@ -187,6 +187,11 @@ def report_run(catalog: Catalog, model: Model | None) -> AuditRun | None:
     return next((r for r in runs if not (r.params or {}).get("pages")), latest)
 
 
+def in_full(findings: list[FindingView], top: int) -> list[FindingView]:
+    """The findings shown in full: the ``top`` best still open (a curator acts on those)."""
+    return [f for f in findings if f.status == "open"][:max(0, top)]
+
+
 def _page_albums(s, f: FindingView) -> list[AlbumRow]:
     """The page's albums, cluster by cluster (the unassigned last), numbered in that order."""
     rows = s.execute(
@@ -239,17 +244,16 @@ class _Evidence:
             out.append(e)
         return out
 
-    def fill(self, options: ExcerptOptions) -> AudioBudget:
+    def fill(self, options: ExcerptOptions, workers: int = 2) -> AudioBudget:
         budget = AudioBudget(options, len(self.requests))
-        for _, excerpt, path in sorted(self.requests, key=lambda r: r[0]):
-            budget.take(excerpt, path)
+        budget.fill([(e, path) for _, e, path in sorted(self.requests, key=lambda r: r[0])], workers)
         return budget
 
 
 def _attach_figures(catalog: Catalog, paths: Paths, model: Model | None, findings: list[FindingView],
                     run: AuditRun, top: int, device: str) -> list[str]:
     notes: list[str] = []
-    chosen = findings[:max(0, top)]
+    chosen = in_full(findings, top)
     if not chosen:
         return notes
     if model is None:
@@ -374,17 +378,19 @@ def _findings_html(run: AuditRun | None, findings: list[FindingView], top: int, 
     if not findings:
         parts.append('<p class="none">This run flagged no page.</p>')
         return "".join(parts)
+    full = in_full(findings, top)
     parts.append("<table><thead><tr><th>#</th><th>ref</th><th>page</th><th>groups</th><th>albums</th>"
                  "<th>margin</th><th>status</th></tr></thead><tbody>")
     for i, f in enumerate(findings, 1):
-        anchor = f'<a href="#finding-{f.id}">{_esc(f.page)}</a>' if i <= top else _esc(f.page)
+        anchor = f'<a href="#finding-{f.id}">{_esc(f.page)}</a>' if f in full else _esc(f.page)
         parts.append(f"<tr><td class=num>{i}</td><td>{f.ref}</td><td>{anchor}</td>"
                      f"<td class=num>{f.n_clusters}</td><td class=num>{f.n_albums}</td>"
                      f"<td class=num>{f.score:.3f}</td><td>{_esc(f.status)}</td></tr>")
     parts.append("</tbody></table>")
-    if len(findings) > top:
-        parts.append(f'<p class="meta">The first {top} are shown in full (--top).</p>')
-    parts += [_finding_html(i, f, cmd) for i, f in enumerate(findings[:top], 1)]
+    if len(full) < len(findings):
+        parts.append(f'<p class="meta">The {len(full)} best open findings are shown in full '
+                     "(--top); findings already acted on (split, rejected) are listed only.</p>")
+    parts += [_finding_html(i, f, cmd) for i, f in enumerate(full, 1)]
     return "".join(parts)
 
 
@@ -443,13 +449,13 @@ def _page_album_ids(catalog: Catalog, page_id: int) -> list[int]:
 
 
 def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, top: int = 10,
-                  synonyms: int = 100, device: str = "cpu",
-                  audio: ExcerptOptions | None = None) -> tuple[str, ReportSummary]:
+                  synonyms: int = 100, device: str = "cpu", audio: ExcerptOptions | None = None,
+                  workers: int = 2) -> tuple[str, ReportSummary]:
     """The report as an HTML string, and what it holds (``path`` left empty).
 
     ``top``: flagged pages shown in full (albums, excerpts, figures, commands) and synonym
     candidates given excerpts; ``synonyms``: candidates listed; ``audio``: the excerpts' length,
-    number and budget (default :class:`ExcerptOptions`).
+    number and budget (default :class:`ExcerptOptions`); ``workers``: processes encoding them.
     """
     audio = audio or ExcerptOptions()
     if model is None:
@@ -459,12 +465,12 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
     run = report_run(catalog, model)
     findings = collect_findings(catalog, run)
     with catalog.session() as s:
-        for f in findings[:max(0, top)]:
+        for f in in_full(findings, top):
             f.albums = _page_albums(s, f)
     notes = _attach_figures(catalog, paths, model, findings, run, top, device) if run else []
     pairs = [PairView(p) for p in synonym_candidates(catalog, status="open", limit=synonyms)]
     evidence = _Evidence(catalog, paths, model if audio.enabled else None, device)
-    for i, f in enumerate(findings[:max(0, top)]):
+    for i, f in enumerate(in_full(findings, top)):
         for c, members in f.clusters.items():
             f.excerpts[c] = evidence.ask(members, audio.per_cluster, (0, i, int(c)))
     for i, v in enumerate(pairs[:max(0, top)]):
@@ -472,7 +478,7 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
             got = evidence.ask(_page_album_ids(catalog, pid), 1, (1, i, side))
             if got:
                 v.excerpts[side] = got[0]
-    budget = evidence.fill(audio)
+    budget = evidence.fill(audio, workers)
     notes += budget.notes()
     if budget.failed:
         notes.append(f"{budget.failed} excerpt(s) have no player: their audio file is missing or "
@@ -501,11 +507,11 @@ def render_report(catalog: Catalog, paths: Paths, model: Model | None = None, to
 
 def write_report(catalog: Catalog, paths: Paths, out: str | Path, model: Model | None = None,
                  top: int = 10, synonyms: int = 100, device: str = "cpu",
-                 audio: ExcerptOptions | None = None) -> ReportSummary:
+                 audio: ExcerptOptions | None = None, workers: int = 2) -> ReportSummary:
     """Render the report and write it to ``out`` atomically (a temporary file, then a rename)."""
     require_folder_of(out)  # before the rendering, which can take a while
     doc, summary = render_report(catalog, paths, model, top=top, synonyms=synonyms, device=device,
-                                 audio=audio)
+                                 audio=audio, workers=workers)
     out = write_atomically(out, lambda f: f.write(doc.encode("utf-8")))
     summary.path = str(out)
     return summary
