@@ -63,6 +63,13 @@ def test_cli_db_upgrade_and_current(sqlite_url):
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["--db", sqlite_url, "db", "current"])
     assert head_revision() in result.output
+    # --json, and the global option after the command
+    import json
+
+    result = runner.invoke(cli, ["db", "current", "--json", "--db", sqlite_url])
+    assert json.loads(result.stdout) == {"current": head_revision(), "head": head_revision()}
+    result = runner.invoke(cli, ["db", "upgrade", "--json", "--db", sqlite_url])
+    assert json.loads(result.stdout) == {"from": head_revision(), "revision": head_revision()}
 
 
 def test_unreachable_database_gives_clean_error(tmp_path):
