@@ -65,15 +65,15 @@ def echo_demo(result: dict) -> None:
     with_cnn = "cnn-scratch" in result["systems"]
     systems = [("default", ""), *((("CNN", "cnn_"),) if with_cnn else ()), ("MFCC", "mfcc_")]
     echo(f"  {'page':<28} {'artists':>7} {'albums':>6} | "
-         + " | ".join(f"{name:<33}" for name, _ in systems))
+         + " | ".join(f"{name:<35}" for name, _ in systems))
 
     def cell(p: dict, prefix: str) -> str:
         clusters = p.get("found_clusters" if not prefix else f"{prefix}clusters")
         ari = p.get("ari" if not prefix else f"{prefix}ari")
         what = p.get("verdict" if not prefix else f"{prefix}verdict") or "not flagged"
         if what == "not flagged":
-            return f"{what:<33}"
-        return f"{what}, {plural(clusters or 0, 'cluster')}, ARI {ari:.2f}"[:33].ljust(33)
+            return f"{what:<35}"
+        return f"{what}, {plural(clusters or 0, 'cluster')}, ARI {ari:.2f}"[:35].ljust(35)
 
     for p in result["homonym_pages"]:
         echo(f"  {p['page'][:28]:<28} {p['true_artists']:>7} {p.get('albums', 0):>6} | "
