@@ -204,6 +204,10 @@ def test_report_cli(audited, catalog_url, tmp_path):
     assert r.exit_code == 0 and "2 homonym pages" in r.output
 
 
+# Audio and browser cases need no second back-end (the SQL they read is covered by the others).
+SQLITE_ONLY = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
 def decode_ogg(src: str) -> tuple[float, int]:
     """(seconds, sample rate) of a data: URI holding Ogg audio, read back by libsndfile."""
     prefix = "data:audio/ogg;base64,"
@@ -270,6 +274,7 @@ def test_report_a_curator_acts_from(audited, catalog_url):
     assert re.search(r"merge \S.* --into .* --candidate s\d+ --dry-run", text)
 
 
+@SQLITE_ONLY
 def test_report_audio_budget_shortens_then_leaves_out(audited):
     catalog, paths, model = audited
     per_excerpt = CONTAINER_BYTES + 2 * PLANNED_BYTES_PER_SECOND[codec()[0]]
@@ -288,6 +293,7 @@ def test_report_audio_budget_shortens_then_leaves_out(audited):
     assert all("<audio" in b for b in blocks.values())
 
 
+@SQLITE_ONLY
 def test_report_missing_audio_file_is_a_note(audited):
     catalog, paths, model = audited
     with catalog.session() as s:
@@ -319,6 +325,7 @@ PROBE = """<script>window.addEventListener("load", function () {
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+@SQLITE_ONLY
 def test_report_renders_in_chromium(audited, tmp_path):
     catalog, paths, model = audited
     doc, summary = render_report(catalog, paths, model, top=10, audio=ExcerptOptions(seconds=1.5))
