@@ -16,7 +16,13 @@ from click.testing import CliRunner
 
 from artdb.cli.main import cli
 from artdb.core.errors import ConfigError
-from artdb.core.learn.backbone import BackboneHead, HeadConfig, embed_backbone, train_backbone_head
+from artdb.core.learn.backbone import (
+    BackboneHead,
+    HeadConfig,
+    embed_backbone,
+    layer_span,
+    train_backbone_head,
+)
 from artdb.core.learn.checkpoint import load_checkpoint, save_checkpoint
 from artdb.core.synth import SynthConfig, generate_catalog
 
@@ -48,12 +54,18 @@ def test_pooled_vector_is_the_standardised_patch_mean(rng):
     assert res.threshold is not None and 0 < res.threshold < 2
 
 
-def test_all_layers_is_the_default_and_spans_every_stored_layer(rng):
+def test_the_default_reads_penultimate_and_mean_pool_and_layers_join_only_side_by_side(rng):
+    three = {"penultimate": (0, 6), "mean_pool": (6, 14), "max_pool": (14, 20)}
     feats, labels = _artist_patches(rng)
-    res = train_backbone_head(feats, labels, HeadConfig(steps=0), layer_slices=SLICES)
-    assert HeadConfig().layer == "all" and res.model.dim == 20
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0), layer_slices=three)
+    assert HeadConfig().layer == "penultimate+mean_pool"
+    assert (res.model.layer_start, res.model.layer_stop) == (0, 14)
+    assert layer_span("all", three) == (0, 20) and layer_span("mean_pool+max_pool", three) == (6, 20)
+    assert layer_span("max_pool", three) == (14, 20)
+    with pytest.raises(ConfigError, match="not side by side"):
+        layer_span("penultimate+max_pool", three)
     with pytest.raises(ConfigError, match="not stored"):
-        train_backbone_head(feats, labels, HeadConfig(steps=0, layer="taggram"), layer_slices=SLICES)
+        train_backbone_head(feats, labels, HeadConfig(steps=0, layer="taggram"), layer_slices=three)
 
 
 def test_head_share_is_chosen_on_held_out_artists(rng):
@@ -111,8 +123,8 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     r = runner.invoke(cli, ["models", "show", "bb", "--json"])
     model = json.loads(r.stdout)
     assert model["kind"] == "backbone" and model["active"]
-    # every stored layer (penultimate 200 + mean_pool 753 + max_pool 753), plus the head when chosen
-    assert model["dim"] in (1706, 1706 + 128)
+    # the default layers (penultimate 200 + mean_pool 753), plus the head when chosen
+    assert model["dim"] in (953, 953 + 128)
     assert model["config"]["backbone"]["model"] == "MSD_musicnn"
     r = runner.invoke(cli, ["stats", "--json"])
     assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks}
@@ -170,7 +182,10 @@ def test_rebuild_refits_the_standardisation_on_the_served_catalog(tmp_path, artd
         served = model.config[SERVED_KEY]
         with open_backbone_store(paths, BackboneConfig(patches_per_track=1), mode="r") as store:
             ids = np.sort(np.asarray(store.ids(), dtype=np.int64))
-            feats = store.get_many(ids).astype(np.float64)  # the default reads every stored layer
+            feats = store.get_many(ids).astype(np.float64)
+        embedder = load_embedder(model).model
+        feats = feats[..., embedder.layer_start:embedder.layer_stop]  # the layers the default reads
+        assert feats.shape[-1] == 953  # penultimate 200 + mean_pool 753
         assert served["n_tracks"] == len(ids) > 8 * 3  # both catalogs' tracks
         track_means = feats.mean(axis=1)
         np.testing.assert_allclose(served["pooled_mean"], track_means.mean(axis=0), rtol=1e-4, atol=1e-4)
