@@ -18,8 +18,9 @@ from artdb.core.synth.training_data import synthetic_training_data
 from artdb.core.vectors.export import Embeddings, write_embeddings
 
 
-def _backbone_features(artists, patches=2, dim=200, noise=1.0, seed=0, offset=0.0):
-    """Synthetic backbone features ``[n, patches, dim]``: one cluster per artist (penultimate layer)."""
+def _backbone_features(artists, patches=2, dim=953, noise=1.0, seed=0, offset=0.0):
+    """Synthetic backbone features ``[n, patches, dim]``: one cluster per artist (953: penultimate +
+    mean_pool, the layers the default model reads; 200: the penultimate alone)."""
     rng = np.random.default_rng(seed)
     codes = P.codes(artists)
     centres = rng.normal(size=(codes.max() + 1, dim)) * 3
@@ -274,7 +275,7 @@ def test_backbone_standardisation_never_sees_test_artists(monkeypatch):
     for artists, mean, _ in seen:
         assert artists == set(split.train_artists.tolist())
         assert not artists & set(split.test_artists.tolist())
-        np.testing.assert_allclose(mean, pool_mean, atol=1e-3)
+        np.testing.assert_allclose(mean, pool_mean[:len(mean)], atol=1e-3)  # layers start at 0
 
 
 def test_artdb_default_vectors_equal_backbone_head():
@@ -291,7 +292,7 @@ def test_artdb_default_vectors_equal_backbone_head():
                        base_head=head)
         vecs[name] = f.embed_dataset(test)
     # the head got its share (the only one offered)
-    assert vecs["artdb-default"].shape == (len(test), 200 + 8)
+    assert vecs["artdb-default"].shape == (len(test), 953 + 8)  # penultimate + mean_pool, head
     np.testing.assert_array_equal(vecs["artdb-default"], vecs["backbone-head"])
     assert vecs["musicnn-torch"].shape == (len(test), 200)
     # in a run both are reported, from one fit, on the same split
@@ -307,7 +308,10 @@ def test_backbone_features_follow_subsets_and_are_required():
     rows = np.array([5, 0, 9])
     sub = ds.subset(rows)
     np.testing.assert_array_equal(np.asarray(sub.backbone_features), np.asarray(ds.backbone_features)[rows])
-    assert sub.backbone == ds.backbone and sub.backbone_layer_slices() == {"penultimate": (0, 200)}
+    assert sub.backbone == ds.backbone
+    assert sub.backbone_layer_slices() == {"penultimate": (0, 200), "mean_pool": (200, 953)}
+    alone = from_arrays(ds.features, ds.artists, backbone_features=_backbone_features(ds.artists, dim=200))
+    assert alone.backbone_layer_slices() == {"penultimate": (0, 200)}
     with pytest.raises(ConfigError, match="read backbone features"):
         run_evaluation(from_arrays(ds.features, ds.artists),
                        EvalConfig(systems=("musicnn-torch",), seeds=(0,)))

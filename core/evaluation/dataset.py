@@ -183,12 +183,11 @@ def _backbone_of(features, backbone: BackboneConfig | dict | None) -> dict:
     shape = tuple(features.shape)
     if len(shape) != 3:
         raise CatalogError(f"backbone features must be [n, patches, dim], got shape {shape}")
-    default = BackboneConfig(patches_per_track=shape[1])
-    if shape[2] == default.dim:
-        return default.to_dict()
-    only = BackboneConfig(patches_per_track=shape[1], layers=("penultimate",))
-    if shape[2] == only.dim:
-        return only.to_dict()
+    # the stored default, what the default model reads, the peer's layer alone
+    for layers in (BackboneConfig().layers, ("penultimate", "mean_pool"), ("penultimate",)):
+        config = BackboneConfig(patches_per_track=shape[1], layers=layers)
+        if shape[2] == config.dim:
+            return config.to_dict()
     raise CatalogError(f"backbone features of dim {shape[2]}: pass the BackboneConfig they were "
                        "computed with")
 
