@@ -46,6 +46,7 @@ from artdb.core.features.frontend import FrontendConfig
 from artdb.core.ingest import IngestOptions
 from artdb.core.ingest.service import index_catalog
 from artdb.core.learn.registry import register_model
+from artdb.core.reporting.excerpts import ExcerptOptions
 from artdb.core.reporting.report import render_report
 from artdb.core.synth.config import SynthConfig
 from artdb.core.synth.plan import plan_catalog
@@ -277,8 +278,9 @@ def test_evidence_switch_splits_what_audio_keeps_whole_and_says_why(meta_lib, tm
     assert found[0]["evidence"] == "both" and found[0]["reasons"] == eclipse.reasons
     assert found[0]["why"][0].startswith("cluster 2 vs 1: ")
     # the HTML report shows them (escaped), and the fusion's weights
-    html, _ = render_report(catalog, paths, model, top=1)
-    assert "labels never overlap: " in html and "Why:" in html and "label " in html
+    html, _ = render_report(catalog, paths, model, top=1, audio=ExcerptOptions(enabled=False))
+    assert "cluster 2 vs 1: labels never overlap: " in html
+    assert "fusion (both): logistic regression" in html and "weight +" in html
     # metadata alone also splits it; an audio threshold with a fusion is refused
     meta_only = run_audit(catalog, paths, model, store=False, evidence="metadata")
     assert _page_audit(meta_only, "Eclipse").n_clusters == 2
