@@ -63,7 +63,7 @@ def _ints(text: str | None):
 @click.option("--evidence", type=click.Choice(["audio", "metadata", "both"]), default="both",
               show_default=True,
               help="Beside each system's audio-only row, a row with the albums' metadata fused "
-                   "(album unit, random and same-genre groups; same groups and folds). audio: none.")
+                   "(random and same-genre groups; same groups and folds). audio: none.")
 @click.option("--no-progress", is_flag=True)
 @pass_app
 @handle_errors

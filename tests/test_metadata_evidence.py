@@ -182,6 +182,14 @@ def test_reasons_in_words_ranked_by_weight():
     assert text == ["labels never overlap: Blue Note vs Atlantic",
                     "years 1971–1979 vs 2016–2021 (37 years apart)",
                     "ISRC registrants differ: US-BNL vs US-ATL", "audio margin +0.08"]
+    # explaining a split (toward "another artist"): what speaks for it first, then "but" the rest
+    mixed = compare_groups(a + [AlbumMeta(6, genre="Jazz")], b + [AlbumMeta(7, genre="Jazz")])
+    assert reasons(mixed, {"label": -2.0, "genre": 1.5, "year": -1.0}, audio="audio margin +0.08",
+                   audio_weight=-0.1, toward=-1) == [
+        "labels never overlap: Blue Note vs Atlantic", "years 1971–1979 vs 2016–2021 (37 years apart)",
+        "audio margin +0.08", "but same genre Jazz"]
+    assert reasons(compare_groups([AlbumMeta(1, year=2000)], [AlbumMeta(2, year=2001)]),
+                   {"year": 1.0}, toward=1) == ["years 2000 vs 2001 (1 year apart)"]
     # without a fusion: audio first, then the facts; unknown facts say nothing
     assert reasons(compare_groups(a[:1], [AlbumMeta(5)]), None, audio="audio distance 0.5") == \
         ["audio distance 0.5"]
@@ -269,7 +277,8 @@ def test_evidence_switch_splits_what_audio_keeps_whole_and_says_why(meta_lib, tm
     why = eclipse.reasons[0]
     assert why["cluster"] == 2 and why["versus"] == 1
     assert any(r.startswith("labels never overlap: ") for r in why["reasons"])
-    assert any(r.startswith("audio margin") for r in why["reasons"])
+    # the two sound alike: the audio speaks against the split, and says so
+    assert any(r.startswith("but audio margin -") for r in why["reasons"])
     # stored: the fusion with the run, the reasons with the finding
     with catalog.session() as s:
         run = s.get(AuditRun, both.run_id)

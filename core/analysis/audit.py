@@ -361,7 +361,8 @@ def cluster_reasons(album_ids: Sequence[int], labels: Sequence[int], vectors: np
             audio_weight = weights.get("audio", 0.0) if fusion.uses_audio else None
         text = reasons(compare_groups([metas[i] for i in base], [metas[i] for i in other]), weights,
                        audio=audio_reason(float(d.mean()), audio_threshold)
-                       if fusion is None or fusion.uses_audio else None, audio_weight=audio_weight)
+                       if fusion is None or fusion.uses_audio else None, audio_weight=audio_weight,
+                       toward=-1)
         out.append({"cluster": c + 1, "versus": 1, "reasons": text})
     return out
 

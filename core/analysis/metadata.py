@@ -39,6 +39,8 @@ FEATURES = ("label", "isrc_registrant", "isrc_country", "upc_prefix", "year", "g
 # Digits of a UPC/EAN taken as the company prefix (GS1 prefixes are 6-10 digits: 6 is the part
 # every one of them shares).
 UPC_PREFIX_DIGITS = 6
+# A fact whose feature moves the fusion's logit by less than this is not worth a reason.
+MIN_CONTRIBUTION = 0.05
 # Year boundary before the fusion has learnt one (years apart at which a pair is neutral).
 DEFAULT_YEAR_BOUNDARY = 10.0
 
@@ -316,7 +318,8 @@ def fact_sentences(c: GroupComparison) -> dict[str, str]:
         overlap = a0 <= b1 and b0 <= a1
         gap = 0 if overlap else max(a0, b0) - min(a1, b1)
         out["year"] = (f"years overlap: {_span(c.years[0])} and {_span(c.years[1])}" if overlap else
-                       f"years {_span(c.years[0])} vs {_span(c.years[1])} ({gap} years apart)")
+                       f"years {_span(c.years[0])} vs {_span(c.years[1])} "
+                       f"({gap} year{'' if gap == 1 else 's'} apart)")
     if c.registrants:
         ra, rb = c.registrants
         common = sorted(set(ra) & set(rb))
@@ -343,21 +346,38 @@ def fact_sentences(c: GroupComparison) -> dict[str, str]:
 
 def reasons(comparison: GroupComparison, weights: Mapping[str, float] | None = None,
             audio: str | None = None, audio_weight: float | None = None,
-            limit: int = 4) -> list[str]:
-    """The strongest reasons, in words: facts ranked by ``|weight|`` of their feature in the
-    fusion (metadata facts in :data:`FEATURES` order when there is no fusion), the ``audio``
-    sentence placed by ``audio_weight`` (first without one), at most ``limit``."""
+            limit: int = 4, toward: int | None = None) -> list[str]:
+    """The strongest reasons, in words, at most ``limit``.
+
+    ``weights``: each feature's contribution to the fusion's logit for these groups (facts of a
+    feature contributing less than :data:`MIN_CONTRIBUTION` are left out); without them the facts
+    come in :data:`FEATURES` order after the ``audio`` sentence. ``audio_weight`` places the
+    audio sentence among them.
+    ``toward``: the decision the reasons explain, -1 "another artist" (a split), +1 "the same
+    artist" (a placement): facts pointing that way come first, strongest first, and the ones
+    against it follow, prefixed "but". Without ``toward``, by strength alone.
+    """
     facts = fact_sentences(comparison)
-    ranked: list[tuple[float, int, str]] = []
+    ranked: list[tuple[int, float, int, str]] = []
     for i, (key, text) in enumerate(facts.items()):
-        w = abs(float(weights.get(key, 0.0))) if weights else 0.0
-        if weights is not None and w == 0.0:
-            continue  # a feature the decision did not use is not a reason
-        ranked.append((w, -i, text))
+        w = float(weights.get(key, 0.0)) if weights else 0.0
+        if weights is not None and abs(w) < MIN_CONTRIBUTION:
+            continue  # a feature the decision (nearly) did not use is not a reason
+        ranked.append((_side(w, toward), abs(w), -i, text))
     if audio:
-        ranked.append((abs(audio_weight) if audio_weight is not None else float("inf"), 1, audio))
+        if audio_weight is None:
+            ranked.append((1, float("inf"), 1, audio))
+        else:
+            ranked.append((_side(audio_weight, toward), abs(audio_weight), 1, audio))
     ranked.sort(reverse=True)
-    return [text for _, _, text in ranked[:limit]]
+    return [("but " + text if side < 0 else text) for side, _, _, text in ranked[:limit]]
+
+
+def _side(weight: float, toward: int | None) -> int:
+    """1 if ``weight`` points the way of ``toward`` (or there is no way), -1 if against."""
+    if toward is None or weight == 0.0:
+        return 1
+    return 1 if (weight > 0) == (toward > 0) else -1
 
 
 def reason_lines(reasons_: Sequence[dict[str, Any]]) -> list[str]:

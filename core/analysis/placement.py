@@ -211,7 +211,7 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
                 mean_audio = float(cdist(x.reshape(1, -1), ys, metric=met)[0].mean())
                 audio_text = audio_reason(mean_audio, t_audio)
             why = reasons(compare_groups([meta[aid]], [meta[a] for a in members]), weights,
-                          audio=audio_text, audio_weight=audio_weight)
+                          audio=audio_text, audio_weight=audio_weight, toward=1)
             out.candidates.append(Candidate(p.id, page_label(p.display_name, p.disambiguation), c,
                                             members, d, (t - d) / t, why))
     out.candidates.sort(key=lambda c: c.distance)
