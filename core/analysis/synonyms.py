@@ -55,6 +55,7 @@ from artdb.core.analysis.findings import (
     rejected_evidence,
 )
 from artdb.core.analysis.fusion import check_evidence
+from artdb.core.analysis.metadata import AlbumMeta, album_metadata
 from artdb.core.config import Paths
 from artdb.core.errors import ConfigError
 from artdb.core.names import match_key, page_key
@@ -67,8 +68,6 @@ from artdb.db.models import (
     ArtistPage,
     AuditFinding,
     AuditRun,
-    Genre,
-    Label,
     Model,
     SynonymCandidate,
 )
@@ -221,14 +220,7 @@ def name_similarity(a: str, b: str) -> tuple[float, dict[str, Any]]:
                    "token_set_ratio": round(token_set, 4)}
 
 
-@dataclass
-class _AlbumMeta:
-    year: int | None
-    label: str | None
-    genre: str | None
-
-
-def metadata_similarity(albums_a: Iterable[_AlbumMeta], albums_b: Iterable[_AlbumMeta]
+def metadata_similarity(albums_a: Iterable[AlbumMeta], albums_b: Iterable[AlbumMeta]
                         ) -> tuple[float, dict[str, Any]]:
     """Mean of three indicators in [0, 1]: a shared label, overlapping or adjacent release years
     (fading beyond ``YEAR_ADJACENT`` years apart), a shared genre. Unknown facts count 0."""
@@ -335,17 +327,13 @@ def _load_pages(s) -> dict[int, _Page]:
     return {r[0]: _Page(r[0], r[1], r[2], match_key(r[1]), r[3] or "", root(r[0])) for r in rows}
 
 
-def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, _AlbumMeta]]:
-    rows = s.execute(
-        select(Album.id, Album.page_id, Album.year, Label.name, Genre.name)
-        .outerjoin(Label, Album.label_id == Label.id).outerjoin(Genre, Album.genre_id == Genre.id)
-    ).all()
+def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, AlbumMeta]]:
+    """Albums by page, and every album's tags (:func:`~artdb.core.analysis.metadata.album_metadata`,
+    the one reader of album metadata)."""
     by_page: dict[int, list[int]] = defaultdict(list)
-    meta = {}
-    for aid, pid, year, label, genre in rows:
+    for aid, pid in s.execute(select(Album.id, Album.page_id)):
         by_page[pid].append(aid)
-        meta[aid] = _AlbumMeta(year, label, genre)
-    return {p: sorted(v) for p, v in by_page.items()}, meta
+    return {p: sorted(v) for p, v in by_page.items()}, album_metadata(s)
 
 
 @dataclass
@@ -354,7 +342,7 @@ class _Snapshot:
 
     pages: dict[int, _Page]
     albums_by_page: dict[int, list[int]]
-    album_meta: dict[int, _AlbumMeta]
+    album_meta: dict[int, AlbumMeta]
     rejected: set[str]  # evidence hashes of rejected candidates
 
     @classmethod
