@@ -22,7 +22,16 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
               help="First re-learn the threshold from the catalog (k-fold CV over artificial homonym "
                    "groups of trusted pages) and store it with the model.")
 @click.option("--folds", default=5, show_default=True, help="With --calibrate: CV folds.")
-@click.option("--seed", default=0, show_default=True, help="With --calibrate: group-forming seed.")
+@click.option("--seed", default=0, show_default=True,
+              help="With --calibrate or a fusion: group-forming seed.")
+@click.option("--evidence", type=click.Choice(["audio", "metadata", "both"]), default=None,
+              help="What the distance weighs (default: both when the catalog has metadata and no "
+                   "--threshold is given, else audio). metadata/both fit a fusion on the catalog's "
+                   "artificial homonym groups and store it with the run.")
+@click.option("--fusion-groups", "grouping", type=click.Choice(["genre", "random"]), default="genre",
+              show_default=True,
+              help="How the fusion's artificial groups are drawn: within genres first (like real "
+                   "homonyms), or from all trusted pages (as the audio calibration does).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="Processes for large catalogs.")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
@@ -33,7 +42,7 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @pass_app
 @handle_errors
 def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibrate, folds, seed,
-          workers, model_name, dry_run, as_json, as_csv, no_progress) -> None:
+          evidence, grouping, workers, model_name, dry_run, as_json, as_csv, no_progress) -> None:
     """Cluster each artist page's albums by sound and flag pages that mix several artists.
 
     The threshold is the model's (fitted on held-out artists' artificial homonym groups) unless
@@ -42,6 +51,7 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
     """
     from artdb.cli.progress import progress_bar
     from artdb.core.analysis.audit import calibrate_threshold, run_audit
+    from artdb.core.analysis.metadata import reason_lines
     from artdb.core.learn.registry import resolve_model
 
     if as_json and as_csv:
@@ -57,7 +67,8 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
                        f"{calibration['groups']} artificial groups of {calibration['pages']} pages")
     with progress_bar(not no_progress and not (as_json or as_csv)) as bar:
         report = run_audit(catalog, app.paths, model, min_albums=min_albums, pages=list(pages) or None,
-                           threshold=threshold, workers=workers, progress=bar, store=not dry_run)
+                           threshold=threshold, workers=workers, progress=bar, store=not dry_run,
+                           evidence=evidence or "auto", seed=seed, grouping=grouping)
     out = report.to_dict(all_pages=all_pages, top=top)
     if calibration is not None:
         out["calibration"] = calibration
@@ -83,6 +94,11 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
                f"{len(report.suppressed)} suppressed (rejected before) — model {report.model}, "
                f"threshold {report.threshold:.4f} ({report.linkage}/{report.metric}), "
                f"{report.seconds:.2f} s")
+    note = f" — {report.evidence_note}" if report.evidence_note else ""
+    click.echo(f"evidence: {report.evidence}{note}")
+    if report.fusion is not None:
+        for line in report.fusion.calibration_lines():
+            click.echo(line)
     if not out["pages"]:
         return
     click.echo(f"{'#':>3} {'score':>7} {'clusters':>8} {'albums':>6}  {'finding':<20} page")
@@ -94,6 +110,8 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
                 albums = c["albums"]
                 titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
                 click.echo(f"{'':>22}  cluster {c['cluster']}: {titles}")
+            for line in reason_lines(p["reasons"]):
+                click.echo(f"{'':>22}  why: {line}")
     if report.findings:
         click.echo("act: artdb show PAGE | artdb split PAGE [--dry-run] | artdb reject h<id>")
 

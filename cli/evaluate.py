@@ -60,13 +60,17 @@ def _ints(text: str | None):
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Decoding processes for ingest (0: all in this process).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
+@click.option("--evidence", type=click.Choice(["audio", "metadata", "both"]), default="both",
+              show_default=True,
+              help="Beside each system's audio-only row, a row with the albums' metadata fused "
+                   "(random and same-genre groups; same groups and folds). audio: none.")
 @click.option("--no-progress", is_flag=True)
 @pass_app
 @handle_errors
 def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, models, embeddings, peer,
              peer_python, peer_file, systems, backbone_patches, device, unit, experiments, sizes, steps,
              n_seeds, seed, tracks_per_artist, test_fraction, group_draws, quick, out_prefix, workers,
-             as_json, no_progress) -> None:
+             as_json, evidence, no_progress) -> None:
     """Evaluate artist embeddings as Royo-Letelier et al. (ISMIR 2018) did.
 
     Test artists (never trained on) are put in homonym groups of 2-4; each group's albums (or
@@ -96,7 +100,7 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
         systems=tuple(s for s in systems.split(",") if s) if systems else None, models=tuple(models),
         unit=unit, embeddings=tuple(ext), experiments=tuple(e for e in experiments.split(",") if e),
         sizes=_ints(sizes), test_fraction=test_fraction, tracks_per_artist=tracks_per_artist,
-        backbone_patches=backbone_patches)
+        backbone_patches=backbone_patches, evidence=evidence)
 
     def on_progress(stage: str, done: int, total: int | None = None, event: str | None = None, **ev) -> None:
         if no_progress or stage != "evaluate":  # the private ingest's stages are not shown

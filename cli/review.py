@@ -84,6 +84,8 @@ def review(app: AppContext, top: int | None, min_score: float | None, kind: str 
             albums = c["albums"]
             titles = ", ".join(a["title"] for a in albums[:6]) + (" …" if len(albums) > 6 else "")
             click.echo(f"{'':>18}cluster {c['cluster']}: {titles}")
+        for line in f["why"]:
+            click.echo(f"{'':>18}why: {line}")
     if found["synonyms_open"]:
         shown = len(found["synonyms"])
         more = (f", showing the best {shown} (--top, --min-score, --kind)"

@@ -34,13 +34,18 @@ def echo_pairs(pairs: list[dict]) -> None:
               help="Show only variant spellings (names alike) or aliases (unrelated names).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Nearest pages looked at per page.")
+@click.option("--evidence", type=click.Choice(["audio", "metadata", "both"]), default="both",
+              show_default=True,
+              help="What the score weighs beside the names: audio drops the metadata part, "
+                   "metadata the audio part (candidates still come from audio neighbours).")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
 @click.option("--dry-run", is_flag=True, help="Search and show, store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @handle_errors
 def synonyms(app: AppContext, page: str | None, min_score: float | None, top: int | None,
-             kind: str | None, k: int, model_name: str | None, dry_run: bool, as_json: bool) -> None:
+             kind: str | None, k: int, evidence: str, model_name: str | None, dry_run: bool,
+             as_json: bool) -> None:
     """Find pages with different names that sound like one artist, and store them as candidates.
 
     With PAGE (name, id or 'Name [n]'), only pairs involving that page. A rerun on an unchanged
@@ -53,7 +58,7 @@ def synonyms(app: AppContext, page: str | None, min_score: float | None, top: in
     catalog = app.catalog()
     model = resolve_model(catalog, model_name)
     search = find_synonyms(catalog, app.paths, model, page=page, k=k, min_score=min_score,
-                           store=not dry_run)
+                           store=not dry_run, evidence=evidence)
     if as_json:
         emit_json({"model": model.name, "dry_run": dry_run, **search.to_dict(top=top, kind=kind)})
         return

@@ -25,13 +25,22 @@ _D = SynthConfig()
 @click.option("--difficulty", default=_D.difficulty, show_default=True,
               help="0 (easy) .. 1 (hard); see docs/synth.md.")
 @click.option("--seed", default=_D.seed, show_default=True)
+@click.option("--homonym-shared-label", default=_D.homonym_shared_label, show_default=True,
+              help="Chance a homonym shares a label with an earlier namesake.")
+@click.option("--label-change", default=_D.label_change, show_default=True,
+              help="Chance an artist changes label before each later album.")
+@click.option("--reissue-fraction", default=_D.reissue_fraction, show_default=True,
+              help="Albums tagged with a later (reissue) year.")
+@click.option("--missing-metadata", default=_D.missing_metadata, show_default=True,
+              help="Chance each of label, date, ISRC is left out of an album's tags.")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes (default: 2 for big catalogs).")
 @click.option("--force", is_flag=True, help="Write into a non-empty OUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @handle_errors
 def synth(out, artists, albums_per_artist, tracks_per_album, seconds, genres, homonym_groups,
-          synonym_pairs, difficulty, seed, workers, force, as_json):
+          synonym_pairs, difficulty, seed, homonym_shared_label, label_change, reissue_fraction,
+          missing_metadata, workers, force, as_json):
     """Write a synthetic music catalog to OUT, with its answer key OUT/truth.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -41,6 +50,8 @@ def synth(out, artists, albums_per_artist, tracks_per_album, seconds, genres, ho
         artists=artists, albums_per_artist=albums_per_artist, tracks_per_album=tracks_per_album,
         seconds=seconds, genres=genres, homonym_groups=homonym_groups,
         synonym_pairs=synonym_pairs, difficulty=difficulty, seed=seed, workers=workers,
+        homonym_shared_label=homonym_shared_label, label_change=label_change,
+        reissue_fraction=reissue_fraction, missing_metadata=missing_metadata,
     )
     from artdb.cli.progress import stderr_console
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from artdb.core.analysis.findings import Partition, page_pair_hash
+from artdb.core.analysis.metadata import AlbumMeta
 from artdb.core.analysis.synonyms import (
-    _AlbumMeta,
     find_synonyms,
     homonym_clusters,
     metadata_similarity,
@@ -105,11 +105,13 @@ def test_name_similarity():
 
 
 def test_metadata_similarity():
-    a = [_AlbumMeta(2001, "Kite", "Jazz"), _AlbumMeta(2004, "Kite", "Jazz")]
-    assert metadata_similarity(a, [_AlbumMeta(2006, "Kite", "Jazz")])[0] == 1.0  # gap 2: adjacent
-    score, ev = metadata_similarity(a, [_AlbumMeta(2010, "Other", "Rock")])
+    a = [AlbumMeta(1, year=2001, label="Kite", genre="Jazz"),
+         AlbumMeta(2, year=2004, label="Kite", genre="Jazz")]
+    # gap 2: adjacent
+    assert metadata_similarity(a, [AlbumMeta(3, year=2006, label="Kite", genre="Jazz")])[0] == 1.0
+    score, ev = metadata_similarity(a, [AlbumMeta(4, year=2010, label="Other", genre="Rock")])
     assert ev["year_gap"] == 6 and score == pytest.approx((1 - 4 / 8) / 3)
-    assert metadata_similarity(a, [_AlbumMeta(None, None, None)])[0] == 0.0
+    assert metadata_similarity(a, [AlbumMeta(5)])[0] == 0.0
 
 
 def test_proposal_is_read_as_the_audit_writes_it():

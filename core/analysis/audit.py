@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
 import numpy as np
+from scipy.spatial.distance import cdist
 from sqlalchemy import select, update
 
 from artdb.core.analysis.clustering import (
     check_linkage,
     cut_tree,
     cv_thresholds,
+    distance_tree,
     fit_threshold,
     linkage_tree,
     make_homonym_groups,
@@ -54,6 +57,15 @@ from artdb.core.analysis.findings import (
     rejected_evidence,
     resolve_pages,
     resolve_threshold,
+)
+from artdb.core.analysis.fusion import Fusion, check_evidence, fit_fusion
+from artdb.core.analysis.metadata import (
+    AlbumMeta,
+    album_metadata,
+    catalog_has_metadata,
+    compare_groups,
+    pair_features,
+    reasons,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError
@@ -107,8 +119,20 @@ def cluster_page(vectors: np.ndarray, threshold: float, linkage: str = DEFAULT_L
     return canonical_labels(cut_tree(z, threshold)), split_margin(np.sort(z[:, 2]), threshold)
 
 
+def cluster_distances(condensed: np.ndarray, n: int, threshold: float,
+                      linkage: str = DEFAULT_LINKAGE) -> tuple[np.ndarray, float]:
+    """:func:`cluster_page` for ``n`` albums given their precomputed (fused) condensed distances."""
+    if n < 2:
+        return np.zeros(n, dtype=np.int64), float("-inf")
+    z = distance_tree(condensed, linkage)
+    return canonical_labels(cut_tree(z, threshold)), split_margin(np.sort(z[:, 2]), threshold)
+
+
 def _cluster_chunk(chunk: list[tuple[int, np.ndarray]], threshold: float, linkage: str,
-                   metric: str) -> list[tuple[int, np.ndarray, float]]:
+                   metric: str, precomputed: bool = False) -> list[tuple[int, np.ndarray, float]]:
+    """Cluster each ``(page, data)``: album vectors, or with ``precomputed`` ``(n, condensed)``."""
+    if precomputed:
+        return [(pid, *cluster_distances(d[1], d[0], threshold, linkage)) for pid, d in chunk]
     return [(pid, *cluster_page(v, threshold, linkage, metric)) for pid, v in chunk]
 
 
@@ -129,6 +153,8 @@ class PageAudit:
     # page kept whole. Set by the store (or, for a dry run, as a store would set it).
     change: str | None = None
     replaces_id: int | None = None  # the page's earlier finding a new one replaces
+    # Why, in words, for each cluster after the first: {"cluster": n, "versus": 1, "reasons": [...]}
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_albums(self) -> int:
@@ -158,7 +184,7 @@ class PageAudit:
             "suppressed": self.suppressed, "finding_id": self.finding_id,
             "ref": f"h{self.finding_id}" if self.finding_id else None, "change": self.change,
             "replaces": f"h{self.replaces_id}" if self.replaces_id else None,
-            "evidence_hash": self.evidence_hash,
+            "evidence_hash": self.evidence_hash, "reasons": self.reasons,
             "clusters": [{"cluster": cluster_number(c),
                           "albums": [{"album_id": a, "title": self.albums[self.album_ids.index(a)]}
                                      for a in members]}
@@ -176,6 +202,9 @@ class AuditReport:
     threshold_source: str
     pages: list[PageAudit] = field(default_factory=list)  # every audited page, ranked by score
     seconds: float = 0.0
+    evidence: str = "audio"  # what the distance weighs: audio, metadata or both
+    fusion: Fusion | None = None  # the fitted fusion (evidence metadata/both)
+    evidence_note: str | None = None  # why the evidence is not what was asked, if it is not
 
     @property
     def findings(self) -> list[PageAudit]:
@@ -196,7 +225,10 @@ class AuditReport:
         return {
             "run_id": self.run_id, "model": self.model, "threshold": self.threshold,
             "linkage": self.linkage, "metric": self.metric,
-            "threshold_source": self.threshold_source, "pages_audited": len(self.pages),
+            "threshold_source": self.threshold_source, "evidence": self.evidence,
+            "evidence_note": self.evidence_note,
+            "fusion": self.fusion.to_dict() if self.fusion else None,
+            "pages_audited": len(self.pages),
             "findings": len(self.findings), "suppressed": len(self.suppressed),
             **self.changes(), "seconds": round(self.seconds, 3),
             "pages": [p.to_dict() for p in (shown[:top] if top else shown)],
@@ -214,12 +246,163 @@ def album_vectors(catalog: Catalog, paths: Paths, model: Model) -> dict[int, np.
     return {int(a): vecs[i] for i, a in enumerate(ids)}
 
 
+# -- evidence beside audio ------------------------------------------------------------------------
+def default_evidence(catalog: Catalog) -> str:
+    """``"both"`` when the catalog has metadata (a label, year or genre on an album, an ISRC on a
+    track), else ``"audio"``: what ``artdb audit`` weighs unless told."""
+    with catalog.session() as s:
+        return "both" if catalog_has_metadata(s) else "audio"
+
+
+@dataclass
+class TrustedUnits:
+    """The albums of trusted pages (>= ``min_albums`` embedded albums, no open homonym finding)
+    and the artificial homonym groups formed from them: what calibrates the threshold and fits
+    the fusion."""
+
+    album_ids: np.ndarray
+    labels: np.ndarray  # page of each album
+    vectors: np.ndarray
+    groups: list[np.ndarray]
+    singles: list[np.ndarray]  # each trusted page alone
+    rng: np.random.Generator  # the seeded stream, after drawing the groups (folds draw next)
+
+    @property
+    def pages(self) -> int:
+        return len(set(self.labels.tolist()))
+
+
+GROUPINGS = ("random", "genre")
+# Whether the fusion's threshold also scores each trusted page alone (docs/audit.md, measured).
+FUSION_SINGLES = False
+
+
+def trusted_units(catalog: Catalog, vectors: dict[int, np.ndarray], min_albums: int = 2,
+                  seed: int = 0, grouping: str = "random") -> TrustedUnits:
+    """Trusted pages' albums and their artificial groups of 2-4 pages (:func:`make_homonym_groups`).
+
+    ``grouping`` "random" draws the groups from all trusted pages; "genre" first within each
+    genre (a page's most frequent album genre), like the homonyms that are hard to tell apart.
+    """
+    if grouping not in GROUPINGS:
+        raise ConfigError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
+    with catalog.session() as s:
+        flagged = _open_finding_pages(s)
+        rows = s.execute(select(Album.id, Album.page_id, Album.genre_id).order_by(Album.id)).all()
+    genres: dict[int, Counter] = {}
+    for _, p, g in rows:
+        if g is not None:
+            genres.setdefault(p, Counter())[g] += 1
+    rows = [(a, p) for a, p, _ in rows if a in vectors and p not in flagged]
+    counts: dict[int, int] = {}
+    for _, p in rows:
+        counts[p] = counts.get(p, 0) + 1
+    rows = [(a, p) for a, p in rows if counts[p] >= min_albums]
+    if not rows:
+        raise CatalogError("no trusted pages with >= 2 embedded albums to calibrate on")
+    album_ids = np.array([a for a, _ in rows], dtype=np.int64)
+    labels = np.array([p for _, p in rows], dtype=np.int64)
+    X = np.stack([vectors[int(a)] for a in album_ids])
+    rng = np.random.default_rng(seed)
+    strata = {p: c.most_common(1)[0][0] for p, c in genres.items()} if grouping == "genre" else None
+    groups = make_homonym_groups(labels, rng, sizes=(2, 4), min_albums=min_albums, strata=strata)
+    singles = [np.array([p]) for p in sorted(counts) if counts[p] >= min_albums]
+    return TrustedUnits(album_ids, labels, X, groups, singles, rng)
+
+
+def fit_catalog_fusion(catalog: Catalog, vectors: dict[int, np.ndarray], evidence: str = "both",
+                       *, min_albums: int = 2, seed: int = 0, folds: int = 5,
+                       linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC,
+                       grouping: str = "genre", singles: bool = FUSION_SINGLES) -> Fusion:
+    """Fit the fusion (:func:`~artdb.core.analysis.fusion.fit_fusion`) on the catalog's trusted
+    pages, grouped as :func:`calibrate_threshold` groups them (:func:`trusted_units`) but, by
+    default, within genres first: groups of random pages differ in genre far more often than real
+    homonyms do, and a fusion fitted on them learns that a shared genre means "one artist"
+    (measured in docs/audit.md)."""
+    units = trusted_units(catalog, vectors, min_albums, seed, grouping)
+    if len(units.groups) < 2:
+        raise CatalogError(f"only {len(units.groups)} artificial groups from {units.pages} trusted "
+                           "pages: too few to fit the fusion (use --evidence audio)")
+    with catalog.session() as s:
+        meta = album_metadata(s, units.album_ids.tolist())
+    metas = [meta[int(a)] for a in units.album_ids]
+    fusion = fit_fusion(units.vectors, metas, units.labels, units.groups, evidence,
+                        linkage=linkage, metric=metric, folds=folds, seed=seed, singles=singles)
+    fusion.calibration["pages"] = units.pages
+    fusion.calibration["grouping"] = grouping
+    return fusion
+
+
+def audio_reason(distance: float, threshold: float | None) -> str:
+    """"audio margin 0.08" (the mean cross distance beyond the audio threshold, relative to it), or
+    the distance itself when no audio threshold is known."""
+    if threshold:
+        return f"audio margin {(distance - threshold) / threshold:+.2f} (distance {distance:.3f})"
+    return f"audio distance {distance:.3f}"
+
+
+def cluster_reasons(album_ids: Sequence[int], labels: Sequence[int], vectors: np.ndarray,
+                    metas: Sequence[AlbumMeta], fusion: Fusion | None, audio_threshold: float | None,
+                    metric: str = DEFAULT_METRIC) -> list[dict[str, Any]]:
+    """For each cluster after the first, why it is not the first (cluster 1): its tags compared
+    with cluster 1's, ranked by the fusion's contribution over the cross pairs (without a fusion,
+    the audio first), and the audio margin."""
+    labels = np.asarray(labels)
+    base = np.flatnonzero(labels == 0)
+    out = []
+    for c in range(1, int(labels.max()) + 1 if len(labels) else 0):
+        other = np.flatnonzero(labels == c)
+        d = cdist(vectors[base], vectors[other], metric=metric)
+        weights = audio_weight = None
+        if fusion is not None:  # the cross pairs, in the order of d's cells
+            meta = np.stack([pair_features(metas[i], metas[j], fusion.year_boundary)
+                             for i in base for j in other])
+            weights = fusion.contributions(d.reshape(-1), meta)
+            audio_weight = weights.get("audio", 0.0) if fusion.uses_audio else None
+        text = reasons(compare_groups([metas[i] for i in base], [metas[i] for i in other]), weights,
+                       audio=audio_reason(float(d.mean()), audio_threshold)
+                       if fusion is None or fusion.uses_audio else None, audio_weight=audio_weight,
+                       toward=-1)
+        out.append({"cluster": c + 1, "versus": 1, "reasons": text})
+    return out
+
+
+def _resolve_evidence(catalog: Catalog, vectors, evidence: str, fusion: Fusion | None,
+                      threshold: float | None, min_albums: int, seed: int,
+                      link: str, met: str, grouping: str) -> tuple[str, Fusion | None, str | None]:
+    """The evidence the audit will weigh, its fusion, and a note when it falls back to audio.
+
+    ``"auto"``: "both" when the catalog has metadata and no audio ``threshold`` is given, falling
+    back to audio (with the reason in the note) when the catalog cannot fit a fusion."""
+    if evidence == "auto":
+        if threshold is not None or fusion is not None or default_evidence(catalog) == "audio":
+            return _resolve_evidence(catalog, vectors, "audio" if fusion is None else fusion.evidence,
+                                     fusion, threshold, min_albums, seed, link, met, grouping)
+        try:
+            return _resolve_evidence(catalog, vectors, "both", None, None, min_albums, seed, link,
+                                     met, grouping)
+        except (CatalogError, ConfigError) as e:
+            return "audio", None, f"audio only: no fusion ({e})"
+    check_evidence(evidence)
+    if evidence == "audio":
+        return "audio", None, None
+    if fusion is not None:
+        return fusion.evidence, fusion, None
+    if threshold is not None:
+        raise ConfigError("--threshold is an audio distance: give it with --evidence audio")
+    if link == "ward":
+        raise ConfigError("the fused distance needs average (or complete/single) linkage, not ward")
+    return evidence, fit_catalog_fusion(catalog, vectors, evidence, min_albums=min_albums,
+                                        seed=seed, linkage=link, metric=met, grouping=grouping), None
+
+
 # -- the audit ---------------------------------------------------------------------------------------
 def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
               pages: Sequence[str | int] | None = None, threshold: float | None = None,
               workers: int = 2, progress: Progress | None = None, *,
               linkage: str | None = None, metric: str | None = None,
-              store: bool = True) -> AuditReport:
+              store: bool = True, evidence: str = "audio", fusion: Fusion | None = None,
+              seed: int = 0, grouping: str = "genre") -> AuditReport:
     """Cluster the albums of every page with ``>= min_albums`` embedded albums; store findings.
 
     Args:
@@ -231,17 +414,37 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
             open finding with the same evidence is kept (same id, moved to this run); one whose
             evidence changed, or a page no longer flagged, is ``superseded`` (the new finding's
             ``replaces_id`` names it). Without ``store`` the report says what a store would do.
+        evidence: ``"audio"`` (the album vectors' distance and the model's threshold),
+            ``"metadata"`` or ``"both"``: a fusion (:mod:`artdb.core.analysis.fusion`) fitted on
+            the catalog's artificial groups (``seed``) unless ``fusion`` is given; it is stored
+            with the run and its threshold replaces the audio one. ``grouping``: how its
+            artificial groups are drawn (:func:`fit_catalog_fusion`). ``"auto"``: both when the
+            catalog has metadata and can fit a fusion (else audio, saying why in
+            ``report.evidence_note``).
 
     Returns:
-        An :class:`AuditReport` with every audited page ranked by decreasing split margin.
+        An :class:`AuditReport` with every audited page ranked by decreasing split margin, each
+        flagged page with its reasons in words.
     """
     if min_albums < 2:
         raise ConfigError("min_albums must be >= 2 (one album cannot be split)")
     start = time.perf_counter()
-    t, link, met, source = resolve_threshold(model, threshold, linkage=linkage, metric=metric)
+    link, met = audit_method(model, linkage, metric)
+    vectors = album_vectors(catalog, paths, model)
+    evidence, fusion, note = _resolve_evidence(catalog, vectors, evidence, fusion, threshold,
+                                               min_albums, seed, link, met, grouping)
+    try:
+        t_audio, link, met, source = resolve_threshold(model, threshold, linkage=link, metric=met)
+    except ConfigError:
+        if fusion is None:
+            raise
+        t_audio, source = None, "fusion"
+    t = fusion.threshold if fusion is not None else t_audio
+    if fusion is not None:
+        link, met = fusion.linkage, fusion.metric
+        source = f"fusion ({evidence}) fitted on {fusion.calibration.get('groups')} artificial groups"
     if not t > 0:
         raise ConfigError(f"threshold must be > 0, got {t}")
-    vectors = album_vectors(catalog, paths, model)
     with catalog.session() as s:
         wanted = resolve_pages(s, pages) if pages else None
         stmt = (select(Album.id, Album.title, Album.page_id, ArtistPage.display_name,
@@ -251,24 +454,33 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
             stmt = stmt.where(Album.page_id.in_(wanted))
         rows = s.execute(stmt).all()
         rejected = rejected_evidence(s, "homonym", AuditFinding)
+        meta = album_metadata(s, [r[0] for r in rows if r[0] in vectors])
     by_page: dict[int, list] = {}
     for aid, title, pid, name, dis in rows:
         if aid in vectors:
             by_page.setdefault(pid, []).append((aid, title, page_label(name, dis)))
     todo = [(pid, albums) for pid, albums in by_page.items() if len(albums) >= min_albums]
-    work = [(pid, np.stack([vectors[a] for a, _, _ in albums])) for pid, albums in todo]
-    results = _cluster_all(work, t, link, met, workers, progress)
-    report = AuditReport(None, model.name, t, link, met, source)
-    for (pid, albums), (_, labels, score) in zip(todo, results):
+    stacked = [np.stack([vectors[a] for a, _, _ in albums]) for _, albums in todo]
+    if fusion is None:
+        work = [(pid, x) for (pid, _), x in zip(todo, stacked)]
+    else:
+        work = [(pid, (len(albums), fusion.condensed(x, [meta[a] for a, _, _ in albums])))
+                for (pid, albums), x in zip(todo, stacked)]
+    results = _cluster_all(work, t, link, met, workers, progress, precomputed=fusion is not None)
+    report = AuditReport(None, model.name, t, link, met, source, evidence=evidence, fusion=fusion,
+                         evidence_note=note)
+    for (pid, albums), x, (_, labels, score) in zip(todo, stacked, results):
         ids = [a for a, _, _ in albums]
         h = partition_hash(ids, labels)
         n = int(labels.max()) + 1
         suppressed = n >= 2 and h in rejected
+        why = cluster_reasons(ids, labels, x, [meta[a] for a in ids], fusion, t_audio, met) \
+            if n >= 2 else []
         report.pages.append(PageAudit(
             page_id=pid, page=albums[0][2], album_ids=ids, albums=[x for _, x, _ in albums],
             labels=labels.tolist(), n_clusters=n, score=score, evidence_hash=h,
             suppressed=suppressed, finding_id=rejected[h] if suppressed else None,
-            change="rejected" if suppressed else None))
+            change="rejected" if suppressed else None, reasons=why))
     report.pages.sort(key=lambda p: (-p.score, p.page_id))
     audited = [pid for pid, _ in todo]
     if store:
@@ -280,7 +492,7 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     return report
 
 
-def _cluster_all(work, t, link, met, workers, progress: Progress | None):
+def _cluster_all(work, t, link, met, workers, progress: Progress | None, precomputed: bool = False):
     total = len(work)
     report_progress(progress, "audit pages", 0, total)
     chunks = [work[i:i + CHUNK_PAGES] for i in range(0, total, CHUNK_PAGES)]
@@ -289,7 +501,8 @@ def _cluster_all(work, t, link, met, workers, progress: Progress | None):
     pool = workers if total >= PARALLEL_MIN_PAGES else 1
     out: list = []
     with make_executor(pool, initializer=None) as ex:
-        for res in ex.map(_cluster_chunk, chunks, repeat(t), repeat(link), repeat(met)):
+        for res in ex.map(_cluster_chunk, chunks, repeat(t), repeat(link), repeat(met),
+                          repeat(precomputed)):
             out.extend(res)
             report_progress(progress, "audit pages", len(out), total)
     return out
@@ -328,6 +541,8 @@ def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
             "threshold": report.threshold, "linkage": report.linkage, "metric": report.metric,
             "threshold_source": report.threshold_source, "min_albums": min_albums,
             "pages": [str(p) for p in pages] if pages else None, "pages_audited": len(audited),
+            "evidence": report.evidence, "evidence_note": report.evidence_note,
+            "fusion": report.fusion.to_dict() if report.fusion else None,
         })
         s.add(run)
         s.flush()
@@ -339,7 +554,8 @@ def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
         new = []
         for p in report.findings:
             values = dict(run_id=run.id, n_clusters=p.n_clusters, score=p.score,
-                          proposal=p.partition(report).to_proposal())
+                          proposal={**p.partition(report).to_proposal(),
+                                    "evidence": report.evidence, "reasons": p.reasons})
             if p.finding_id is not None:  # same evidence: the finding stays, confirmed by this run
                 s.execute(update(AuditFinding).where(AuditFinding.id == p.finding_id).values(**values))
                 continue
@@ -380,25 +596,14 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
     if folds < 2:
         raise ConfigError("folds must be >= 2")
     vectors = album_vectors(catalog, paths, model)
-    with catalog.session() as s:
-        flagged = _open_finding_pages(s)
-        rows = s.execute(select(Album.id, Album.page_id).order_by(Album.id)).all()
-    rows = [(a, p) for a, p in rows if a in vectors and p not in flagged]
-    counts: dict[int, int] = {}
-    for _, p in rows:
-        counts[p] = counts.get(p, 0) + 1
-    rows = [(a, p) for a, p in rows if counts[p] >= min_albums]
-    if not rows:
-        raise CatalogError("no trusted pages with >= 2 embedded albums to calibrate on")
-    album_ids = np.array([a for a, _ in rows], dtype=np.int64)
-    labels = np.array([p for _, p in rows], dtype=np.int64)
-    X = np.stack([vectors[int(a)] for a in album_ids])
-    rng = np.random.default_rng(seed)
-    groups = make_homonym_groups(labels, rng, sizes=(2, 4), min_albums=min_albums)
+    units = trusted_units(catalog, vectors, min_albums, seed)
+    labels, X, groups = units.labels, units.vectors, units.groups
+    counts = {p: int((labels == p).sum()) for p in set(labels.tolist())}
+    rng = units.rng
     if singles:
         # Most real pages hold one artist: scoring each trusted page alone (ARI 1 if kept whole,
         # 0 if split) makes the threshold pay for false splits too (measured in docs/audit.md).
-        groups = groups + [np.array([p]) for p in sorted(counts) if counts[p] >= min_albums]
+        groups = groups + units.singles
     if len(groups) < folds:
         raise CatalogError(
             f"only {len(groups)} artificial groups from {len(counts)} trusted pages: "
@@ -435,6 +640,8 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
 
 
 __all__ = [
-    "AuditReport", "PageAudit", "album_vectors", "calibrate_threshold", "cluster_page",
-    "merge_heights", "run_audit", "split_margin",
+    "AuditReport", "PageAudit", "TrustedUnits", "album_vectors", "audio_reason",
+    "calibrate_threshold", "cluster_distances", "cluster_page", "cluster_reasons",
+    "default_evidence", "fit_catalog_fusion", "merge_heights", "run_audit",
+    "split_margin", "trusted_units",
 ]

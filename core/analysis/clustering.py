@@ -19,7 +19,8 @@ album ids) into dense integer codes, for everyone who pairs or one-hots labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage as scipy_linkage
@@ -73,6 +74,32 @@ def linkage_tree(vectors: np.ndarray, linkage: str = DEFAULT_LINKAGE,
     return scipy_linkage(np.asarray(vectors, dtype=np.float64), method=linkage, metric=metric)
 
 
+def distance_tree(condensed: np.ndarray, linkage: str = DEFAULT_LINKAGE) -> np.ndarray:
+    """SciPy's linkage matrix from precomputed pairwise distances (condensed, ``pdist`` order), for
+    distances that are not a metric between vectors (the fused audio + metadata distance of
+    :mod:`artdb.core.analysis.fusion`). Ward needs vectors: refused."""
+    if linkage == "ward":
+        raise ConfigError("ward linkage needs vectors, not precomputed distances: use average")
+    if linkage not in LINKAGES:
+        raise ConfigError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
+    return scipy_linkage(np.asarray(condensed, dtype=np.float64), method=linkage)
+
+
+# Precomputed distances of some units: unit indices -> condensed distance matrix between them.
+UnitDistances = Callable[[np.ndarray], np.ndarray]
+
+
+def _unit_tree(idx: np.ndarray, vectors_by_unit: np.ndarray | None, linkage: str, metric: str,
+               distances: UnitDistances | None) -> np.ndarray | None:
+    """The hierarchy of units ``idx`` (None for fewer than 2): from their vectors, or from
+    ``distances`` when given."""
+    if len(idx) < 2:
+        return None
+    if distances is not None:
+        return distance_tree(distances(idx), linkage)
+    return linkage_tree(np.asarray(vectors_by_unit[idx], dtype=np.float64), linkage, metric)
+
+
 def cut_tree(tree: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster labels (1-based, SciPy's) of a :func:`linkage_tree` cut at distance ``threshold``.
 
@@ -87,6 +114,7 @@ def make_homonym_groups(
     rng: np.random.Generator,
     sizes: tuple[int, int] = (2, 4),
     min_albums: int = 2,
+    strata: Mapping[Any, Any] | None = None,
 ) -> list[np.ndarray]:
     """Partition eligible artists into artificial homonym groups.
 
@@ -95,6 +123,9 @@ def make_homonym_groups(
         rng: a seeded ``numpy.random.Generator``.
         sizes: inclusive range of artists per group.
         min_albums: artists with fewer albums are left out.
+        strata: artist id -> stratum (e.g. its genre): groups are first drawn within each stratum
+            (in sorted stratum order), and the artists left over are pooled and grouped across
+            strata. Artists missing from ``strata`` are one stratum of their own.
 
     Returns:
         A list of int arrays of distinct artist ids; each artist appears in at most one group.
@@ -105,15 +136,28 @@ def make_homonym_groups(
         raise ConfigError(f"group sizes must satisfy 2 <= min <= max, got {sizes}")
     ids, counts = np.unique(np.asarray(artist_ids), return_counts=True)
     eligible = ids[counts >= min_albums]
-    order = rng.permutation(len(eligible))
-    pool = list(eligible[order])
+
+    def draw(pool: list) -> tuple[list[np.ndarray], list]:
+        groups: list[np.ndarray] = []
+        while len(pool) >= lo:
+            size = min(int(rng.integers(lo, hi + 1)), len(pool))
+            groups.append(np.asarray(pool[:size]))
+            pool = pool[size:]
+        return groups, pool
+
+    if strata is None:
+        return draw(list(eligible[rng.permutation(len(eligible))]))[0]
+    by_stratum: dict[str, list] = {}
+    for a in eligible:
+        by_stratum.setdefault(str(strata.get(a.item(), "")), []).append(a)
     groups: list[np.ndarray] = []
-    while len(pool) >= lo:
-        size = int(rng.integers(lo, hi + 1))
-        size = min(size, len(pool))
-        groups.append(np.asarray(pool[:size]))
-        pool = pool[size:]
-    return groups
+    leftover: list = []
+    for key in sorted(by_stratum):
+        members = by_stratum[key]
+        made, rest = draw([members[i] for i in rng.permutation(len(members))])
+        groups += made
+        leftover += rest
+    return groups + draw([leftover[i] for i in rng.permutation(len(leftover))])[0]
 
 
 def cluster_with_threshold(
@@ -144,6 +188,7 @@ def mean_ari(
     threshold: float,
     linkage: str = DEFAULT_LINKAGE,
     metric: str = DEFAULT_METRIC,
+    distances: UnitDistances | None = None,
 ) -> float:
     """Mean ARI over groups: cluster the units (albums) of each group's artists, compare to truth.
 
@@ -151,13 +196,18 @@ def mean_ari(
         groups: artist-id arrays from :func:`make_homonym_groups`.
         vectors_by_unit: ``[n_units, d]`` unit vectors (e.g. album vectors).
         labels: ``[n_units]`` true artist id of each unit.
+        distances: cluster on these precomputed distances instead of the vectors.
     """
     labels = np.asarray(labels)
     scores = []
     for idx in _group_members(groups, labels):
         if len(idx) == 0:
             continue
-        pred = cluster_with_threshold(vectors_by_unit[idx], threshold, linkage, metric)
+        if distances is None:
+            pred = cluster_with_threshold(vectors_by_unit[idx], threshold, linkage, metric)
+        else:
+            z = _unit_tree(idx, None, linkage, metric, distances)
+            pred = np.zeros(len(idx), dtype=np.int64) if z is None else cut_tree(z, threshold)
         scores.append(adjusted_rand(labels[idx], pred))
     return float(np.mean(scores)) if scores else float("nan")
 
@@ -170,6 +220,7 @@ def fit_threshold(
     metric: str = DEFAULT_METRIC,
     thresholds: np.ndarray | None = None,
     max_candidates: int = 200,
+    distances: UnitDistances | None = None,
 ) -> tuple[float, float, dict]:
     """Choose the distance threshold that maximises the mean ARI over ``groups``.
 
@@ -177,10 +228,13 @@ def fit_threshold(
     the candidates are midpoints between the groups' sorted merge heights (subsampled to at most
     ``max_candidates``). Among tied best candidates the median one is taken (a plateau's middle).
 
+    ``distances`` (unit indices -> condensed distances) replaces the vectors' metric.
+
     Returns:
         ``(threshold, mean_ari, {"thresholds": [...], "ari": [...]})``.
     """
-    check_linkage(linkage, metric)
+    if distances is None:
+        check_linkage(linkage, metric)
     labels = np.asarray(labels)
     members = [m for m in _group_members(groups, labels) if len(m) > 0]
     if not members:
@@ -188,13 +242,10 @@ def fit_threshold(
     trees = []
     heights = []
     for idx in members:
-        x = np.asarray(vectors_by_unit[idx], dtype=np.float64)
-        if len(x) < 2:
-            trees.append(None)
-            continue
-        z = linkage_tree(x, linkage, metric)
+        z = _unit_tree(idx, vectors_by_unit, linkage, metric, distances)
         trees.append(z)
-        heights.append(z[:, 2])
+        if z is not None:
+            heights.append(z[:, 2])
     if thresholds is None:
         h = np.unique(np.concatenate(heights)) if heights else np.array([0.5])
         cand = np.concatenate([[h[0] * 0.5], (h[:-1] + h[1:]) / 2, [h[-1] + 1e-6 + h[-1] * 0.01]])
@@ -225,6 +276,7 @@ def cv_thresholds(
     linkage: str = DEFAULT_LINKAGE,
     metric: str = DEFAULT_METRIC,
     max_candidates: int = 200,
+    distances: UnitDistances | None = None,
 ) -> Iterator[tuple[int, float, list[np.ndarray]]]:
     """Cross-validation over groups: for each fold, the threshold fitted on the *other* folds.
 
@@ -239,5 +291,5 @@ def cv_thresholds(
         test = [g for g, k in zip(groups, fold_ids) if k == f]
         train = [g for g, k in zip(groups, fold_ids) if k != f] or test
         t, _, _ = fit_threshold(train, vectors_by_unit, labels, linkage=linkage, metric=metric,
-                                max_candidates=max_candidates)
+                                max_candidates=max_candidates, distances=distances)
         yield int(f), t, test

@@ -24,14 +24,22 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sqlalchemy import func, select
 
-from artdb.core.analysis.audit import album_vectors, run_audit
+from artdb.core.analysis.audit import album_vectors, audio_reason, fit_catalog_fusion, run_audit
 from artdb.core.analysis.findings import Partition, cluster_number, page_label, resolve_threshold
+from artdb.core.analysis.fusion import Fusion, check_evidence
+from artdb.core.analysis.metadata import (
+    AlbumMeta,
+    album_metadata,
+    compare_groups,
+    pair_features,
+    reasons,
+)
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.curation.common import Decision
 from artdb.core.curation.place import move_album
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.vectors.neighbors import resolve_query
-from artdb.db.models import Album, ArtistPage, AuditFinding, Model, Track
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model, Track
 from artdb.db.session import Catalog
 
 
@@ -67,6 +75,7 @@ class Candidate:
     album_ids: list[int]
     distance: float
     margin: float  # (threshold - distance) / threshold: > 0 within the threshold
+    reasons: list[str] = field(default_factory=list)  # what speaks for and against, in words
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -83,6 +92,7 @@ class Placement:
     metric: str
     best: Candidate | None  # None: "new artist"
     candidates: list[Candidate] = field(default_factory=list)
+    evidence: str = "audio"
 
     @property
     def decision(self) -> str:
@@ -91,7 +101,7 @@ class Placement:
     def to_dict(self) -> dict[str, Any]:
         return {"album_id": self.album_id, "album": self.album, "page_id": self.page_id,
                 "page": self.page, "decision": self.decision, "threshold": self.threshold,
-                "linkage": self.linkage, "metric": self.metric,
+                "linkage": self.linkage, "metric": self.metric, "evidence": self.evidence,
                 "best": self.best.to_dict() if self.best else None,
                 "candidates": [c.to_dict() for c in self.candidates]}
 
@@ -113,15 +123,54 @@ def resolve_album(catalog: Catalog, album: str | int) -> int:
     return resolve_query(catalog, text, "album")
 
 
+def stored_fusion(catalog: Catalog, model: Model, evidence: str) -> Fusion | None:
+    """The fusion stored with the model's latest homonym audit run that weighed ``evidence``."""
+    with catalog.session() as s:
+        runs = s.scalars(select(AuditRun).where(AuditRun.model_id == model.id,
+                                                AuditRun.kind == "homonym")
+                         .order_by(AuditRun.id.desc())).all()
+        for run in runs:
+            params = run.params or {}
+            if params.get("evidence") == evidence and isinstance(params.get("fusion"), dict):
+                return Fusion.from_dict(params["fusion"])
+    return None
+
+
+def _fused_distance(fusion: Fusion, x: np.ndarray, mx: AlbumMeta, ys: np.ndarray,
+                    metas: list[AlbumMeta]) -> tuple[float, dict[str, float]]:
+    """Average-linkage fused distance from one album to a group, and the features' mean
+    contributions over those pairs."""
+    audio = cdist(x.reshape(1, -1), ys, metric=fusion.metric)[0] if fusion.uses_audio else None
+    meta = np.stack([pair_features(mx, m, fusion.year_boundary) for m in metas])
+    return float(fusion.distance(audio, meta).mean()), fusion.contributions(audio, meta)
+
+
 def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
-                threshold: float | None = None,
+                threshold: float | None = None, evidence: str = "audio",
+                fusion: Fusion | None = None,
                 vectors: dict[int, np.ndarray] | None = None) -> Placement:
     """Compare ``album`` with every candidate artist of its name; the best within the threshold.
 
-    ``vectors``: the model's album vectors when the caller has them already (many placements)."""
-    t, link, met, _ = resolve_threshold(model, threshold)
-    aid = resolve_album(catalog, album)
+    ``evidence`` "metadata"/"both": the distance is the fused one (``fusion``, else the one stored
+    with the model's latest audit run that weighed the same evidence, else one fitted on the
+    catalog now) and the threshold is the fusion's. Each candidate says why, in words.
+    ``vectors``: the model's album vectors when the caller has them already (many placements).
+    """
+    check_evidence(evidence)
+    if threshold is not None and evidence != "audio":
+        raise ConfigError("--threshold is an audio distance: give it with --evidence audio")
     vectors = album_vectors(catalog, paths, model) if vectors is None else vectors
+    if evidence != "audio" and fusion is None:
+        fusion = stored_fusion(catalog, model, evidence) or fit_catalog_fusion(
+            catalog, vectors, evidence)
+    try:
+        t_audio, link, met, _ = resolve_threshold(model, threshold)
+    except ConfigError:
+        if fusion is None:
+            raise
+        t_audio, link, met = None, fusion.linkage, fusion.metric
+    t = fusion.threshold if fusion is not None else t_audio
+    aid = resolve_album(catalog, album)
     if aid not in vectors:
         raise CatalogError(f"album {aid} has no vector for model {model.name} (not embedded yet?)")
     with catalog.session() as s:
@@ -145,13 +194,26 @@ def place_album(catalog: Catalog, paths: Paths, model: Model, album: str | int,
                         groups.append((p, cluster_number(c), members))
             elif albums:
                 groups.append((p, None, albums))
+        meta = album_metadata(s, [aid] + [a for _, _, m in groups for a in m])
         out = Placement(aid, alb.title, home.id, page_label(home.display_name, home.disambiguation),
-                        t, link, met, None)
+                        t, link, met, None, evidence=evidence)
         x = vectors[aid]
         for p, c, members in groups:
-            d = linkage_distance(x, np.stack([vectors[a] for a in members]), link, met)
+            ys = np.stack([vectors[a] for a in members])
+            weights = audio_weight = None
+            if fusion is None:
+                d = linkage_distance(x, ys, link, met)
+            else:
+                d, weights = _fused_distance(fusion, x, meta[aid], ys, [meta[a] for a in members])
+                audio_weight = weights.get("audio") if fusion.uses_audio else None
+            audio_text = None
+            if fusion is None or fusion.uses_audio:
+                mean_audio = float(cdist(x.reshape(1, -1), ys, metric=met)[0].mean())
+                audio_text = audio_reason(mean_audio, t_audio)
+            why = reasons(compare_groups([meta[aid]], [meta[a] for a in members]), weights,
+                          audio=audio_text, audio_weight=audio_weight, toward=1)
             out.candidates.append(Candidate(p.id, page_label(p.display_name, p.disambiguation), c,
-                                            members, d, (t - d) / t))
+                                            members, d, (t - d) / t, why))
     out.candidates.sort(key=lambda c: c.distance)
     if out.candidates and out.candidates[0].distance < t:
         out.best = out.candidates[0]
@@ -280,4 +342,5 @@ def _distance_to(p: Placement, page_id: int) -> str:
 
 
 __all__ = ["Candidate", "IngestPlacement", "Placement", "apply_placement", "linkage_distance",
-           "new_releases_under_shared_names", "place_album", "place_new_releases", "resolve_album"]
+           "new_releases_under_shared_names", "place_album", "place_new_releases", "resolve_album",
+           "stored_fusion"]

@@ -54,6 +54,8 @@ from artdb.core.analysis.findings import (
     reconcile,
     rejected_evidence,
 )
+from artdb.core.analysis.fusion import check_evidence
+from artdb.core.analysis.metadata import AlbumMeta, album_metadata
 from artdb.core.config import Paths
 from artdb.core.errors import ConfigError
 from artdb.core.names import match_key, page_key
@@ -66,8 +68,6 @@ from artdb.db.models import (
     ArtistPage,
     AuditFinding,
     AuditRun,
-    Genre,
-    Label,
     Model,
     SynonymCandidate,
 )
@@ -220,14 +220,7 @@ def name_similarity(a: str, b: str) -> tuple[float, dict[str, Any]]:
                    "token_set_ratio": round(token_set, 4)}
 
 
-@dataclass
-class _AlbumMeta:
-    year: int | None
-    label: str | None
-    genre: str | None
-
-
-def metadata_similarity(albums_a: Iterable[_AlbumMeta], albums_b: Iterable[_AlbumMeta]
+def metadata_similarity(albums_a: Iterable[AlbumMeta], albums_b: Iterable[AlbumMeta]
                         ) -> tuple[float, dict[str, Any]]:
     """Mean of three indicators in [0, 1]: a shared label, overlapping or adjacent release years
     (fading beyond ``YEAR_ADJACENT`` years apart), a shared genre. Unknown facts count 0."""
@@ -265,6 +258,15 @@ def calibrate(similarities: np.ndarray, reference: float | np.ndarray) -> np.nda
     ref = np.asarray(reference, dtype=np.float64)
     span = np.maximum(1.0 - ref, 1e-6)
     return np.clip((s - ref) / span, 0.0, 1.0)
+
+
+def evidence_weights(evidence: str = "both") -> tuple[float, float, float]:
+    """The (audio, name, metadata) weights for ``--evidence``: both = the defaults; audio drops the
+    metadata part, metadata the audio part (the name always counts: it is what a synonym is
+    about). Candidates are still found among audio neighbours and similar names either way."""
+    check_evidence(evidence)
+    return {"both": (W_AUDIO, W_NAME, W_META), "audio": (W_AUDIO, W_NAME, 0.0),
+            "metadata": (0.0, W_NAME, W_META)}[evidence]
 
 
 def combine(audio: float, name: float, metadata: float,
@@ -325,17 +327,13 @@ def _load_pages(s) -> dict[int, _Page]:
     return {r[0]: _Page(r[0], r[1], r[2], match_key(r[1]), r[3] or "", root(r[0])) for r in rows}
 
 
-def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, _AlbumMeta]]:
-    rows = s.execute(
-        select(Album.id, Album.page_id, Album.year, Label.name, Genre.name)
-        .outerjoin(Label, Album.label_id == Label.id).outerjoin(Genre, Album.genre_id == Genre.id)
-    ).all()
+def _load_albums(s) -> tuple[dict[int, list[int]], dict[int, AlbumMeta]]:
+    """Albums by page, and every album's tags (:func:`~artdb.core.analysis.metadata.album_metadata`,
+    the one reader of album metadata)."""
     by_page: dict[int, list[int]] = defaultdict(list)
-    meta = {}
-    for aid, pid, year, label, genre in rows:
+    for aid, pid in s.execute(select(Album.id, Album.page_id)):
         by_page[pid].append(aid)
-        meta[aid] = _AlbumMeta(year, label, genre)
-    return {p: sorted(v) for p, v in by_page.items()}, meta
+    return {p: sorted(v) for p, v in by_page.items()}, album_metadata(s)
 
 
 @dataclass
@@ -344,7 +342,7 @@ class _Snapshot:
 
     pages: dict[int, _Page]
     albums_by_page: dict[int, list[int]]
-    album_meta: dict[int, _AlbumMeta]
+    album_meta: dict[int, AlbumMeta]
     rejected: set[str]  # evidence hashes of rejected candidates
 
     @classmethod
@@ -579,13 +577,14 @@ def calibrate_min_score(units: list[Unit], snap: _Snapshot, neighbours: Neighbou
 def find_synonyms(catalog: Catalog, paths: Paths, model: Model, page: str | int | None = None,
                   k: int = 10, store: bool = True, device: str = "cpu",
                   weights: tuple[float, float, float] | None = None,
-                  min_score: float | None = None) -> SynonymSearch:
+                  min_score: float | None = None, evidence: str = "both") -> SynonymSearch:
     """Rank pairs of differently named pages that may be one artist, keeping those above the cut.
 
     Args:
         page: only pairs involving this page (id or name); the catalog is still searched whole.
         k: nearest units (on pages with another name) looked at per unit.
-        weights: (audio, name, metadata) weights; default ``(W_AUDIO, W_NAME, W_META)``.
+        weights: (audio, name, metadata) weights; default :func:`evidence_weights` of ``evidence``.
+        evidence: "both" (default), "audio" or "metadata" (:func:`evidence_weights`).
         min_score: the cut; None calibrates it on the catalog (:func:`calibrate_min_score`), 0
             keeps every scored pair.
         store: record an ``AuditRun(kind="synonym")`` with one ``SynonymCandidate`` per pair
@@ -598,7 +597,7 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, page: str | int 
         A :class:`SynonymSearch`: pairs by decreasing score (ties: smaller page ids first;
         ``page_a_id < page_b_id``) and the cut.
     """
-    weights = tuple(float(w) for w in (weights or (W_AUDIO, W_NAME, W_META)))
+    weights = tuple(float(w) for w in (weights or evidence_weights(evidence)))
     if min_score is not None and not 0.0 <= min_score <= 1.0:
         raise ConfigError(f"min_score must be between 0 and 1 (scores are), got {min_score}")
     snap = _Snapshot.read(catalog)
@@ -616,7 +615,7 @@ def find_synonyms(catalog: Catalog, paths: Paths, model: Model, page: str | int 
             cut, source = calibrate_min_score(units, snap, neighbours, weights)
     search = SynonymSearch([p for p in pairs if p.score >= cut], cut, source, len(pairs))
     params = {"k": k, "page": page if page is None else str(page), "page_id": focus,
-              "weights": dict(zip(("audio", "name", "metadata"), weights)),
+              "weights": dict(zip(("audio", "name", "metadata"), weights)), "evidence": evidence,
               "audio_reference": reference, "units": len(units), "model": model.name,
               "min_score": cut, "min_score_source": source, "scored": len(pairs)}
     return store_pairs(catalog, model, search, focus, params, write=store)

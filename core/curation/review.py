@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from artdb.core.analysis.findings import Partition, cluster_number
+from artdb.core.analysis.metadata import reason_lines
 from artdb.core.analysis.synonyms import synonym_candidates
 from artdb.core.curation.common import label
 from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun
@@ -17,6 +18,16 @@ def live_pages(session) -> int:
     """Pages not merged into another (what the catalog counts as artists)."""
     return session.scalar(select(func.count()).select_from(ArtistPage)
                           .where(ArtistPage.merged_into_id.is_(None))) or 0
+
+
+def finding_reasons(proposal: Any) -> dict[str, Any]:
+    """``{"evidence", "reasons", "why"}`` of a stored finding's proposal: the evidence the audit
+    weighed, its reasons per cluster and the same in words (empty for findings stored before
+    reasons existed)."""
+    proposal = proposal if isinstance(proposal, dict) else {}
+    reasons = proposal.get("reasons") if isinstance(proposal.get("reasons"), list) else []
+    return {"evidence": proposal.get("evidence", "audio"), "reasons": reasons,
+            "why": reason_lines(reasons)}
 
 
 def open_findings(catalog: Catalog, top: int | None = None, min_score: float | None = None,
@@ -48,7 +59,7 @@ def open_findings(catalog: Catalog, top: int | None = None, min_score: float | N
                 "ref": f"h{f.id}", "id": f.id, "run_id": f.run_id, "audited_at": when,
                 "page_id": page.id, "page": label(page), "n_clusters": f.n_clusters,
                 "score": f.score, "replaces": f"h{f.replaces_id}" if f.replaces_id else None,
-                "clusters": clusters})
+                "clusters": clusters, **finding_reasons(f.proposal)})
         pages = live_pages(s)
     cands = synonym_candidates(catalog, status="open", min_score=min_score, kind=kind)
     synonyms = [{
@@ -63,4 +74,4 @@ def open_findings(catalog: Catalog, top: int | None = None, min_score: float | N
             "synonyms_open": len(synonyms), "pages": pages}
 
 
-__all__ = ["live_pages", "open_findings"]
+__all__ = ["finding_reasons", "live_pages", "open_findings"]

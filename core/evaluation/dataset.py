@@ -26,13 +26,14 @@ import csv
 import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from artdb.core.analysis.metadata import album_metadata
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
 from artdb.core.features.backbone import BackboneConfig, BackboneExtractor
@@ -76,6 +77,8 @@ class EvalDataset:
     backbone_features: Any = None
     backbone: dict | None = None  # BackboneConfig.to_dict() of backbone_features
     notes: list = field(default_factory=list)  # what was left out, and why
+    # album key -> its catalog metadata (AlbumMeta), for fused scores; None when not read
+    album_meta: dict | None = None
 
     def __post_init__(self):
         n = len(self.track_ids)
@@ -111,7 +114,7 @@ class EvalDataset:
         return EvalDataset(_SubsetFeatures(self.features, rows), self.artists[rows], self.albums[rows],
                            self.genres[rows], self.sources[rows], self.track_ids[rows],
                            [self.paths[i] for i in rows], self.frontend, self.root, self.truth,
-                           bb, self.backbone, list(self.notes))
+                           bb, self.backbone, list(self.notes), self.album_meta)
 
     def summary(self) -> dict:
         a, n_alb = np.unique(self.artists, return_counts=False), len(np.unique(self.albums))
@@ -152,8 +155,11 @@ class _SubsetFeatures:
 
 def from_arrays(features, artists, albums=None, genres=None, sources=None, paths=None,
                 track_ids=None, backbone_features=None,
-                backbone: BackboneConfig | dict | None = None) -> EvalDataset:
+                backbone: BackboneConfig | dict | None = None,
+                album_meta: dict | None = None) -> EvalDataset:
     """A dataset from in-memory arrays (tests, benchmarks, ``synthetic_training_data``).
+
+    ``album_meta``: album key (``"artist/album"``) -> :class:`AlbumMeta`, for fused scores.
 
     ``backbone_features`` ``[n, patches, dim]``, with ``backbone`` the config they were computed
     with (default: :class:`BackboneConfig` with ``patches`` patches, its default layers, or the
@@ -171,7 +177,7 @@ def from_arrays(features, artists, albums=None, genres=None, sources=None, paths
         np.asarray(sources).astype(str) if sources is not None else albums,
         np.arange(n) if track_ids is None else track_ids,
         [str(p) for p in paths] if paths is not None else [f"track-{i}" for i in range(n)],
-        backbone_features=backbone_features, backbone=backbone,
+        backbone_features=backbone_features, backbone=backbone, album_meta=album_meta,
     )
 
 
@@ -276,6 +282,17 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
             src = next((m[c] for c in SOURCE_COLUMNS if m.get(c)), None)
             sources.append(src or label or f"album:{album_id}")
         ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
+        catalog_album = {key: int(r[3]) for key, r in zip(albums, rows)}
+        with catalog.session() as s:
+            meta = album_metadata(s, set(catalog_album.values()))
+        album_meta = {key: meta[a] for key, a in catalog_album.items() if a in meta}
+        # A manifest's source (source_package, source, label) stands for the label where the tags
+        # have none: on the dev catalog one package is one artist's or one game's music. (Not a
+        # synthetic truth's: its label is known even where the tags leave it out.)
+        for key, src in zip(albums, sources if synth is None else []):
+            m = album_meta.get(key)
+            if m is not None and m.label is None and src and not src.startswith("album:"):
+                album_meta[key] = replace(m, label=src)
         feats = _materialize(store, ids, max_memory_bytes, stack, "features")
     except BaseException:
         store.close()
@@ -284,7 +301,8 @@ def catalog_dataset(catalog, paths, frontend=None, root: str | Path | None = Non
                        ids, [str(r[1]) for r in rows], frontend.to_dict(),
                        str(root_p) if root_p else None,
                        "truth.json" if synth is not None else ("manifest" if man else "tags"),
-                       bb_feats, backbone.to_dict() if backbone is not None else None, notes)
+                       bb_feats, backbone.to_dict() if backbone is not None else None, notes,
+                       album_meta)
 
 
 def _read_backbone(paths, backbone: BackboneConfig, rows: list, max_memory_bytes: int,

@@ -19,13 +19,18 @@ import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score
 
 from artdb.core.analysis.clustering import (
+    UnitDistances,
     adjusted_rand,
     cluster_with_threshold,
     codes,
+    cut_tree,
     cv_thresholds,
+    distance_tree,
     fit_threshold,
     make_homonym_groups,
 )
+from artdb.core.analysis.fusion import fit_fusion
+from artdb.core.analysis.metadata import AlbumMeta
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 from artdb.core.vectors.aggregate import l2_normalize, mean_normalized
@@ -149,15 +154,22 @@ class GroupScores:
 
 
 def score_groups(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists, threshold: float,
-                 linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC) -> GroupScores:
-    """Cluster each group's units at ``threshold``; ARI and AMI against the true artists."""
+                 linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC,
+                 distances: UnitDistances | None = None) -> GroupScores:
+    """Cluster each group's units at ``threshold``; ARI and AMI against the true artists.
+    ``distances``: cluster these precomputed (fused) distances instead of the vectors'."""
     ua = np.asarray(unit_artists)
     out = GroupScores()
     for g in groups:
         idx = np.flatnonzero(np.isin(ua, g))
         if len(idx) == 0:
             continue
-        pred = cluster_with_threshold(vectors[idx], threshold, linkage, metric)
+        if distances is None:
+            pred = cluster_with_threshold(vectors[idx], threshold, linkage, metric)
+        elif len(idx) < 2:
+            pred = np.zeros(len(idx), dtype=np.int64)
+        else:
+            pred = cut_tree(distance_tree(distances(idx), linkage), threshold)
         out.ari.append(adjusted_rand(ua[idx], pred))
         out.ami.append(float(adjusted_mutual_info_score(ua[idx], pred)))
         out.thresholds.append(float(threshold))
@@ -183,6 +195,28 @@ def cross_validated_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, un
     for _, t, test in cv_thresholds(groups, fold_ids, vectors, unit_artists, linkage=linkage,
                                     metric=metric, max_candidates=max_candidates):
         out.extend(score_groups(test, vectors, unit_artists, t, linkage, metric))
+    return out
+
+
+def cross_validated_fused_scores(groups: Sequence[np.ndarray], vectors: np.ndarray, unit_artists,
+                                 metas: Sequence[AlbumMeta], evidence: str = "both",
+                                 folds: int = 5, fold_ids: np.ndarray | None = None,
+                                 linkage: str = DEFAULT_LINKAGE,
+                                 metric: str = DEFAULT_METRIC) -> GroupScores:
+    """:func:`cross_validated_scores` with audio and metadata fused: for each fold, a fusion
+    (:func:`~artdb.core.analysis.fusion.fit_fusion`: its weights and its threshold) fitted on the
+    *other* folds' groups scores this fold's groups. ``metas``: each unit's album metadata."""
+    if fold_ids is None:
+        fold_ids = fold_of_groups(len(groups), folds, np.random.default_rng(0))
+    fold_ids = np.asarray(fold_ids)
+    out = GroupScores()
+    for f in np.unique(fold_ids):
+        test = [g for g, k in zip(groups, fold_ids) if k == f]
+        train = [g for g, k in zip(groups, fold_ids) if k != f] or test
+        fusion = fit_fusion(vectors, metas, np.asarray(unit_artists), train, evidence, folds=0,
+                            linkage=linkage, metric=metric)
+        out.extend(score_groups(test, vectors, unit_artists, fusion.threshold, linkage, metric,
+                                distances=fusion.unit_distances(vectors, metas)))
     return out
 
 

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 import artdb.core.evaluation.protocol as P
+from artdb.core.analysis.fusion import check_evidence
+from artdb.core.analysis.metadata import AlbumMeta
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import ConfigError
 from artdb.core.evaluation.dataset import EvalDataset
@@ -86,6 +88,9 @@ class EvalConfig:
     head: dict = field(default_factory=dict)  # HeadConfig overrides for backbone systems (budget)
     train_pool: bool = True  # False: score given systems only, every artist is a test artist
     backbone_patches: int | None = None  # backbone patches per track (None: BackboneConfig's default)
+    # "both"/"metadata": beside each system's row on random and same-genre groups, a
+    # "<system>+<evidence>" row: audio and metadata fused, on the same groups and folds
+    evidence: str = "audio"
 
     def __post_init__(self):
         for u in self.units:
@@ -98,6 +103,7 @@ class EvalConfig:
             raise ConfigError("at least one seed")
         if self.folds < 2:
             raise ConfigError("folds must be >= 2")
+        check_evidence(self.evidence)
         if self.backbone_patches is not None and self.backbone_patches < 1:
             raise ConfigError(f"backbone_patches must be >= 1, got {self.backbone_patches}")
 
@@ -311,6 +317,28 @@ def score_vectors(track_vecs: np.ndarray, gs: GroupSet, cfg: EvalConfig) -> P.Gr
     return out
 
 
+def fused_applies(ds: EvalDataset, gs: GroupSet, cfg: EvalConfig) -> bool:
+    """Whether fused scores are made for this group set: evidence asked for, random or same-genre
+    groups (same-source groups share their label by construction), metadata read. A track unit
+    carries its album's metadata."""
+    return cfg.evidence != "audio" and gs.name != "same-source" and bool(ds.album_meta)
+
+
+def score_fused(track_vecs: np.ndarray, gs: GroupSet, cfg: EvalConfig, album_meta: dict
+                ) -> P.GroupScores:
+    """:func:`score_vectors` with the system's audio and the albums' metadata fused
+    (:func:`~artdb.core.evaluation.protocol.cross_validated_fused_scores`): same groups, same folds."""
+    vecs = P.unit_vectors(track_vecs[gs.rows], gs.units)
+    metas = [album_meta.get(str(a)) or AlbumMeta(-1) for a in gs.units.album]
+    out = P.GroupScores()
+    for groups, folds in gs.draws:
+        if groups:
+            out.extend(P.cross_validated_fused_scores(groups, vecs, gs.units.artist, metas,
+                                                      cfg.evidence, fold_ids=folds,
+                                                      linkage=cfg.linkage, metric=cfg.metric))
+    return out
+
+
 def _aggregate(rows: list[dict]) -> list[dict]:
     """Mean over seeds (and spread) per (experiment, setting, unit, group set, system)."""
     keyed: dict = {}
@@ -404,9 +432,17 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
                         row["ari"] = None
                         row["note"] = f"only {s['n_groups']} group(s): not scored"
                     rows.append(row)
+                    if fused_applies(ds, gs, cfg):
+                        if (unit, gname, "fused") not in scores:
+                            scores[(unit, gname, "fused")] = score_fused(vecs, gs, cfg, ds.album_meta)
+                        fs = scores[(unit, gname, "fused")]
+                        rows.append({**row, "system": f"{spec.name}+{cfg.evidence}",
+                                     "label": f"{spec.label} + metadata ({cfg.evidence})",
+                                     **fs.summary(), "per_group_ari": fs.ari})
                 report(progress, "evaluate", done, n_seeds, event="scored", seed=seed, experiment=exp,
                        n_train_artists=n_art, system=spec.name,
-                       ari={f"{r['unit']}/{r['groups']}": r["ari"] for r in rows[-len(split.group_sets):]})
+                       ari={f"{r['unit']}/{r['groups']}": r["ari"] for r in rows[-2 * len(split.group_sets):]
+                            if r["system"] == spec.name})
     return {
         "format": "artdb-evaluation", "version": 1,
         "paper": "Royo-Letelier et al., Disambiguating music artists at scale with audio metric "
@@ -414,7 +450,11 @@ def run_evaluation(ds: EvalDataset, cfg: EvalConfig, progress: Progress | None =
         "config": cfg.to_dict(), "dataset": ds.summary(),
         # the backbone features the backbone systems (and backbone models) read
         "backbone": ds.backbone if ds.backbone_features is not None else None,
-        "systems": {s.name: s.label for s in specs},
+        # each system followed by its fused twin (same groups, same folds) when evidence is asked
+        "systems": {k: v for s in specs for k, v in
+                    [(s.name, s.label)] + ([(f"{s.name}+{cfg.evidence}",
+                                             f"{s.label} + metadata ({cfg.evidence})")]
+                                           if cfg.evidence != "audio" else [])},
         "splits": [s.describe() for s in splits],
         "results": rows, "summary": _aggregate(rows),
         "seconds": round(time.perf_counter() - started, 1),

@@ -29,6 +29,8 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select
 
 from artdb.core.analysis.findings import Partition, cluster_number, page_label
+from artdb.core.analysis.fusion import Fusion
+from artdb.core.analysis.metadata import reason_lines
 from artdb.core.analysis.synonyms import SynonymPair, latest_homonym_run, synonym_candidates
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.curation.commands import CommandLine
@@ -168,11 +170,31 @@ def collect_findings(catalog: Catalog, run: AuditRun | None) -> list[FindingView
     for f, name, dis in rows:
         clusters = {str(cluster_number(c)): albums
                     for c, albums in Partition.from_proposal(f.proposal).clusters().items()}
-        reasons = getattr(f, "reasons", None) or (f.proposal or {}).get("reasons") or []
         out.append(FindingView(f.id, f.page_id, page_label(name, dis), f.n_clusters, float(f.score),
                                f.status, clusters, counts.get(f.page_id, 0),
-                               replaces_id=f.replaces_id, reasons=[str(r) for r in reasons]))
+                               replaces_id=f.replaces_id, reasons=finding_reason_lines(f.proposal)))
     return out
+
+
+def finding_reason_lines(proposal: Any) -> list[str]:
+    """The reasons an audit stored in a finding's proposal, one line each: per-cluster reasons
+    (``{"cluster", "versus", "reasons"}``, issue 16) in words; plain strings as they are."""
+    reasons = proposal.get("reasons") if isinstance(proposal, dict) else None
+    if not isinstance(reasons, list):
+        return []
+    if all(isinstance(r, dict) for r in reasons):
+        return reason_lines(reasons)
+    return [str(r) for r in reasons]
+
+
+def fusion_html(params: dict[str, Any]) -> str:
+    """The evidence a run weighed and, for a fused run, each feature's weight (its calibration
+    report, issue 16); empty for an audio-only run."""
+    if not isinstance(params.get("fusion"), dict):
+        return ""
+    lines = Fusion.from_dict(params["fusion"]).calibration_lines()
+    return ('<div class="fusion"><p class="meta">' + _esc(lines[0]) + "</p><pre>"
+            + _esc("\n".join(lines[1:])) + "</pre></div>")
 
 
 def report_run(catalog: Catalog, model: Model | None) -> AuditRun | None:
@@ -301,10 +323,13 @@ def run_in_words(run: AuditRun, model_name: str) -> str:
     scope = (f"restricted to {', '.join(map(str, p['pages']))}" if p.get("pages")
              else "every page")
     audited = f"; {p['pages_audited']} pages audited" if p.get("pages_audited") is not None else ""
+    evidence = p.get("evidence", "audio")
+    distance = (f"{p.get('metric', DEFAULT_METRIC)} distance between album vectors" if evidence == "audio"
+                else f"1 − P(same artist), {evidence} evidence fused (weights below)")
     return (f"Audit run #{run.id} of {when} with model {model_name}: the albums of {scope} with at "
             f"least {p.get('min_albums', 2)} albums were grouped by "
-            f"{p.get('linkage', DEFAULT_LINKAGE)} linkage on {p.get('metric', DEFAULT_METRIC)} "
-            f"distance between album vectors and {cut}{source}{audited}. A page is flagged when "
+            f"{p.get('linkage', DEFAULT_LINKAGE)} linkage on {distance} and {cut}{source}{audited}. "
+            "A page is flagged when "
             "its albums form two or more groups; the margin says how far the closest two groups "
             "lie beyond the threshold, relative to it (0.12 = 12 % farther apart than the cut).")
 
@@ -374,7 +399,7 @@ def _findings_html(run: AuditRun | None, findings: list[FindingView], top: int, 
                    cmd: CommandLine) -> str:
     if run is None:
         return '<p class="none">No homonym audit has been run (artdb audit).</p>'
-    parts = [f'<p class="meta">{_esc(run_in_words(run, model_name))}</p>']
+    parts = [f'<p class="meta">{_esc(run_in_words(run, model_name))}</p>', fusion_html(run.params or {})]
     if not findings:
         parts.append('<p class="none">This run flagged no page.</p>')
         return "".join(parts)

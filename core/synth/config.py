@@ -54,6 +54,11 @@ class SynthConfig:
     sample_rates: tuple[int, ...] = SAMPLE_RATES
     codecs: tuple[str, ...] = CODECS
     alias_fraction: float = 0.34
+    # Metadata confounds, so that tags are no oracle (docs/synth.md "Metadata").
+    homonym_shared_label: float = 0.3  # chance a homonym shares a label with an earlier namesake
+    label_change: float = 0.25  # chance an artist moves to another label before each later album
+    reissue_fraction: float = 0.15  # albums tagged with a later (reissue) year
+    missing_metadata: float = 0.1  # chance each of label, date, ISRC is left out of an album
     workers: int | None = field(default=None, compare=False)
 
     def validate(self) -> SynthConfig:
@@ -84,8 +89,10 @@ class SynthConfig:
             raise ConfigError(f"codecs must be a non-empty subset of {CODECS}, got {self.codecs}")
         if not self.sample_rates or any(r < 8000 or r > 96000 for r in self.sample_rates):
             raise ConfigError("sample_rates must be between 8000 and 96000")
-        if not 0.0 <= self.alias_fraction <= 1.0:
-            raise ConfigError("alias_fraction must be between 0 and 1")
+        for knob in ("alias_fraction", "homonym_shared_label", "label_change", "reissue_fraction",
+                     "missing_metadata"):
+            if not 0.0 <= getattr(self, knob) <= 1.0:
+                raise ConfigError(f"{knob} must be between 0 and 1")
         return self
 
     def to_dict(self) -> dict:

@@ -257,6 +257,47 @@ def _album_counts(rng, n: int, mean: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# metadata confounds (their own random stream: the audio of a seed is what it was without them)
+
+def _label_careers(mrng, config: SynthConfig, genres: list[dict], genre_of, counts,
+                   homonyms: list[list[int]]) -> list[list[str]]:
+    """The label of each album of each artist.
+
+    An artist starts on a label of its genre and, before each later album, moves to another with
+    probability ``label_change``. A homonym (after the first member of its group) shares a label
+    of an earlier namesake with probability ``homonym_shared_label``; otherwise it keeps to labels
+    no earlier namesake used (a new label when its genre has none left), also when it moves.
+    """
+    group_of = {a: members for members in homonyms for a in members}
+    careers: list[list[str]] = [[] for _ in range(len(genre_of))]
+
+    def pick(options: list[str]) -> str:
+        return options[int(mrng.integers(len(options)))] if options else nm.label_name(mrng)
+
+    order = [a for members in homonyms for a in members]
+    order += [a for a in range(len(genre_of)) if a not in group_of]
+    for a in order:
+        pool = list(genres[genre_of[a]]["labels"])
+        earlier = group_of.get(a, [a])[: group_of.get(a, [a]).index(a)]
+        taken = sorted({lab for b in earlier for lab in careers[b]})
+        shared = bool(taken) and mrng.random() < config.homonym_shared_label
+        allowed = pool if not taken else [lab for lab in pool if lab not in taken]
+        current = pick(taken) if shared else pick(allowed)
+        career = [current]
+        for _ in range(1, int(counts[a])):
+            if mrng.random() < config.label_change:
+                current = pick([lab for lab in allowed if lab != current])
+            career.append(current)
+        careers[a] = career
+    return careers
+
+
+def _isrc_registrant(mrng) -> tuple[str, str]:
+    return (COUNTRIES[int(mrng.integers(len(COUNTRIES)))],
+            "".join(mrng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 3)))
+
+
+# ---------------------------------------------------------------------------------------------
 # the catalog
 
 def plan_catalog(config: SynthConfig) -> tuple[CatalogTruth, list[TrackJob]]:
@@ -331,7 +372,10 @@ def plan_catalog(config: SynthConfig) -> tuple[CatalogTruth, list[TrackJob]]:
     track_truth: list[TrackTruth] = []
     jobs: list[TrackJob] = []
     used_titles: set[str] = set()
-    label_codes: dict[str, tuple[str, str]] = {}
+    mrng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x7A65]))
+    careers = _label_careers(mrng, config, genres, genre_of, counts, homonyms)
+    label_codes: dict[str, tuple[str, str]] = {}  # ISRC registrants follow labels
+    old_codes: set[str] = set()
     isrc_serial = 0
     for a in range(n):
         art, genre = artists[a], genres[genre_of[a]]
@@ -350,18 +394,28 @@ def plan_catalog(config: SynthConfig) -> tuple[CatalogTruth, list[TrackJob]]:
                 if title.casefold() not in used_titles:
                     used_titles.add(title.casefold())
                     break
-            label = str(labels[int(rng.integers(len(labels)))])
+            # The draws of the label and its registrant made before the careers existed are
+            # kept (and their values unused), so that the audio of a seed stays what it was.
+            old_label = str(labels[int(rng.integers(len(labels)))])
+            if old_label not in old_codes:
+                old_codes.add(old_label)
+                _isrc_registrant(rng)
+            label = careers[a][j]
             if label not in label_codes:
-                label_codes[label] = (COUNTRIES[int(rng.integers(len(COUNTRIES)))],
-                                      "".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 3)))
+                label_codes[label] = _isrc_registrant(mrng)
+            tagged_year = year
+            if mrng.random() < config.reissue_fraction:
+                tagged_year = min(2026, year + int(mrng.integers(5, 26)))
+            missing = [k for k in ("label", "date", "isrc") if mrng.random() < config.missing_metadata]
             codec = str(config.codecs[int(rng.integers(len(config.codecs)))])
             sr = int(config.sample_rates[int(rng.integers(len(config.sample_rates)))])
             if codec == "mp3" and sr not in (22050, 24000, 32000, 44100, 48000, 16000):
                 sr = 44100
             quality = float(rng.uniform(0.0, 0.7)) if codec in ("mp3", "ogg") else 0.0
             album_id = f"{aid}-L{j:02d}"
-            album_truth.append(AlbumTruth(album_id, title, page, aid, genre["name"], label, year,
-                                          codec, sr, round(quality, 3)))
+            album_truth.append(AlbumTruth(album_id, title, page, aid, genre["name"], label,
+                                          tagged_year, codec, sr, round(quality, 3),
+                                          year if tagged_year != year else None, missing))
             drifted = _drift_artist(art, dp["album_drift"], rng)
             production = _production(rng, dp["production"])
             n_tracks = int(config.tracks_per_album)
@@ -376,6 +430,7 @@ def plan_catalog(config: SynthConfig) -> tuple[CatalogTruth, list[TrackJob]]:
                         break
                 country, reg = label_codes[label]
                 isrc_serial += 1
+                # the recording's ISRC keeps its first year, also on a reissue (as real ones do)
                 isrc = f"{country}{reg}{year % 100:02d}{isrc_serial:05d}"
                 track_id = f"{album_id}-T{t + 1:02d}"
                 rel = (f"{nm.safe_path_part(page)}/{nm.safe_path_part(title)}/"
@@ -383,8 +438,10 @@ def plan_catalog(config: SynthConfig) -> tuple[CatalogTruth, list[TrackJob]]:
                 track_truth.append(TrackTruth(track_id, rel, aid, album_id, page, tt, isrc,
                                               float(config.seconds), t + 1, 1))
                 tags = {"artist": page, "albumartist": page, "album": title, "title": tt,
-                        "genre": genre["name"], "date": str(year), "isrc": isrc,
+                        "genre": genre["name"], "date": str(tagged_year), "isrc": isrc,
                         "label": label, "tracknumber": f"{t + 1}/{n_tracks}", "discnumber": "1/1"}
+                for key in missing:
+                    del tags[key]
                 jobs.append(TrackJob(track_id, rel, track_seed(config.seed, track_id),
                                      float(config.seconds), config.synth_rate, sr, codec,
                                      quality, drifted, production, tags))

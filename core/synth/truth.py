@@ -38,6 +38,10 @@ class AlbumTruth:
     codec: str
     sample_rate: int
     quality: float = 0.0
+    # Metadata confounds (docs/synth.md): the first release year when ``year`` is a reissue's,
+    # and the tags left out of this album's files ("label", "date", "isrc").
+    original_year: int | None = None
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
