@@ -49,18 +49,25 @@ def mark_interrupted_runs(catalog: Catalog) -> list[int]:
     return [r.id for r in dead]
 
 
+def _remove_dead_owners_files(candidates) -> list[Path]:
+    """Delete the :func:`~artdb.indexer.persist.temporary_path` files among ``candidates`` whose
+    process is provably dead (never a live writer's, never a file of another name)."""
+    removed = []
+    for path in candidates:
+        owner = temporary_owner(path)
+        if owner is None or not is_dead(ProcessOwner(*owner)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def remove_stale_temporary_files(paths: Paths) -> list[Path]:
     """Delete the temporary files of dead processes under the home's indexes and models."""
     removed = []
     for folder in (paths.indexes, paths.models):
-        if not folder.is_dir():
-            continue
-        for path in folder.rglob("*.tmp"):
-            owner = temporary_owner(path)
-            if owner is None or not is_dead(ProcessOwner(*owner)):
-                continue
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        if folder.is_dir():
+            removed += _remove_dead_owners_files(folder.rglob("*.tmp"))
     if removed:
         log.info("removed %d temporary file(s) of killed processes", len(removed))
     return removed
@@ -68,13 +75,7 @@ def remove_stale_temporary_files(paths: Paths) -> list[Path]:
 
 def remove_stale_temporaries_of(target: Path) -> list[Path]:
     """Delete the temporary files of dead processes that were writing ``target`` (beside it)."""
-    removed = []
-    for path in target.parent.glob(f".{target.name}.*.tmp"):
-        owner = temporary_owner(path)
-        if owner is None or not is_dead(ProcessOwner(*owner)):
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(path)
+    removed = _remove_dead_owners_files(target.parent.glob(f".{target.name}.*.tmp"))
     if removed:
         log.info("removed %d temporary file(s) of killed writes of %s", len(removed), target)
     return removed
