@@ -284,6 +284,33 @@ def _store_config(model: Model, embedder: _LazyEmbedder) -> FrontendConfig | Bac
     return kind.from_dict(loaded.frontend)
 
 
+def model_store_config(model: Model, paths: Paths) -> FrontendConfig | BackboneConfig:
+    """The config of the feature store ``model`` embeds from (log-mels or backbone features)."""
+    return _store_config(model, _LazyEmbedder(model, paths, "cpu"))
+
+
+def store_vectors(catalog: Catalog, model: Model, rows: list[tuple[int, str]], vectors: np.ndarray) -> int:
+    """Write vectors made elsewhere (a Dask worker) as ``model``'s embedding rows of ``rows`` =
+    (track id, content hash of the audio they were made from), skipping tracks that have a row;
+    the local index copies them from the catalog at its next sync. Nothing is written when the
+    model was rebuilt since ``model`` was read (its vectors are of the old function). Returns the
+    rows written."""
+    if not rows:
+        return 0
+    with catalog.session() as s:
+        config = s.scalar(select(Model.config).where(Model.id == model.id).with_for_update()) or {}
+        if config.get(GENERATION_KEY, "0") != (model.config or {}).get(GENERATION_KEY, "0"):
+            log.info("model %s was rebuilt meanwhile: %d vectors of the old one not written",
+                     model.name, len(rows))
+            return 0
+        written = s.scalars(insert_ignoring_conflicts(s, Embedding).values([
+            dict(track_id=int(t), model_id=model.id, vector_id=int(t), content_hash=h, vector=_pack(v),
+                 created_at=utcnow()) for (t, h), v in zip(rows, vectors)]).returning(Embedding.track_id))
+        count = len(list(written))
+    kill_point("after embedding rows committed")
+    return count
+
+
 def _feature_store(paths: Paths, model: Model, embedder: _LazyEmbedder):
     """This home's feature store that the model reads, or an empty one when nothing was ingested
     here yet."""
