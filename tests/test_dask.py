@@ -23,9 +23,11 @@ import numpy as np
 import pytest
 import torch
 from audiofiles import write_audio
+from click.testing import CliRunner
 from sqlalchemy import select
 from test_vectors import FRONTEND, cnn_model
 
+from artdb.cli.main import cli
 from artdb.core.config import Paths
 from artdb.core.faults import ENV_COUNT, ENV_POINT
 from artdb.core.features.store import open_feature_store
@@ -138,6 +140,8 @@ def snapshot(catalog: Catalog, paths: Paths, model) -> dict:
 
 
 def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_path):
+    """`artdb index --executor dask --scheduler ADDR` = a local run: rows, features, vectors;
+    `--rebuild-index` embeds on the cluster too."""
     root = tmp_path / "lib"
     recordings = library(root, 7)
     address = cluster.start(2)
@@ -146,14 +150,21 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     local = index_catalog(local_cat, local_paths, root, IngestOptions(workers=1))
     dask_cat, dask_paths, dask_model = home_with_model(tmp_path, "dask")
     assert dask_model.checksum == local_model.checksum
-    remote = index_catalog(dask_cat, dask_paths, root,
-                           IngestOptions(executor_backend="dask", scheduler_address=address))
 
-    assert remote.counts == local.counts == {"added": recordings, "duplicate": 1}
+    def artdb_index(*args: str) -> dict:
+        result = CliRunner().invoke(cli, [
+            "--home", str(dask_paths.home), "--db", f"sqlite:///{tmp_path / 'dask.sqlite'}",
+            "index", str(root), "--executor", "dask", "--scheduler", address, "--json", "--no-progress",
+            *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    remote = artdb_index()
+    assert remote["counts"] == local.counts == {"added": recordings, "duplicate": 1}
     # each file analysed once, by one of the two workers
-    assert sum(remote.per_worker.values()) == recordings + 1
+    assert sum(remote["per_worker"].values()) == recordings + 1
     with distributed.Client(address) as client:
-        assert set(remote.per_worker) <= set(client.scheduler_info()["workers"])
+        assert set(remote["per_worker"]) <= set(client.scheduler_info()["workers"])
     a, b = snapshot(local_cat, local_paths, local_model), snapshot(dask_cat, dask_paths, dask_model)
     assert sorted(a) == sorted(b) and len(a) == recordings
     for path in a:
@@ -162,10 +173,12 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
         np.testing.assert_allclose(a[path]["vector"], b[path]["vector"], rtol=0, atol=1e-6)
         # the index holds the row's vector (re-normalised on the way in)
         np.testing.assert_allclose(b[path]["vector"], b[path]["indexed"], rtol=0, atol=1e-6)
-    # a rerun on the cluster adds nothing
-    again = index_catalog(dask_cat, dask_paths, root,
-                          IngestOptions(executor_backend="dask", scheduler_address=address))
-    assert again.counts == {"unchanged": recordings, "duplicate": 1}
+
+    # a rerun adds nothing; --rebuild-index embeds every track again, on the workers, to the same vectors
+    assert artdb_index("--rebuild-index")["counts"] == {"unchanged": recordings, "duplicate": 1}
+    rebuilt = snapshot(dask_cat, dask_paths, dask_model)
+    for path in a:
+        np.testing.assert_allclose(rebuilt[path]["vector"], a[path]["vector"], rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow  # ~1 min on 2 cores: `make test-faults` runs it (CI too)

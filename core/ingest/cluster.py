@@ -20,7 +20,8 @@ durability, idempotence and crash safety are those of a local run:
   that file's error;
 - ``per_worker``: how many files each worker analysed (in the ingest report).
 
-``cluster_embedder``: the same plugin embeds batches of stored features for ``--rebuild-index``.
+:func:`cluster_embedding`: the same plugin embeds batches of stored features for
+``--rebuild-index``.
 """
 
 from __future__ import annotations
@@ -291,4 +292,15 @@ class ClusterStage:
     def embed(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Vectors of each batch of features, embedded on the workers, in order."""
         tasks = ((self.plugin.name, x) for x in batches)
-        yield from bounded_results(self.client, _embed_task, tasks, max(2, self.window // 64))
+        yield from bounded_results(self.client, _embed_task, tasks, self.window)
+
+
+def cluster_embedding(client: Client, paths, window: int = 8):
+    """An ``embed_many`` for :func:`artdb.core.vectors.index.rebuild_index`: each batch of stored
+    features embedded on the cluster's workers by the (staged) model, sent once per worker."""
+
+    def embed_many(model: Model, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        with ClusterStage(client, [], ModelSpec.of(model, paths), reads=0, window=window) as stage:
+            yield from stage.embed(batches)
+
+    return embed_many

@@ -32,7 +32,13 @@ from artdb.core.ingest.pipeline import ADDED, IngestOptions, IngestSummary, inge
 from artdb.core.learn.registry import active_model, adopt_checkpoint_paths, default_frontend_config
 from artdb.core.progress import Progress
 from artdb.core.recovery import remove_stale_temporary_files
-from artdb.core.vectors.index import model_store_config, store_vectors, sync_active_index
+from artdb.core.vectors.index import (
+    SyncReport,
+    model_store_config,
+    rebuild_active_index,
+    store_vectors,
+    sync_active_index,
+)
 from artdb.db.models import IngestFile, Track
 from artdb.db.session import Catalog
 
@@ -262,6 +268,23 @@ def _index_on_cluster(catalog: Catalog, paths: Paths, root: str | Path, options:
         stage = stack.enter_context(ClusterStage(client, stores, spec, reads, window, write_vectors))
         return ingest(catalog, root, options, features=stage if stores else None, progress=progress,
                       analyser=stage)
+
+
+def rebuild_catalog_index(catalog: Catalog, paths: Paths, options: IngestOptions | None = None,
+                          device: str = "cpu", progress: Progress | None = None) -> SyncReport:
+    """``artdb index --rebuild-index``: :func:`rebuild_active_index`, embedding on the executor of
+    ``options`` (Dask: on the cluster's workers; else here)."""
+    options = options or IngestOptions()
+    if options.executor_backend != "dask":
+        return rebuild_active_index(catalog, paths, device, progress)
+    # Imported here: the cluster module needs the optional ``dist`` extra (distributed).
+    try:
+        from artdb.core.ingest.cluster import cluster_embedding
+    except ImportError as exc:
+        raise MissingExtraError("distributed", "dist") from exc
+    with dask_client(options.workers, options.scheduler_address) as client:
+        return rebuild_active_index(catalog, paths, device, progress,
+                                    embed_many=cluster_embedding(client, paths))
 
 
 @dataclass
