@@ -23,6 +23,7 @@ from typing import Any
 import distributed
 from distributed import Client, LocalCluster, WorkerPlugin
 
+from artdb.core.executor import die_with_parent
 from artdb.core.processes import ProcessOwner, this_process
 
 
@@ -36,9 +37,6 @@ class DieWithParent(WorkerPlugin):
         self.creator = creator
 
     def setup(self, worker) -> None:
-        # executor imports this module lazily: at module level this would be a cycle
-        from artdb.core.executor import die_with_parent
-
         die_with_parent(self.creator)
 
 

@@ -8,6 +8,7 @@ that was ingested without them (``artdb train`` calls it).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -237,11 +238,7 @@ def _index_on_cluster(catalog: Catalog, paths: Paths, root: str | Path, options:
     """:func:`index_catalog`'s ingest with the workers of a Dask cluster analysing, extracting and
     embedding; this process writes (the vectors as embedding rows, which the sync that follows
     copies into the index)."""
-    # Imported here: the cluster module needs the optional ``dist`` extra (distributed).
-    try:
-        from artdb.core.ingest.cluster import ClusterStage, ModelSpec
-    except ImportError as exc:
-        raise MissingExtraError("distributed", "dist") from exc
+    cluster = _cluster_module()
     window = options.window or 2 * options.batch_size
     with ExitStack() as stack:
         client = stack.enter_context(dask_client(options.workers, options.scheduler_address))
@@ -260,12 +257,12 @@ def _index_on_cluster(catalog: Catalog, paths: Paths, root: str | Path, options:
             if model is not None:
                 wanted = model_store_config(model, paths).fingerprint()
                 reads = next((n for n, c in enumerate(configs) if c.fingerprint() == wanted), None)
-        spec = ModelSpec.of(model, paths) if model is not None and reads is not None else None
+        spec = cluster.ModelSpec.of(model, paths) if model is not None and reads is not None else None
 
         def write_vectors(rows, vectors):
             store_vectors(catalog, model, rows, vectors)
 
-        stage = stack.enter_context(ClusterStage(client, stores, spec, reads, window, write_vectors))
+        stage = stack.enter_context(cluster.ClusterStage(client, stores, spec, reads, window, write_vectors))
         return ingest(catalog, root, options, features=stage if stores else None, progress=progress,
                       analyser=stage)
 
@@ -277,14 +274,18 @@ def rebuild_catalog_index(catalog: Catalog, paths: Paths, options: IngestOptions
     options = options or IngestOptions()
     if options.executor_backend != "dask":
         return rebuild_active_index(catalog, paths, device, progress)
-    # Imported here: the cluster module needs the optional ``dist`` extra (distributed).
-    try:
-        from artdb.core.ingest.cluster import cluster_embedding
-    except ImportError as exc:
-        raise MissingExtraError("distributed", "dist") from exc
+    cluster = _cluster_module()
     with dask_client(options.workers, options.scheduler_address) as client:
         return rebuild_active_index(catalog, paths, device, progress,
-                                    embed_many=cluster_embedding(client, paths))
+                                    embed_many=cluster.cluster_embedding(client, paths))
+
+
+def _cluster_module():
+    """:mod:`artdb.core.ingest.cluster`, which needs the optional ``dist`` extra (distributed)."""
+    try:  # imported on demand: an optional extra, slow to import
+        return importlib.import_module("artdb.core.ingest.cluster")
+    except ImportError as exc:
+        raise MissingExtraError("distributed", "dist") from exc
 
 
 @dataclass
