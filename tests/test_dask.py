@@ -11,12 +11,8 @@ ingested and embedded by them with this process as the only writer.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +20,8 @@ import pytest
 import torch
 from audiofiles import write_audio
 from click.testing import CliRunner
+from loopback import LoopbackCluster
+from processes import artdb_env, finish, kill_session, needs_proc, start_artdb, survivors
 from sqlalchemy import select
 from test_vectors import FRONTEND, cnn_model
 
@@ -38,60 +36,6 @@ from artdb.db.models import Album, ArtistPage, Embedding, Track
 from artdb.db.session import Catalog
 
 distributed = pytest.importorskip("distributed", reason="the 'dist' extra (dask[distributed]) is missing")
-
-DASK = str(Path(sys.executable).parent / "dask")
-
-
-class LoopbackCluster:
-    """A scheduler and workers on 127.0.0.1, each its own process (no nanny: a killed worker
-    stays dead)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.scheduler_file = directory / "scheduler.json"
-        self.procs: list[subprocess.Popen] = []
-        self.workers: list[subprocess.Popen] = []
-
-    def _spawn(self, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = open(self.directory / f"proc{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen([DASK, *args], stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, cwd=self.directory)
-        self.procs.append(proc)
-        return proc
-
-    def start(self, workers: int = 2, worker_env: list[dict] | None = None) -> str:
-        self._spawn(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(self.scheduler_file)])
-        deadline = time.monotonic() + 60
-        while not self.scheduler_file.exists():
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.2)
-        address = json.loads(self.scheduler_file.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
-        for i in range(workers):
-            self.workers.append(self._spawn(
-                ["worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                 "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
-                 "--local-directory", str(self.directory / f"w{i}")],
-                env=(worker_env or [{}] * workers)[i]))
-        with distributed.Client(address, timeout=60) as client:
-            client.wait_for_workers(workers, timeout=120)
-        return address
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def alive(self) -> list[int]:
-        return [p.pid for p in self.procs if p.poll() is None]
-
 
 @pytest.fixture
 def cluster(tmp_path):
@@ -203,3 +147,20 @@ def test_a_worker_killed_mid_run_costs_only_a_retry(cluster, tmp_path):
     assert vectors.open_track_index(catalog, paths, model).ntotal == recordings
     # every file counted once, for the worker whose result came back
     assert sum(summary.per_worker.values()) == recordings + 1
+
+
+@needs_proc
+def test_local_cluster_workers_die_with_a_killed_artdb_index(tmp_path):
+    """`artdb index --executor dask` without --scheduler starts a local cluster on 127.0.0.1: killed
+    (SIGKILL after its first batch), it leaves none of its worker processes behind."""
+    root = tmp_path / "lib"
+    library(root, 6)
+    env = artdb_env(tmp_path / "home", **{ENV_POINT: "after batch committed"})
+    proc = start_artdb(["index", str(root), "--executor", "dask", "--workers", "2", "--batch-size", "2",
+                        "--no-progress"], env)
+    try:
+        done = finish(proc, timeout=300)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        assert survivors(proc.pid) == []
+    finally:
+        kill_session(proc.pid)
