@@ -26,6 +26,7 @@ from sqlalchemy import select
 from test_vectors import FRONTEND, cnn_model
 
 from artdb.cli.main import cli
+from artdb.core.analysis.audit import run_audit
 from artdb.core.config import Paths
 from artdb.core.faults import ENV_COUNT, ENV_POINT
 from artdb.core.features.store import open_feature_store
@@ -123,6 +124,15 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     rebuilt = snapshot(dask_cat, dask_paths, dask_model)
     for path in a:
         np.testing.assert_allclose(rebuilt[path]["vector"], a[path]["vector"], rtol=0, atol=1e-6)
+
+    # the audit clusters its pages on the cluster to the same report as here
+    def audit(**where):
+        report = run_audit(dask_cat, dask_paths, dask_model, threshold=8.5e-5, store=False, **where)
+        return [(p.page_id, p.album_ids, p.labels, round(p.score, 9)) for p in report.pages]
+
+    here = audit()
+    assert sorted(len(set(labels)) for _, _, labels, _ in here) == [1, 2]  # one page split, one kept
+    assert audit(executor_backend="dask", scheduler_address=address) == here
 
 
 @pytest.mark.slow  # ~1 min on 2 cores: `make test-faults` runs it (CI too)
