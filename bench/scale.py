@@ -74,12 +74,31 @@ def new_home(base: Path, name: str) -> tuple[Catalog, Paths]:
     return catalog, paths
 
 
-def timed(label: str, fn, *args) -> dict:
-    t0 = time.perf_counter()
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of processes (``/proc/PID/stat``), children that exited included."""
+    total = 0
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed(label: str, fn, *args, workers: list[int] = ()) -> dict:
+    """Wall and CPU seconds of ``fn(*args)``: this process's (the writer, plus its own pools) and
+    the Dask workers' (``workers``: their pids). CPU per track holds up on a shared machine."""
+    t0, c0, w0 = time.perf_counter(), cpu_seconds([os.getpid()]), cpu_seconds(workers)
     summary = fn(*args)
     seconds = time.perf_counter() - t0
+    client_cpu = cpu_seconds([os.getpid()]) - c0
     out = {"seconds": round(seconds, 2), "tracks_per_s": round(summary.files / seconds, 2),
-           "counts": summary.counts}
+           "counts": summary.counts,
+           "this_process_cpu_s_per_track": round(client_cpu / summary.files, 4)}
+    if workers:
+        out["workers_cpu_s_per_track"] = round((cpu_seconds(workers) - w0) / summary.files, 4)
     if summary.per_worker is not None:
         out["per_worker"] = sorted(summary.per_worker.values())
     print(label, json.dumps(out), flush=True)
@@ -184,10 +203,11 @@ def main(argv=None) -> dict:
                 dask_options = IngestOptions(executor_backend="dask", scheduler_address=address,
                                              batch_size=args.batch_size)
                 if n == 1:
-                    result["dask_1"] = timed("dask_1", index_catalog, catalog, paths, root, dask_options)
+                    result["dask_1"] = timed("dask_1", index_catalog, catalog, paths, root, dask_options,
+                                             workers=[w.pid for w in cluster.workers])
                 else:  # as index_catalog does, recording the workers' products for the replay
                     result["dask_2"] = timed("dask_2", cluster_ingest, catalog, paths, root, address,
-                                             recorded, dask_options)
+                                             recorded, dask_options, workers=[w.pid for w in cluster.workers])
             finally:
                 cluster.stop()
         for with_features in (True, False):
