@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from typing import Any
 
 import distributed
 import numpy as np
+import torch
 from distributed import Client, WorkerPlugin
 
 from artdb.core.dask_cluster import bounded_results, worker_name
@@ -119,6 +120,10 @@ class AnalysisPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         self.address = str(worker.address)
+        # One thread per task, as the local pool runs: a machine runs one single-threaded worker
+        # process per core (a nanny-started worker has OMP_NUM_THREADS=1 already; one started
+        # with --no-nanny would give each process every core).
+        torch.set_num_threads(1)
         for config, fingerprint in zip(self.stores, self.fingerprints):
             if config.fingerprint() != fingerprint:  # other weights or code on this worker
                 raise ConfigError(f"worker {self.address}: features of {type(config).__name__} would "
@@ -221,22 +226,16 @@ class ClusterStage:
 
     # -- the analyser ------------------------------------------------------------------------------
     def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
-        numbered = iter(jobs)
-        numbers: list[int] = []
-        originals: dict[int, tuple] = {}
+        submitted: deque[tuple[int, tuple]] = deque()  # (number, job) of the tasks in flight
 
         def tasks() -> Iterator[tuple[str, bool, tuple]]:
-            for n, job in numbered:
-                numbers.append(n)
-                originals[n] = job
+            for n, job in jobs:
+                submitted.append((n, job))
                 yield self.plugin.name, bool(self.stores), job
 
-        position = 0
         for outcome in bounded_results(self.client, _analyse_task, tasks(), self.window,
                                        on_error=_killed):
-            n = numbers[position]
-            job = originals.pop(n)
-            position += 1
+            n, job = submitted.popleft()
             if isinstance(outcome, BaseException):  # its task killed worker after worker
                 yield n, FileFailure(job[0], job[1], "analysing it killed the Dask worker "
                                      f"processes that tried ({outcome})"), None
