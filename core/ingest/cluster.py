@@ -116,6 +116,7 @@ class AnalysisPlugin(WorkerPlugin):
         self.extractors: list = []
         self.embedder = None
         self.address = "?"
+        self.ready = False  # set up completely on this worker
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     def setup(self, worker) -> None:
@@ -135,6 +136,7 @@ class AnalysisPlugin(WorkerPlugin):
         if self.model is not None and self.reads is not None:
             self._tmp = tempfile.TemporaryDirectory(prefix="artdb-model-", dir=worker.local_directory)
             self.embedder = self.model.embedder(self._tmp.name)
+        self.ready = True
 
     def teardown(self, worker) -> None:
         for extractor in self.extractors:
@@ -146,6 +148,9 @@ class AnalysisPlugin(WorkerPlugin):
     def products(self, path: str) -> TrackProducts | str:
         """Features (and vector) of one file, or the reason they could not be made (worded as a
         local run words it)."""
+        if not self.ready:  # its setup failed here: no half-made features from this worker
+            raise ConfigError(f"worker {self.address}: artdb's worker plugin did not set up (see the "
+                              "worker's log); this worker cannot compute features")
         parts: dict[int, np.ndarray] = {}
         for n, extractor in enumerate(self.extractors):
             [(_, _, out)] = list(extractor.extract([path]))
@@ -184,7 +189,10 @@ def _products_task(args: tuple[str, str]) -> TrackProducts | str:
 
 def _embed_task(args: tuple[str, np.ndarray]) -> np.ndarray:
     name, features = args
-    return np.asarray(_plugin(name).embedder.embed(features), dtype=np.float32)
+    plugin = _plugin(name)
+    if not plugin.ready or plugin.embedder is None:
+        raise ConfigError(f"worker {plugin.address}: artdb's worker plugin did not set up its model")
+    return np.asarray(plugin.embedder.embed(features), dtype=np.float32)
 
 
 def _killed(exc: BaseException) -> bool:
