@@ -56,11 +56,12 @@ def library(root: Path, n: int) -> int:
     return n - 1
 
 
-def home_with_model(tmp_path: Path, name: str):
-    """A home and catalog with a small CNN active (seeded: every home gets the same weights)."""
+def home_with_model(tmp_path: Path, name: str, url: str | None = None):
+    """A home and catalog (SQLite unless ``url``) with a small CNN active (seeded: every home gets
+    the same weights)."""
     torch.manual_seed(0)
     paths = Paths.from_home(tmp_path / name)
-    catalog = Catalog.open(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+    catalog = Catalog.open(url or f"sqlite:///{tmp_path / f'{name}.sqlite'}")
     return catalog, paths, cnn_model(catalog, paths)
 
 
@@ -135,13 +136,13 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     assert audit(executor_backend="dask", scheduler_address=address) == here
 
 
-@pytest.mark.slow  # ~1 min on 2 cores: `make test-faults` runs it (CI too)
-def test_a_worker_killed_mid_run_costs_only_a_retry(cluster, tmp_path):
+@pytest.mark.slow  # ~1 min on 2 cores per back-end: `make test-faults` runs it (CI too)
+def test_a_worker_killed_mid_run_costs_only_a_retry(cluster, tmp_path, catalog_url):
     root = tmp_path / "lib"
     recordings = library(root, 16)
     # the first worker dies (SIGKILL) once it has analysed its 3rd file, before sending it back
     address = cluster.start(2, worker_env=[{ENV_POINT: "dask worker analysed a file", ENV_COUNT: "3"}, {}])
-    catalog, paths, model = home_with_model(tmp_path, "home")
+    catalog, paths, model = home_with_model(tmp_path, "home", catalog_url)
     summary = index_catalog(catalog, paths, root, IngestOptions(executor_backend="dask",
                                                                 scheduler_address=address, batch_size=4))
 
@@ -157,6 +158,7 @@ def test_a_worker_killed_mid_run_costs_only_a_retry(cluster, tmp_path):
     assert vectors.open_track_index(catalog, paths, model).ntotal == recordings
     # every file counted once, for the worker whose result came back
     assert sum(summary.per_worker.values()) == recordings + 1
+    catalog.close()
 
 
 @needs_proc
