@@ -176,3 +176,20 @@ def test_local_cluster_workers_die_with_a_killed_artdb_index(tmp_path):
         assert survivors(proc.pid) == []
     finally:
         kill_session(proc.pid)
+
+
+@pytest.mark.slow  # worker processes restarted six times: 15-60 s
+def test_a_file_that_kills_every_worker_becomes_its_error(tmp_path, monkeypatch):
+    """A task that kills whichever worker runs it (here: every task, by a kill point armed in the
+    local cluster's workers) is given up after Dask's retries and becomes that file's error; the
+    run itself ends `done`."""
+    root = tmp_path / "lib"
+    for i in range(2):
+        write_audio(root / f"t{i}.flac", seconds=2.5, freq=200 + 50 * i, seed=i, artist="A", album="B")
+    monkeypatch.setenv(ENV_POINT, "dask worker analysed a file")  # inherited by the local workers
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    summary = index_catalog(catalog, Paths.from_home(tmp_path / "home"), root,
+                            IngestOptions(executor_backend="dask", workers=1), with_features=False)
+    assert summary.status == "done" and summary.counts == {"error": 2}
+    assert all("killed the Dask worker" in reason for _, reason in summary.errors), summary.errors
+    catalog.close()
