@@ -18,10 +18,11 @@ test:
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
-# The long fault cases (every kill point, both back-ends; ~7-14 min on 2 cores). CI runs them too.
+# The long fault cases (every kill point, both back-ends, a Dask worker killed mid-run; ~8-15 min on
+# 2 cores). CI runs them too.
 test-faults:
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow tests/test_faults.py tests/test_concurrent_writers.py \
-		tests/test_hostile_run.py
+		tests/test_hostile_run.py tests/test_dask.py
 
 test-all:
 	$(BIN)/python -m pytest -n 2 --dist loadfile

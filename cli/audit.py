@@ -34,6 +34,9 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
                    "homonyms), or from all trusted pages (as the audio calibration does).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="Processes for large catalogs.")
+@click.option("--executor", type=click.Choice(["process", "dask"]), default="process", show_default=True,
+              help="Where pages are clustered (dask needs the 'dist' extra).")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
 @click.option("--model", "model_name", default=None, help="Model (default: the active one).")
 @click.option("--dry-run", is_flag=True, help="Do not store the run and its findings.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -42,7 +45,8 @@ from artdb.cli.context import AppContext, emit_json, handle_errors, pass_app
 @pass_app
 @handle_errors
 def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibrate, folds, seed,
-          evidence, grouping, workers, model_name, dry_run, as_json, as_csv, no_progress) -> None:
+          evidence, grouping, workers, executor, scheduler, model_name, dry_run, as_json, as_csv,
+          no_progress) -> None:
     """Cluster each artist page's albums by sound and flag pages that mix several artists.
 
     The threshold is the model's (fitted on held-out artists' artificial homonym groups) unless
@@ -68,7 +72,8 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
     with progress_bar(not no_progress and not (as_json or as_csv)) as bar:
         report = run_audit(catalog, app.paths, model, min_albums=min_albums, pages=list(pages) or None,
                            threshold=threshold, workers=workers, progress=bar, store=not dry_run,
-                           evidence=evidence or "auto", seed=seed, grouping=grouping)
+                           evidence=evidence or "auto", seed=seed, grouping=grouping,
+                           executor_backend=executor, scheduler_address=scheduler)
     out = report.to_dict(all_pages=all_pages, top=top)
     if calibration is not None:
         out["calibration"] = calibration

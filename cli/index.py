@@ -28,8 +28,12 @@ from artdb.cli.progress import progress_bar
 @click.option("--device", default=None,
               help="Where the log-mels and backbone run: cpu or cuda (default: cuda when available).")
 @click.option("--executor", type=click.Choice(["process", "inline", "dask"]), default="process",
-              show_default=True, help="Where analysis runs (dask needs the 'dist' extra).")
-@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local cluster).")
+              show_default=True,
+              help="Where analysis runs. dask: each worker analyses, decodes, extracts and embeds; "
+                   "this process writes (needs the 'dist' extra; --rebuild-index embeds there too).")
+@click.option("--scheduler", default=None,
+              help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster of "
+                   "--workers processes on 127.0.0.1).")
 @click.option("--rebuild-index", is_flag=True,
               help="Re-embed the catalog with the active model and rewrite its index from scratch.")
 @click.option("--place/--no-place", default=True, show_default=True,
@@ -56,10 +60,11 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
                             executor_backend=executor, scheduler_address=scheduler)
     if rebuild_index:
-        from artdb.core.vectors.index import rebuild_active_index
+        from artdb.core.ingest.service import rebuild_catalog_index
 
         with progress_bar(not no_progress) as bar:
-            report = rebuild_active_index(app.catalog(), app.paths, progress=bar)
+            report = rebuild_catalog_index(app.catalog(), app.paths, options, device=pick_device(device),
+                                           progress=bar)
         click.echo(f"rebuilt the index of {report.model}: {report.total} vectors", err=as_json)
     with progress_bar(not no_progress) as bar:
         summary = index_catalog(app.catalog(), app.paths, path, options, with_features=features,
@@ -72,6 +77,8 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
 
     click.echo(f"ingest run #{summary.run_id}: {plural(summary.files, 'file')} in "
                f"{summary.seconds:.1f} s: {counts_in_words(summary.counts)}")
+    for worker, n in sorted((summary.per_worker or {}).items()):
+        click.echo(f"  worker {worker}: {plural(n, 'file')} analysed")
     for p, reason in summary.errors:
         click.echo(f"  error: {p}: {reason}")
     for p, other in summary.duplicates:

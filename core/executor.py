@@ -17,7 +17,10 @@ Every pool worker dies with the process that started it (:func:`die_with_parent`
 SIGTERM of ``artdb index`` leaves no worker behind (they would hold the feature store's pipes and
 memory, and forked ones used to hold its lock).
 
-Dask needs the ``dist`` extra; its local cluster binds to loopback only.
+Dask (:func:`dask_client`, the ``dask`` backend) needs the ``dist`` extra and lives in
+:mod:`artdb.core.dask_cluster`: a client of a running scheduler, or a local cluster bound to
+loopback whose workers die with their parent like the pools' workers. :func:`ordered_window` is the
+bounded, ordered map every backend shares (Dask's is ``dask_cluster.bounded_results``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from artdb.core.errors import ConfigError, MissingExtraError
@@ -128,6 +132,43 @@ class InlineExecutor:
     def map(self, fn: Callable, *iterables: Iterable, chunksize: int = 1) -> Iterator[Any]:
         return map(fn, *iterables)
 
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        """``fn(*args)`` now; its result (or exception) in a finished future."""
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
+        return future
+
+
+def ordered_window(executor: Executor | InlineExecutor, fn: Callable, items: Iterable,
+                   window: int) -> Iterator[Any]:
+    """``fn(item)`` for each item on ``executor``, at most ``window`` submitted ahead of the one
+    being read, results in input order: the workers keep busy while the caller handles a result,
+    and memory stays flat however many items there are."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(executor.submit(fn, item))
+        if len(pending) >= max(1, window):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@contextlib.contextmanager
+def dask_client(workers: int = 2, scheduler_address: str | None = None):
+    """A :class:`distributed.Client`: of the scheduler at ``scheduler_address``, else of a local
+    cluster of ``workers`` single-threaded processes on 127.0.0.1 that die with this process
+    (:mod:`artdb.core.dask_cluster`). Needs the ``dist`` extra."""
+    try:
+        # Imported here: ``distributed`` is an optional extra (``dist``) and slow to import.
+        from artdb.core.dask_cluster import dask_client as open_client
+    except ImportError as exc:
+        raise MissingExtraError("distributed", "dist") from exc
+    with open_client(workers, scheduler_address) as client:
+        yield client
+
 
 @contextlib.contextmanager
 def make_executor(workers: int = 2, backend: str = "process", scheduler_address: str | None = None,
@@ -151,23 +192,7 @@ def make_executor(workers: int = 2, backend: str = "process", scheduler_address:
                 raise
         return
     if backend == "dask":
-        # Imported here: ``distributed`` is an optional extra (``dist``) and slow to import.
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as exc:
-            raise MissingExtraError("distributed", "dist") from exc
-        if scheduler_address:
-            client = Client(scheduler_address)
-            cluster = None
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                                   dashboard_address=None, processes=True)
-            client = Client(cluster)
-        try:
+        with dask_client(workers, scheduler_address) as client:
             yield client.get_executor()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
         return
     raise ConfigError(f"unknown executor backend {backend!r} (process, inline or dask)")

@@ -20,7 +20,9 @@ The points (:data:`POINTS`), in the order one ingest reaches them:
 - ``before checkpoint rename``: a model checkpoint is fsynced under its temporary name;
 - ``after rebuild rows committed``: ``--rebuild-index`` replaced the model's embedding rows, the
   new index is not yet in place;
-- ``after split committed``: a curator's split is committed, the derived indexes not yet rebuilt.
+- ``after split committed``: a curator's split is committed, the derived indexes not yet rebuilt;
+- ``dask worker analysed a file``: a Dask worker analysed (and extracted, embedded) one file, its
+  result not yet sent back (``artdb index --executor dask``: a worker lost mid-run).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ POINTS = (
     "before checkpoint rename",
     "after rebuild rows committed",
     "after split committed",
+    "dask worker analysed a file",
 )
 
 _reached: Counter[str] = Counter()

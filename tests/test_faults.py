@@ -362,7 +362,8 @@ def test_the_peer_subprocess_dies_with_artdb(tmp_path):
 def test_every_kill_point_is_named_in_the_suite():
     """A kill point nobody kills at proves nothing: each is exercised above or below."""
     exercised = set(INGEST_POINTS) | {"after rebuild rows committed", "before checkpoint rename",
-                                      "after split committed"}
+                                      "after split committed",
+                                      "dask worker analysed a file"}  # tests/test_dask.py
     assert exercised == set(POINTS)
 
 

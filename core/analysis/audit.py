@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -402,13 +401,17 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
               workers: int = 2, progress: Progress | None = None, *,
               linkage: str | None = None, metric: str | None = None,
               store: bool = True, evidence: str = "audio", fusion: Fusion | None = None,
-              seed: int = 0, grouping: str = "genre") -> AuditReport:
+              seed: int = 0, grouping: str = "genre", executor_backend: str = "process",
+              scheduler_address: str | None = None) -> AuditReport:
     """Cluster the albums of every page with ``>= min_albums`` embedded albums; store findings.
 
     Args:
         pages: restrict to these pages (ids, names, "Name [n]").
         threshold: override the model's stored threshold (``linkage``/``metric`` likewise).
         workers: processes for the clustering when there are many pages (>= PARALLEL_MIN_PAGES).
+        executor_backend, scheduler_address: where the pages are clustered
+            (:func:`~artdb.core.executor.make_executor`; ``"dask"``: on a Dask cluster, every
+            catalog size, CHUNK_PAGES pages per task).
         progress: called ``progress("audit pages", done, total)`` (:mod:`artdb.core.progress`).
         store: write an AuditRun with its findings (pages with >= 2 clusters). An audited page's
             open finding with the same evidence is kept (same id, moved to this run); one whose
@@ -466,7 +469,8 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     else:
         work = [(pid, (len(albums), fusion.condensed(x, [meta[a] for a, _, _ in albums])))
                 for (pid, albums), x in zip(todo, stacked)]
-    results = _cluster_all(work, t, link, met, workers, progress, precomputed=fusion is not None)
+    results = _cluster_all(work, t, link, met, workers, progress, precomputed=fusion is not None,
+                           backend=executor_backend, scheduler_address=scheduler_address)
     report = AuditReport(None, model.name, t, link, met, source, evidence=evidence, fusion=fusion,
                          evidence_note=note)
     for (pid, albums), x, (_, labels, score) in zip(todo, stacked, results):
@@ -492,17 +496,18 @@ def run_audit(catalog: Catalog, paths: Paths, model: Model, min_albums: int = 2,
     return report
 
 
-def _cluster_all(work, t, link, met, workers, progress: Progress | None, precomputed: bool = False):
+def _cluster_all(work, t, link, met, workers, progress: Progress | None, precomputed: bool = False,
+                 backend: str = "process", scheduler_address: str | None = None):
     total = len(work)
     report_progress(progress, "audit pages", 0, total)
     chunks = [work[i:i + CHUNK_PAGES] for i in range(0, total, CHUNK_PAGES)]
     # Fewer pages than PARALLEL_MIN_PAGES: one worker, i.e. inline. Results come back in chunk
     # order either way. Workers keep their stderr (numpy/SciPy only, no decoder noise to silence).
-    pool = workers if total >= PARALLEL_MIN_PAGES else 1
+    pool = workers if total >= PARALLEL_MIN_PAGES or backend == "dask" else 1
     out: list = []
-    with make_executor(pool, initializer=None) as ex:
-        for res in ex.map(_cluster_chunk, chunks, repeat(t), repeat(link), repeat(met),
-                          repeat(precomputed)):
+    n = len(chunks)
+    with make_executor(pool, backend, scheduler_address, initializer=None) as ex:
+        for res in ex.map(_cluster_chunk, chunks, [t] * n, [link] * n, [met] * n, [precomputed] * n):
             out.extend(res)
             report_progress(progress, "audit pages", len(out), total)
     return out

@@ -21,12 +21,13 @@ catalog's new state before it is written file by file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +36,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from artdb.core.errors import CatalogError, ConfigError
-from artdb.core.executor import make_executor
+from artdb.core.executor import make_executor, ordered_window
 from artdb.core.faults import kill_point
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job, is_unchanged
 from artdb.core.ingest.catalog_writer import CatalogWriter
@@ -78,6 +79,49 @@ class FeatureStage(Protocol):
     def remove(self, track_ids: Sequence[int]) -> None:
         """Forget the features of deleted tracks."""
 
+    def committed(self) -> None:
+        """The batch whose features ``save`` stored last is committed to the catalog (a stage
+        that has more to write about those tracks, e.g. their vectors, writes it now)."""
+
+
+# One file's analysis, as the analyser yields it: (its number in the scan, its ``analyze_job``
+# result, the features computed with it where the analyser computes them, else None).
+Analysed = tuple[int, FileAnalysis | FileFailure | None, Any]
+
+
+class Analyser(Protocol):
+    """Where files are analysed: ``analyse`` yields an :data:`Analysed` for each ``(number,
+    analyze_job arguments)``, in order, running ahead by a bounded window. A Dask analyser also
+    decodes, extracts and embeds each file with new audio on its workers (its results' third
+    item), and counts the files each worker analysed (``per_worker``)."""
+
+    per_worker: dict[str, int] | None
+
+    def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
+        ...
+
+
+class LocalAnalyser:
+    """Analysis on :func:`make_executor`'s executor (a process pool, inline, or Dask's
+    ``concurrent.futures`` face), features left to the feature stage."""
+
+    per_worker = None
+
+    def __init__(self, executor, window: int):
+        self.executor, self.window = executor, window
+
+    def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
+        jobs = iter(jobs)
+        numbers: deque[int] = deque()
+
+        def args() -> Iterator[tuple]:
+            for n, job in jobs:
+                numbers.append(n)
+                yield job
+
+        for result in ordered_window(self.executor, analyze_job, args(), self.window):
+            yield numbers.popleft(), result, None
+
 
 @dataclass
 class IngestOptions:
@@ -87,6 +131,8 @@ class IngestOptions:
     prune: bool = False  # delete tracks whose files under the root are gone
     executor_backend: str = "process"
     scheduler_address: str | None = None
+    # files analysed ahead of the batch being written (default: two batches)
+    window: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -108,6 +154,8 @@ class IngestSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     # new releases under a split name placed by audio (core/ingest/service.place_releases_of_run)
     placements: list[Any] = field(default_factory=list)
+    # files each Dask worker analysed (by worker address); None on a local pool
+    per_worker: dict[str, int] | None = None
 
     @property
     def files(self) -> int:
@@ -122,12 +170,16 @@ class IngestSummary:
             "duplicates": [{"path": p, "duplicate_of": r} for p, r in self.duplicates],
             "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
             "placements": [p.to_dict() for p in self.placements],
+            **({"per_worker": dict(sorted(self.per_worker.items()))} if self.per_worker is not None else {}),
         }
 
 
 def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = None,
-           features: FeatureStage | None = None, progress: Progress | None = None) -> IngestSummary:
-    """Ingest every audio file under ``root`` into ``catalog``; see the module doc."""
+           features: FeatureStage | None = None, progress: Progress | None = None,
+           analyser: Analyser | None = None) -> IngestSummary:
+    """Ingest every audio file under ``root`` into ``catalog``; see the module doc. ``analyser``
+    (default: ``options``' executor) analyses the files; the one given by a Dask run also returns
+    their features, which this process writes like its own."""
     options = options or IngestOptions()
     root = Path(root)
     if not root.is_dir():
@@ -156,23 +208,41 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     done = 0
     report(progress, "ingest", 0, total)
     status = "done"
+    window = options.window or 2 * options.batch_size
+
+    def jobs() -> Iterator[tuple[int, tuple]]:
+        # Unchanged files (same size and mtime) are settled here; only the rest are analysed, so
+        # no worker starts on a rerun of an unchanged folder.
+        for n, f in enumerate(files):
+            if f.name_error is None and not (f.path in known and is_unchanged(f.path, known[f.path][1:])):
+                yield n, (f.path, f.relpath, manifest.get(os.path.normpath(f.relpath)),
+                          known[f.path][1:] if f.path in known else None)
+
     try:
-        with make_executor(options.workers, options.executor_backend, options.scheduler_address) as ex:
+        with contextlib.ExitStack() as stack:
+            if analyser is None:
+                executor = stack.enter_context(
+                    make_executor(options.workers, options.executor_backend, options.scheduler_address))
+                analyser = LocalAnalyser(executor, window)
+            stream = analyser.analyse(jobs())
+            ahead: Analysed | None = None
             for start in range(0, total, options.batch_size):
                 batch = files[start:start + options.batch_size]
-                # Unchanged files (same size and mtime) are settled here; only the rest go to
-                # the pool, which therefore never starts on a rerun of an unchanged folder.
                 results: list = [None] * len(batch)
-                todo: list[int] = []
-                for i, f in enumerate(batch):
-                    if f.name_error is None and not (
-                            f.path in known and is_unchanged(f.path, known[f.path][1:])):
-                        todo.append(i)
-                jobs = [(batch[i].path, batch[i].relpath, manifest.get(os.path.normpath(batch[i].relpath)),
-                         known[batch[i].path][1:] if batch[i].path in known else None) for i in todo]
-                for i, r in zip(todo, ex.map(analyze_job, jobs, chunksize=8) if jobs else []):
-                    results[i] = r
-                outcomes = _write_batch_retrying(catalog, writer, run_id, batch, results, known, features)
+                computed: dict[str, Any] = {}  # features that came back with the analysis, by path
+                while True:
+                    ahead = ahead or next(stream, None)
+                    if ahead is None or ahead[0] >= start + len(batch):
+                        break
+                    n, result, products = ahead
+                    results[n - start] = result
+                    if products is not None:
+                        computed[batch[n - start].path] = products
+                    ahead = None
+                outcomes = _write_batch_retrying(catalog, writer, run_id, batch, results, known, features,
+                                                 computed)
+                if features is not None:
+                    features.committed()
                 kill_point("after batch committed")
                 for path, outcome, reason, warning in outcomes:
                     counts[outcome] += 1
@@ -198,8 +268,9 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
             run.status = status
             run.finished_at = dt.datetime.now(dt.UTC)
             run.counts = dict(counts)
+    per_worker = dict(analyser.per_worker) if analyser.per_worker is not None else None
     return IngestSummary(run_id, root_abs, dict(counts), errors, duplicates,
-                         time.perf_counter() - started, status, warnings)
+                         time.perf_counter() - started, status, warnings, per_worker=per_worker)
 
 
 def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float]]:
@@ -224,11 +295,13 @@ class _Conflict(Exception):
 
 
 def _write_batch_retrying(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
-                          results: list, known: dict, features: FeatureStage | None):
+                          results: list, known: dict, features: FeatureStage | None,
+                          computed: dict[str, Any] | None = None):
     """:func:`_write_batch`, planned again when the catalog refused a row because another writer
     committed a conflicting one meanwhile (a unique key: the new plan sees that row), and written
-    one file per savepoint when a row is refused for itself (a value, or a conflict that persists)."""
-    extracted: dict[str, Any] = {}  # features by path, kept for the next attempt
+    one file per savepoint when a row is refused for itself (a value, or a conflict that persists).
+    ``computed``: features by path that came with the analysis (not extracted again)."""
+    extracted: dict[str, Any] = dict(computed or {})  # features by path, kept for the next attempt
     for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
         try:
             return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted)

@@ -8,6 +8,7 @@ that was ingested without them (``artdb train`` calls it).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from artdb.core.analysis.placement import (
     place_new_releases,
 )
 from artdb.core.config import Paths
-from artdb.core.errors import AudioError, ConfigError
+from artdb.core.errors import AudioError, ConfigError, MissingExtraError
+from artdb.core.executor import dask_client
 from artdb.core.features.backbone import BACKBONES, BackboneConfig, BackboneExtractor
 from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.provenance import current_features, record_content
@@ -31,7 +33,13 @@ from artdb.core.ingest.pipeline import ADDED, IngestOptions, IngestSummary, inge
 from artdb.core.learn.registry import active_model, adopt_checkpoint_paths, default_frontend_config
 from artdb.core.progress import Progress
 from artdb.core.recovery import remove_stale_temporary_files
-from artdb.core.vectors.index import sync_active_index
+from artdb.core.vectors.index import (
+    SyncReport,
+    model_store_config,
+    rebuild_active_index,
+    store_vectors,
+    sync_active_index,
+)
 from artdb.db.models import IngestFile, Track
 from artdb.db.session import Catalog
 
@@ -72,6 +80,9 @@ class StoreFeatureStage:
 
     def remove(self, track_ids: Sequence[int]) -> None:
         self.store.delete(list(track_ids))
+
+    def committed(self) -> None:
+        """Nothing more to write: the features are the whole product."""
 
 
 class CompositeFeatureStage:
@@ -120,6 +131,10 @@ class CompositeFeatureStage:
         for stage in self.stages:
             stage.remove(track_ids)
 
+    def committed(self) -> None:
+        for stage in self.stages:
+            stage.committed()
+
 
 def active_backbone_config(catalog: Catalog) -> BackboneConfig | None:
     """The backbone config the active model reads (``model.config["backbone"]``), if any."""
@@ -161,31 +176,36 @@ def index_catalog(catalog: Catalog, paths: Paths, root: str | Path,
     :func:`resolve_backbone`: by default those the active model reads) for new/changed tracks and
     for catalogued tracks lacking them, then embed them with the active model (if any) into its
     index. With ``place``, new releases under a name a split shared out are then placed by audio
-    among its pages (:func:`place_releases_of_run`)."""
+    among its pages (:func:`place_releases_of_run`). ``options.executor_backend == "dask"``: all
+    of that but the writing runs on a Dask cluster (:mod:`artdb.core.ingest.cluster`)."""
     options = options or IngestOptions()
     # after a killed run: its temporary files go, and rows of a copied/moved home find its files
     remove_stale_temporary_files(paths)
     adopt_checkpoint_paths(catalog, paths)
-    if not with_features:
+    if options.executor_backend == "dask":
+        summary = _index_on_cluster(catalog, paths, root, options, with_features, progress, backbone)
+    elif not with_features:
         return ingest(catalog, root, options, features=None, progress=progress)
-    config = default_frontend_config(catalog)
-    backbone_config = resolve_backbone(catalog, backbone)
-    with ExitStack() as stack:
-        store = stack.enter_context(open_feature_store(paths, config))
-        extractor = stack.enter_context(FeatureExtractor(config, workers=options.workers, device=device))
-        stage = StoreFeatureStage(store, extractor)
-        if backbone_config is not None:
-            backbone_store = stack.enter_context(open_feature_store(paths, backbone_config))
-            backbone_extractor = stack.enter_context(
-                BackboneExtractor(backbone_config, workers=options.workers, device=device))
-            stage = CompositeFeatureStage([stage, StoreFeatureStage(
-                backbone_store, backbone_extractor, name=f"backbone features ({backbone_config.name})")])
-        summary = ingest(catalog, root, options, features=stage, progress=progress)
-    sync_active_index(catalog, paths, device=device, progress=progress)
-    if place:
-        summary.placements, note = place_releases_of_run(catalog, paths, summary.run_id)
-        if note:
-            summary.warnings.append(("(placement)", note))
+    else:
+        config = default_frontend_config(catalog)
+        backbone_config = resolve_backbone(catalog, backbone)
+        with ExitStack() as stack:
+            store = stack.enter_context(open_feature_store(paths, config))
+            extractor = stack.enter_context(FeatureExtractor(config, workers=options.workers, device=device))
+            stage = StoreFeatureStage(store, extractor)
+            if backbone_config is not None:
+                backbone_store = stack.enter_context(open_feature_store(paths, backbone_config))
+                backbone_extractor = stack.enter_context(
+                    BackboneExtractor(backbone_config, workers=options.workers, device=device))
+                stage = CompositeFeatureStage([stage, StoreFeatureStage(
+                    backbone_store, backbone_extractor, name=f"backbone features ({backbone_config.name})")])
+            summary = ingest(catalog, root, options, features=stage, progress=progress)
+    if with_features:
+        sync_active_index(catalog, paths, device=device, progress=progress)
+        if place:
+            summary.placements, note = place_releases_of_run(catalog, paths, summary.run_id)
+            if note:
+                summary.warnings.append(("(placement)", note))
     return summary
 
 
@@ -210,6 +230,62 @@ def place_releases_of_run(catalog: Catalog, paths: Paths, run_id: int
                                   note=f"placed at ingest run #{run_id}"), None
     except ConfigError as exc:  # e.g. a model without an audit threshold
         return [], f"{len(albums)} new release(s) under a split name not placed: {exc}"
+
+
+def _index_on_cluster(catalog: Catalog, paths: Paths, root: str | Path, options: IngestOptions,
+                      with_features: bool, progress: Progress | None,
+                      backbone: BackboneConfig | str | None) -> IngestSummary:
+    """:func:`index_catalog`'s ingest with the workers of a Dask cluster analysing, extracting and
+    embedding; this process writes (the vectors as embedding rows, which the sync that follows
+    copies into the index)."""
+    cluster = _cluster_module()
+    window = options.window or 2 * options.batch_size
+    with ExitStack() as stack:
+        client = stack.enter_context(dask_client(options.workers, options.scheduler_address))
+        stores: list = []
+        model, reads = None, None
+        if with_features:
+            configs = [default_frontend_config(catalog)]
+            backbone_config = resolve_backbone(catalog, backbone)
+            if backbone_config is not None:
+                configs.append(backbone_config)
+            for config in configs:
+                name = f"backbone features ({config.name})" if isinstance(config, BackboneConfig) \
+                    else "log-mels"
+                stores.append((stack.enter_context(open_feature_store(paths, config)), config, name))
+            model = active_model(catalog)
+            if model is not None:
+                wanted = model_store_config(model, paths).fingerprint()
+                reads = next((n for n, c in enumerate(configs) if c.fingerprint() == wanted), None)
+        spec = cluster.ModelSpec.of(model, paths) if model is not None and reads is not None else None
+
+        def write_vectors(rows, vectors):
+            store_vectors(catalog, model, rows, vectors)
+
+        stage = stack.enter_context(cluster.ClusterStage(client, stores, spec, reads, window, write_vectors))
+        return ingest(catalog, root, options, features=stage if stores else None, progress=progress,
+                      analyser=stage)
+
+
+def rebuild_catalog_index(catalog: Catalog, paths: Paths, options: IngestOptions | None = None,
+                          device: str = "cpu", progress: Progress | None = None) -> SyncReport:
+    """``artdb index --rebuild-index``: :func:`rebuild_active_index`, embedding on the executor of
+    ``options`` (Dask: on the cluster's workers; else here)."""
+    options = options or IngestOptions()
+    if options.executor_backend != "dask":
+        return rebuild_active_index(catalog, paths, device, progress)
+    cluster = _cluster_module()
+    with dask_client(options.workers, options.scheduler_address) as client:
+        return rebuild_active_index(catalog, paths, device, progress,
+                                    embed_many=cluster.cluster_embedding(client, paths))
+
+
+def _cluster_module():
+    """:mod:`artdb.core.ingest.cluster`, which needs the optional ``dist`` extra (distributed)."""
+    try:  # imported on demand: an optional extra, slow to import
+        return importlib.import_module("artdb.core.ingest.cluster")
+    except ImportError as exc:
+        raise MissingExtraError("distributed", "dist") from exc
 
 
 @dataclass

@@ -34,7 +34,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,6 +284,33 @@ def _store_config(model: Model, embedder: _LazyEmbedder) -> FrontendConfig | Bac
     return kind.from_dict(loaded.frontend)
 
 
+def model_store_config(model: Model, paths: Paths) -> FrontendConfig | BackboneConfig:
+    """The config of the feature store ``model`` embeds from (log-mels or backbone features)."""
+    return _store_config(model, _LazyEmbedder(model, paths, "cpu"))
+
+
+def store_vectors(catalog: Catalog, model: Model, rows: list[tuple[int, str]], vectors: np.ndarray) -> int:
+    """Write vectors made elsewhere (a Dask worker) as ``model``'s embedding rows of ``rows`` =
+    (track id, content hash of the audio they were made from), skipping tracks that have a row;
+    the local index copies them from the catalog at its next sync. Nothing is written when the
+    model was rebuilt since ``model`` was read (its vectors are of the old function). Returns the
+    rows written."""
+    if not rows:
+        return 0
+    with catalog.session() as s:
+        config = s.scalar(select(Model.config).where(Model.id == model.id).with_for_update()) or {}
+        if config.get(GENERATION_KEY, "0") != (model.config or {}).get(GENERATION_KEY, "0"):
+            log.info("model %s was rebuilt meanwhile: %d vectors of the old one not written",
+                     model.name, len(rows))
+            return 0
+        written = s.scalars(insert_ignoring_conflicts(s, Embedding).values([
+            dict(track_id=int(t), model_id=model.id, vector_id=int(t), content_hash=h, vector=_pack(v),
+                 created_at=utcnow()) for (t, h), v in zip(rows, vectors)]).returning(Embedding.track_id))
+        count = len(list(written))
+    kill_point("after embedding rows committed")
+    return count
+
+
 def _feature_store(paths: Paths, model: Model, embedder: _LazyEmbedder):
     """This home's feature store that the model reads, or an empty one when nothing was ingested
     here yet."""
@@ -527,10 +554,16 @@ def sync_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
     return sync_model_index(catalog, paths, model, device, progress)
 
 
+# Embeds batches of stored features with a (staged) model elsewhere, e.g. on a Dask cluster
+# (``artdb.core.ingest.cluster``): ``embed_many(model, batches)`` yields one vector array per batch.
+EmbedMany = Callable[[Model, Iterable[np.ndarray]], Iterator[np.ndarray]]
+
+
 @indexer_errors()
 def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "cpu",
                   progress: Progress | None = None,
-                  config_update: dict[str, Any] | None = None) -> SyncReport:
+                  config_update: dict[str, Any] | None = None,
+                  embed_many: EmbedMany | None = None) -> SyncReport:
     """Embed again, with ``model`` (its config updated by ``config_update``, e.g. a backbone's
     refitted standardisation), every track whose current features this home holds, into a new
     index, and swap it in when complete.
@@ -544,6 +577,7 @@ def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "c
     on its next sync. The new generation makes every home's copies stale as a whole (each copies
     the catalog's vectors again); killed after the transaction, this home's old file is replaced
     the same way, never mixing two configs. Album and artist indexes follow the new revision.
+    ``embed_many``: where the embedding runs (default: here, with the loaded model).
     """
     with catalog.session() as s:
         row = s.get(Model, model.id)
@@ -566,10 +600,16 @@ def rebuild_index(catalog: Catalog, paths: Paths, model: Model, device: str = "c
             todo = [(int(t), h) for t, h in tracks if int(t) in current]
             stage = f"rebuild ({model.name})"
             report_progress(progress, stage, 0, len(todo))
-            for start in range(0, len(todo), EMBED_BATCH):
-                ids = np.array([t for t, _ in todo[start:start + EMBED_BATCH]], dtype=np.int64)
-                index.add(embedder.get().embed(store.get_many(ids)), ids)
-                report_progress(progress, stage, min(start + EMBED_BATCH, len(todo)), len(todo))
+            chunks = [np.array([t for t, _ in todo[start:start + EMBED_BATCH]], dtype=np.int64)
+                      for start in range(0, len(todo), EMBED_BATCH)]
+            batches = (store.get_many(ids) for ids in chunks)
+            embedded = (embed_many(staged, batches) if embed_many is not None
+                        else (embedder.get().embed(x) for x in batches))
+            done = 0
+            for ids, vectors in zip(chunks, embedded):
+                index.add(vectors, ids)
+                done += len(ids)
+                report_progress(progress, stage, done, len(todo))
         with catalog.session() as s:
             row = s.get(Model, model.id, with_for_update=True)
             if row is None:
@@ -650,7 +690,7 @@ def open_level_index(catalog: Catalog, paths: Paths, model: Model, level: str, d
 
 
 def rebuild_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
-                         progress: Progress | None = None) -> SyncReport:
+                         progress: Progress | None = None, embed_many: EmbedMany | None = None) -> SyncReport:
     """``artdb index --rebuild-index``: the active model's vectors embedded again into a new index
     (:func:`rebuild_index`), a backbone model's standardisation refitted on the catalog
     (``learn.adapt``) and stored with the new rows; a catalog without an active model has nothing
@@ -662,4 +702,5 @@ def rebuild_active_index(catalog: Catalog, paths: Paths, device: str = "cpu",
     # it is stored with the new rows, in one transaction
     state = served_standardisation(catalog, paths, model)
     return rebuild_index(catalog, paths, model, device, progress,
-                         config_update={SERVED_KEY: state} if state is not None else None)
+                         config_update={SERVED_KEY: state} if state is not None else None,
+                         embed_many=embed_many)
