@@ -39,6 +39,7 @@ from artdb.core.analysis.metadata import (
 from artdb.core.analysis.placement import place_album
 from artdb.core.config import Paths
 from artdb.core.curation.review import open_findings
+from artdb.core.curation.split import split_page
 from artdb.core.errors import ConfigError
 from artdb.core.evaluation import EvalConfig, from_arrays, run_evaluation
 from artdb.core.evaluation.report import markdown
@@ -336,6 +337,26 @@ def test_placement_weighs_metadata_and_says_why(meta_lib, tmp_path):
         place_album(catalog, paths, model, "Eclipse - Trap Three", evidence="both", threshold=0.3)
     audio = place_album(catalog, paths, model, "Eclipse - Trap Three", evidence="audio")
     assert audio.evidence == "audio" and all(c.reasons for c in audio.candidates)
+
+
+def test_ingest_placement_after_a_split_weighs_metadata_and_says_why(meta_lib):
+    """Issue 12's ingest-time placement uses the evidence `artdb place` uses: on a catalog with
+    tags, a new release under the split name goes to the page its sound and tags agree with, and
+    the ingest report says why in words."""
+    catalog, paths, model, root = meta_lib
+    run_audit(catalog, paths, model, evidence="both")  # the Eclipse finding (audio alone keeps it whole)
+    split_page(catalog, "Eclipse")
+    with catalog.session() as s:
+        page_of = {t: p for t, p in s.query(Album.title, Album.page_id)}
+    write_audio(root / "Eclipse" / "Trap Three" / "99.flac", seconds=1.5, freq=604, seed=99,
+                artist="Eclipse", albumartist="Eclipse", album="Trap Three", title="t99",
+                genre="Test", label="Atlantic", date="2023", isrc="GBATL2300099")
+    summary = index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    [placement] = summary.placements
+    assert placement.outcome in ("placed", "stays") and placement.page_id == page_of["Trap One"]
+    assert "by sound and tags" in placement.reason and "share label Atlantic" in placement.reason
+    with catalog.session() as s:
+        assert s.query(Album.page_id).filter(Album.title == "Trap Three").scalar() == page_of["Trap One"]
 
 
 # -- evaluation: audio-only and fused side by side --------------------------------------------------

@@ -24,7 +24,13 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sqlalchemy import func, select
 
-from artdb.core.analysis.audit import album_vectors, audio_reason, fit_catalog_fusion, run_audit
+from artdb.core.analysis.audit import (
+    album_vectors,
+    audio_reason,
+    default_evidence,
+    fit_catalog_fusion,
+    run_audit,
+)
 from artdb.core.analysis.findings import Partition, cluster_number, page_label, resolve_threshold
 from artdb.core.analysis.fusion import Fusion, check_evidence
 from artdb.core.analysis.metadata import (
@@ -288,19 +294,26 @@ def new_releases_under_shared_names(catalog: Catalog, track_ids: Sequence[int]) 
 
 
 def place_new_releases(catalog: Catalog, paths: Paths, model: Model, album_ids: Sequence[int],
-                       note: str = "placed at ingest") -> list[IngestPlacement]:
+                       note: str = "placed at ingest", evidence: str | None = None
+                       ) -> list[IngestPlacement]:
     """Place each album as ``artdb place --apply`` would (:func:`place_album`,
-    :func:`apply_placement`): moved to the page of its name it sounds like, kept where it landed,
-    or flagged when none is within the threshold (a page-restricted audit of the page it landed
-    on then stores the finding a curator reviews)."""
+    :func:`apply_placement`): moved to the page of its name it is closest to, kept where it
+    landed, or flagged when none is within the threshold (a page-restricted audit of the page it
+    landed on then stores the finding a curator reviews). ``evidence``: as ``artdb place``
+    (default: both when the catalog has metadata); one fusion serves every album of the run."""
     if not album_ids:
         return []
     vectors = album_vectors(catalog, paths, model)
+    evidence = evidence or default_evidence(catalog)
+    fusion = None
+    if evidence != "audio":
+        fusion = stored_fusion(catalog, model, evidence) or fit_catalog_fusion(catalog, vectors, evidence)
+    like = "sounds like" if evidence == "audio" else "by sound and tags is like"
     out: list[IngestPlacement] = []
     for aid in album_ids:
         if aid not in vectors:
             continue  # not embedded (its files gave no features): nothing to compare
-        p = place_album(catalog, paths, model, aid, vectors=vectors)
+        p = place_album(catalog, paths, model, aid, vectors=vectors, evidence=evidence, fusion=fusion)
         res = IngestPlacement(aid, p.album, p.page_id, p.page, "stays", "", p.page_id, p.page,
                               threshold=p.threshold)
         best = p.best or (p.candidates[0] if p.candidates else None)
@@ -310,24 +323,28 @@ def place_new_releases(catalog: Catalog, paths: Paths, model: Model, album_ids: 
             res.outcome = "flagged"
             nearest = (f"nearest {best.page}{_cluster_words(best)} at distance {best.distance:.3f}"
                        if best else "no other page has embedded albums")
-            res.reason = (f"sounds like none of the {len({c.page_id for c in p.candidates}) or 1} "
+            res.reason = (f"{like} none of the {len({c.page_id for c in p.candidates}) or 1} "
                           f"pages named {p.page!r} ({nearest}, beyond the threshold "
                           f"{p.threshold:.3f}); left on {p.page!r} for review")
-            audit = run_audit(catalog, paths, model, pages=[p.page_id])
+            audit = run_audit(catalog, paths, model, pages=[p.page_id], evidence=evidence,
+                              fusion=fusion)
             flagged = [x for x in audit.findings if x.page_id == p.page_id]
             if flagged:
                 res.finding = f"h{flagged[0].finding_id}"
         elif p.best.page_id == p.page_id:
-            res.reason = (f"sounds like its own page{_cluster_words(p.best)} (distance "
+            res.reason = (f"{like} its own page{_cluster_words(p.best)} (distance "
                           f"{p.best.distance:.3f} within the threshold {p.threshold:.3f})")
         else:
             d = apply_placement(catalog, p, note=f"{note}: distance {p.best.distance:.4f} to "
                                                  f"{p.best.page} (threshold {p.threshold:.4f})")
             res.outcome, res.decision_id = "placed", d.id if d else None
             res.page_id, res.page = p.best.page_id, p.best.page
-            res.reason = (f"sounds like {p.best.page} (distance {p.best.distance:.3f} within the "
+            res.reason = (f"{like} {p.best.page} (distance {p.best.distance:.3f} within the "
                           f"threshold {p.threshold:.3f}; {p.page!r} was at "
                           f"{_distance_to(p, p.page_id)})")
+        why = (p.best or best).reasons if (p.best or best) is not None else []
+        if why:
+            res.reason += "; why: " + "; ".join(why)
         out.append(res)
     return out
 
