@@ -86,9 +86,14 @@ class Catalogue:
     """Which artist each track belongs to and how the vectors are drawn (see the module doc)."""
 
     def __init__(self, n: int, dim: int, tracks_per_artist: float, genres: int, artist_spread: float,
-                 track_spread: float, seed: int):
+                 track_spread: float, seed: int, spectrum: float = 0.0):
         self.n, self.dim, self.seed = n, dim, seed
         self.artist_spread, self.track_spread = artist_spread, track_spread
+        # every random draw (genre centres, artist and track noise) has variance i^-spectrum along
+        # axis i (mean 1): 0 is isotropic; real embeddings put most variance in a few directions
+        # (docs/scale.md: participation ratio), which is what an IVF partition can follow
+        scale = np.arange(1, dim + 1, dtype=np.float64) ** (-spectrum / 2)
+        self.axis_scale = (scale * np.sqrt(dim / np.sum(scale ** 2))).astype(np.float32)
         rng = np.random.default_rng([seed, 0])
         sizes = rng.geometric(1.0 / tracks_per_artist, size=n // max(int(tracks_per_artist), 1) + 16)
         while sizes.sum() < n:
@@ -97,7 +102,7 @@ class Catalogue:
         self.artists = int(np.searchsorted(ends, n) + 1)
         self.starts = np.concatenate([[0], ends[: self.artists - 1]]).astype(np.int64)
         self.genres = genres or max(2, self.artists // 800)
-        self.genre_centres = unit_rows(rng.standard_normal((self.genres, dim)))
+        self.genre_centres = unit_rows(rng.standard_normal((self.genres, dim)) * self.axis_scale)
         self.genre_of = rng.integers(0, self.genres, self.artists)
 
     def artist_of(self, rows: np.ndarray) -> np.ndarray:
@@ -111,7 +116,7 @@ class Catalogue:
             rng = np.random.default_rng([self.seed, 1, int(b)])
             lo = int(b) * ARTIST_BLOCK
             hi = min(lo + ARTIST_BLOCK, self.artists)
-            noise = rng.standard_normal((hi - lo, self.dim), dtype=np.float32)
+            noise = rng.standard_normal((hi - lo, self.dim), dtype=np.float32) * self.axis_scale
             g = self.genre_centres[self.genre_of[lo:hi]]
             c = unit_rows(g + self.artist_spread / np.sqrt(self.dim) * noise)
             sel = blocks == b
@@ -119,7 +124,7 @@ class Catalogue:
         return out
 
     def tracks(self, artists: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.standard_normal((len(artists), self.dim), dtype=np.float32)
+        noise = rng.standard_normal((len(artists), self.dim), dtype=np.float32) * self.axis_scale
         return unit_rows(self.centres(artists) + self.track_spread / np.sqrt(self.dim) * noise)
 
     def chunk(self, number: int) -> np.ndarray:
@@ -219,10 +224,34 @@ def structure(cat: Catalogue, path: Path, q: np.ndarray, q_artists: np.ndarray, 
             if a[s] != a[t]:
                 pairs.append(float(x[s] @ x[t]))
     own = cat.artist_of(truth[:, :k]) == q_artists[:, None]
+    sample = sample_like(cat, path, 25, 171, cat.seed)  # the size of the real dev export
     return {"within_artist_similarity": within,
             "same_genre_similarity": float(np.mean(pairs)) if pairs else None,
             "random_pair_similarity": any_pair, "own_artist_share_of_exact_top_k": float(own.mean()),
+            "participation_ratio_of_25_artists": participation_ratio(sample),
             "queries_with_an_own_artist_neighbour": float(own.any(axis=1).mean())}
+
+
+def participation_ratio(x: np.ndarray) -> float:
+    """(sum of variances)^2 / sum of squared variances of the centred rows: how many directions
+    the variance really spreads over (the dimension for isotropic data, far less for real
+    embeddings). It is capped by the number of rows, so compare samples of equal size."""
+    c = x - x.mean(axis=0)
+    var = np.linalg.svd(c.astype(np.float64), compute_uv=False) ** 2
+    return float(var.sum() ** 2 / np.sum(var ** 2))
+
+
+def sample_like(cat: Catalogue, path: Path, artists: int, tracks: int, seed: int) -> np.ndarray:
+    """About ``tracks`` vectors of ``artists`` random artists with >= 2 tracks: a sample the size
+    of a real catalog's export, for :func:`participation_ratio`."""
+    x = read_rows(path, cat.dim, 0, min(cat.n, CHUNK))
+    a = cat.artist_of(np.arange(len(x)))
+    ids, counts = np.unique(a, return_counts=True)
+    rng = np.random.default_rng([seed, 5])
+    chosen = rng.choice(ids[counts >= 2], size=artists, replace=False)
+    per = max(2, tracks // artists)
+    rows = np.concatenate([np.flatnonzero(a == c)[:per] for c in chosen])
+    return x[rows]
 
 
 def measured_from(vectors_path: str, labels_path: str, k: int) -> dict:
@@ -236,6 +265,7 @@ def measured_from(vectors_path: str, labels_path: str, k: int) -> dict:
     top = np.argsort(-sim, axis=1)[:, :k]
     return {"within_artist_similarity": float(sim[same & off].mean()),
             "random_pair_similarity": float(sim[~same].mean()),
+            "participation_ratio": participation_ratio(x),
             "own_artist_share_of_exact_top_k": float(same[np.arange(len(x))[:, None], top].mean()),
             "tracks": len(x), "artists": int(len(np.unique(labels)))}
 
@@ -382,6 +412,8 @@ def main(argv=None) -> dict:
     p.add_argument("--genres", type=int, default=0, help="default: one per 800 artists")
     p.add_argument("--artist-spread", type=float, default=1.0, help="artist-centre noise around its genre")
     p.add_argument("--track-spread", type=float, default=1.0, help="track noise around its artist centre")
+    p.add_argument("--spectrum", type=float, default=0.0,
+                   help="variance along axis i falls as i^-spectrum (0: isotropic; 1: a 1/f spectrum)")
     p.add_argument("--nq", type=int, default=1000)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--target-recall", type=float, default=0.95)
@@ -414,7 +446,7 @@ def main(argv=None) -> dict:
         print(f"[{time.perf_counter() - started:7.0f} s] {msg}", flush=True)
 
     tag = (f"n{args.n}-d{args.dim}-t{args.tracks_per_artist:g}-g{args.genres}-a{args.artist_spread:g}"
-           f"-s{args.track_spread:g}-seed{args.seed}")
+           f"-s{args.track_spread:g}-seed{args.seed}" + (f"-p{args.spectrum:g}" if args.spectrum else ""))
     cache = Path(args.cache) / tag
     cache.mkdir(parents=True, exist_ok=True)
     vec_path = cache / "vectors.f32"
@@ -423,13 +455,13 @@ def main(argv=None) -> dict:
         "budget_bytes": int(args.budget_gb * 2**30),
         "data": {"kind": "genre > artist > track (see module doc)",
                  "tracks_per_artist_mean": args.tracks_per_artist, "artist_spread": args.artist_spread,
-                 "track_spread": args.track_spread},
+                 "track_spread": args.track_spread, "spectrum": args.spectrum},
         "machine": {"cpus": os.cpu_count(), "faiss_threads": args.threads, "platform": platform.platform(),
                     "faiss": faiss.__version__, "load_average_start": os.getloadavg()},
         "note": args.note,
     }
     cat = Catalogue(args.n, args.dim, args.tracks_per_artist, args.genres, args.artist_spread,
-                    args.track_spread, args.seed)
+                    args.track_spread, args.seed, args.spectrum)
     result["data"].update(artists=cat.artists, genres=cat.genres)
     result["data"]["generate_s"] = round(ensure_vectors(cat, vec_path, log), 1)
     result["data"]["file_bytes"] = vec_path.stat().st_size
