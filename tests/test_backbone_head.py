@@ -42,7 +42,8 @@ def _artist_patches(rng, n_artists=8, tracks=4, patches=3, spread=0.3, dim=20):
 
 def test_pooled_vector_is_the_standardised_patch_mean(rng):
     feats, labels = _artist_patches(rng)
-    res = train_backbone_head(feats, labels, HeadConfig(steps=0, layer="penultimate"), layer_slices=SLICES)
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0, layer="penultimate", whitening=0.0),
+                              layer_slices=SLICES)
     model = res.model
     assert model.head_weight == 0.0 and model.dim == 12  # no head trained: the pooled part alone
     x = feats.astype(np.float64)[..., :12].mean(axis=1)
@@ -52,6 +53,39 @@ def test_pooled_vector_is_the_standardised_patch_mean(rng):
     # validation ran on held-out artists and separable artists cluster perfectly
     assert len(res.val_artists) >= 2 and res.val_ari[0.0] == pytest.approx(1.0)
     assert res.threshold is not None and 0 < res.threshold < 2
+
+
+def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens_artists(rng, tmp_path):
+    feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
+    cfg = HeadConfig(steps=0, layer="penultimate")
+    assert cfg.whitening == 0.8  # the default
+    model = train_backbone_head(feats, labels, cfg, layer_slices=SLICES).model
+    x = feats.astype(np.float64)[..., :12].mean(axis=1)
+    z = (x - x.mean(0)) / x.std(0)
+    r = np.concatenate([z[labels == a] - z[labels == a].mean(0) for a in np.unique(labels)])
+    scatter = r.T @ r / len(r)
+    scatter = 0.2 * scatter + 0.8 * np.eye(12) * np.trace(scatter) / 12
+    w, v = np.linalg.eigh(scatter)
+    want = z @ (v * w ** -0.5) @ v.T
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    got = embed_backbone(model, feats)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+    def within_over_between(vecs):
+        d = 1 - vecs @ vecs.T
+        same = labels[:, None] == labels[None, :]
+        off = ~np.eye(len(vecs), dtype=bool)
+        return d[same & off].mean() / d[~same].mean()
+
+    plain = z / np.linalg.norm(z, axis=1, keepdims=True)
+    assert within_over_between(got) < within_over_between(plain)  # artists come out tighter
+    # the matrix travels with the checkpoint; a model made without whitening has no such buffer
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    again = load_checkpoint(path).model
+    np.testing.assert_allclose(embed_backbone(again, feats), got, atol=1e-6)
+    old = BackboneHead(0, 12, HeadConfig(steps=0, whitening=0.0))
+    assert "pooled_whiten" not in old.state_dict()
 
 
 def test_the_default_reads_penultimate_and_mean_pool_and_layers_join_only_side_by_side(rng):
@@ -191,6 +225,7 @@ def test_rebuild_refits_the_standardisation_on_the_served_catalog(tmp_path, artd
         np.testing.assert_allclose(served["pooled_mean"], track_means.mean(axis=0), rtol=1e-4, atol=1e-4)
         assert not np.allclose(served["pooled_mean"], trained_mean, atol=1e-3)  # it did move
         z = (track_means - track_means.mean(0)) / np.where(track_means.std(0) < 1e-6, 1, track_means.std(0))
+        z = z @ embedder.pooled_whiten.numpy().astype(np.float64)  # fitted on the trained pages, kept
         expected = z / np.linalg.norm(z, axis=1, keepdims=True)
         index = open_track_index(catalog, paths, model)
         np.testing.assert_allclose(index.reconstruct(ids), expected, atol=2e-3)

@@ -185,7 +185,8 @@ def test_artdb_default_is_the_backbone_head_artdb_train_fits():
     for seed in (0, 3):
         assert head_config(BUILTIN["artdb-default"], seed) == HeadConfig(seed=seed)
         assert head_config(BUILTIN["backbone-head"], seed) == HeadConfig(seed=seed)
-    assert head_config(BUILTIN["musicnn-torch"], 1) == HeadConfig(seed=1, steps=0, layer="penultimate")
+    assert head_config(BUILTIN["musicnn-torch"], 1) == HeadConfig(seed=1, steps=0, layer="penultimate",
+                                                                  whitening=0.0)
     assert BUILTIN["artdb-default"].fit_key == BUILTIN["backbone-head"].fit_key
     assert BUILTIN["musicnn-torch"].fit_key != BUILTIN["backbone-head"].fit_key
     assert all(BUILTIN[n].trained and BUILTIN[n].needs_backbone

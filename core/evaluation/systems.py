@@ -113,7 +113,7 @@ BUILTIN: dict[str, SystemSpec] = {s.name: s for s in (
     # the peer's layer, no training: the port against the TF original on identical splits
     SystemSpec("musicnn-torch", "backbone",
                "musicnn (torch port), pooled penultimate, standardised (no training)",
-               head={"steps": 0, "layer": "penultimate"}),
+               head={"steps": 0, "layer": "penultimate", "whitening": 0.0}),
     BACKBONE_HEAD,
     # the same system under the name of what `artdb train` produces with no options
     replace(BACKBONE_HEAD, name="artdb-default", label="artdb train default (musicnn backbone + head)"),
