@@ -241,6 +241,9 @@ def fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
             getattr(model, f"{name}_std").copy_(sd)
 
 
+WHITENING_PAGE_QUANTILE = 0.75  # the share of pages (least spread first) the scatter is fitted on
+
+
 def fit_within_whitening(model: BackboneHead, features, artists: np.ndarray, rows: np.ndarray) -> None:
     """``pooled_whiten`` from the tracks ``rows`` and their pages ``artists[rows]``: the inverse
     square root of the within-page scatter of the standardised track means, shrunk towards its
@@ -252,7 +255,11 @@ def fit_within_whitening(model: BackboneHead, features, artists: np.ndarray, row
              if np.sum(labels == a) >= 2]
     if not resid:
         return
-    r = np.concatenate(resid)
+    # pages whose tracks spread most are left out: a page mixing homonyms spreads along exactly
+    # the directions that tell artists apart, which whitening must not learn to damp
+    spread = np.array([np.mean(np.sum(x ** 2, axis=1)) for x in resid])
+    keep = spread <= np.quantile(spread, WHITENING_PAGE_QUANTILE)
+    r = np.concatenate([x for x, k in zip(resid, keep) if k])
     scatter = r.T @ r / len(r)
     s = model.cfg.whitening
     scatter = (1 - s) * scatter + s * np.eye(len(scatter)) * np.trace(scatter) / len(scatter)
