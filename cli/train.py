@@ -16,7 +16,8 @@ DEFAULT_BACKBONE = "musicnn"
 @click.command()
 @click.option("--backbone", type=click.Choice(BACKBONES), default=DEFAULT_BACKBONE, show_default=True,
               help="musicnn: vectors from the pretrained musicnn (its features computed once per track "
-                   "and stored), standardised on the catalog, with a small metric head whose share is "
+                   "and stored), standardised on the catalog and whitened within its artists, with a small "
+                   "metric head whose share is "
                    "chosen on held-out artists (docs/training.md). none: the CNN on log-mels, trained "
                    "from scratch (the options below).")
 @click.option("--backbone-patches", type=int, default=None,
