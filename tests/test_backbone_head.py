@@ -92,6 +92,22 @@ def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens
     assert "pooled_whiten" not in old.state_dict()
 
 
+def test_whitening_on_a_large_catalog_reads_a_sample_of_pages(rng, monkeypatch):
+    """Past WHITENING_MAX_TRACKS tracks the scatter comes from a seeded sample of whole pages (memory
+    stays flat on a catalog of millions): a different but valid matrix, the same one on a rerun."""
+    import artdb.core.learn.backbone as backbone
+
+    feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
+    cfg = HeadConfig(steps=0, layer="penultimate")
+    full = train_backbone_head(feats, labels, cfg, layer_slices=SLICES).model.pooled_whiten.numpy()
+    monkeypatch.setattr(backbone, "WHITENING_MAX_TRACKS", 12)  # 3 of the 10 pages (4 tracks each)
+    runs = [train_backbone_head(feats, labels, cfg, layer_slices=SLICES).model.pooled_whiten.numpy()
+            for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert np.isfinite(runs[0]).all() and not np.allclose(runs[0], full, atol=1e-3)
+    np.testing.assert_allclose(runs[0], runs[0].T, atol=1e-5)  # S^-1/2 of a symmetric scatter
+
+
 def test_whitening_is_not_fitted_on_a_page_that_mixes_artists(rng, monkeypatch):
     """A homonym page spreads along the directions that tell its artists apart: were it in the
     scatter, whitening would damp them and the audit could no longer split that page."""

@@ -242,24 +242,41 @@ def fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
 
 
 WHITENING_PAGE_QUANTILE = 0.75  # the share of pages (least spread first) the scatter is fitted on
+WHITENING_MAX_TRACKS = 20_000  # a sample of pages this large fits a 953 x 953 scatter; memory stays flat
 
 
-def fit_within_whitening(model: BackboneHead, features, artists: np.ndarray, rows: np.ndarray) -> None:
+def fit_within_whitening(model: BackboneHead, features, artists: np.ndarray, rows: np.ndarray,
+                         chunk: int = 256) -> None:
     """``pooled_whiten`` from the tracks ``rows`` and their pages ``artists[rows]``: the inverse
     square root of the within-page scatter of the standardised track means, shrunk towards its
-    mean variance by ``cfg.whitening`` (few tracks per page make the raw scatter singular)."""
-    x = np.asarray(features[rows], dtype=np.float64)[..., model.layer_start:model.layer_stop].mean(axis=1)
-    z = (x - model.pooled_mean.numpy()) / model.pooled_std.numpy()
+    mean variance by ``cfg.whitening`` (few tracks per page make the raw scatter singular).
+
+    Pages with 2+ tracks only; on a large catalog a seeded sample of pages up to
+    ``WHITENING_MAX_TRACKS`` tracks (plenty for one matrix), read ``chunk`` tracks at a time."""
     labels = np.asarray(artists)[rows]
-    resid = [z[labels == a] - z[labels == a].mean(axis=0) for a in np.unique(labels)
-             if np.sum(labels == a) >= 2]
-    if not resid:
+    _, page_of_row, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    multi = np.flatnonzero(counts >= 2)
+    if not len(multi):
         return
+    order = np.random.default_rng(model.cfg.seed).permutation(multi)
+    n_pages = max(1, int(np.searchsorted(np.cumsum(counts[order]), WHITENING_MAX_TRACKS, side="right")))
+    sel = np.flatnonzero(np.isin(page_of_row, order[:n_pages]))
+    page = page_of_row[sel]
+    z = np.empty((len(sel), model.in_dim))
+    for s in range(0, len(sel), chunk):
+        x = np.asarray(features[rows[sel[s:s + chunk]]], dtype=np.float32)
+        z[s:s + chunk] = x[..., model.layer_start:model.layer_stop].mean(axis=1)
+    z = (z - model.pooled_mean.numpy()) / model.pooled_std.numpy()
+    means = np.zeros((len(counts), model.in_dim))
+    np.add.at(means, page, z)
+    means /= np.maximum(counts, 1)[:, None]
+    resid = z - means[page]
     # pages whose tracks spread most are left out: a page mixing homonyms spreads along exactly
     # the directions that tell artists apart, which whitening must not learn to damp
-    spread = np.array([np.mean(np.sum(x ** 2, axis=1)) for x in resid])
-    keep = spread <= np.quantile(spread, WHITENING_PAGE_QUANTILE)
-    r = np.concatenate([x for x, k in zip(resid, keep) if k])
+    spread = np.bincount(page, weights=np.sum(resid ** 2, axis=1), minlength=len(counts))
+    spread /= np.maximum(counts, 1)
+    cut = np.quantile(spread[np.unique(page)], WHITENING_PAGE_QUANTILE)
+    r = resid[spread[page] <= cut]
     scatter = r.T @ r / len(r)
     s = model.cfg.whitening
     scatter = (1 - s) * scatter + s * np.eye(len(scatter)) * np.trace(scatter) / len(scatter)
