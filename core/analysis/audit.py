@@ -50,6 +50,7 @@ from artdb.core.analysis.findings import (
     audit_method,
     canonical_labels,
     cluster_number,
+    mark_superseded,
     page_label,
     partition_hash,
     reconcile,
@@ -552,10 +553,7 @@ def _store(catalog: Catalog, model: Model, report: AuditReport, min_albums: int,
         s.add(run)
         s.flush()
         result = _reconcile(s, report, audited, lock=True)
-        for start in range(0, len(result.superseded), 500):
-            s.execute(update(AuditFinding)
-                      .where(AuditFinding.id.in_(result.superseded[start:start + 500]))
-                      .values(status="superseded"))
+        mark_superseded(s, AuditFinding, result.superseded)
         new = []
         for p in report.findings:
             values = dict(run_id=run.id, n_clusters=p.n_clusters, score=p.score,

@@ -33,7 +33,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC
 from artdb.core.errors import CatalogError, ConfigError
@@ -281,6 +281,14 @@ def reconcile(stored: Sequence[StoredFinding], found: Mapping[K, str]) -> Reconc
             replaces[subject] = earlier[-1].id
     superseded = [r.id for r in stored if r.status == "open" and r.id not in current]
     return Reconciled(kept, replaces, sorted(superseded))
+
+
+def mark_superseded(session, table: Any, ids: Sequence[int], chunk: int = 500) -> None:
+    """Set ``status = "superseded"`` on the rows ``ids`` of a findings table (audit findings or
+    synonym candidates), ``chunk`` ids per statement (a bound-parameter limit on some back-ends)."""
+    for start in range(0, len(ids), chunk):
+        session.execute(update(table).where(table.id.in_(ids[start:start + chunk]))
+                        .values(status="superseded"))
 
 
 def rejected_evidence(session, kind: str, finding_row: Any) -> dict[str, int | None]:

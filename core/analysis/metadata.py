@@ -305,14 +305,18 @@ def _span(r: tuple[int, int]) -> str:
     return str(r[0]) if r[0] == r[1] else f"{r[0]}–{r[1]}"
 
 
+def _shared_or_not(sides: tuple[list[str], list[str]], shared: str, differ: str) -> str:
+    """"<shared> A" when the two sides have a value in common, else "<differ>: A vs B"."""
+    a, b = sides
+    common = sorted(set(a) & set(b))
+    return f"{shared} {_names(common)}" if common else f"{differ}: {_names(a)} vs {_names(b)}"
+
+
 def fact_sentences(c: GroupComparison) -> dict[str, str]:
     """One sentence per known fact, keyed by the :data:`FEATURES` entry it speaks for."""
     out: dict[str, str] = {}
     if c.labels:
-        la, lb = c.labels
-        common = sorted(set(la) & set(lb))
-        out["label"] = (f"share label {_names(common)}" if common else
-                        f"labels never overlap: {_names(la)} vs {_names(lb)}")
+        out["label"] = _shared_or_not(c.labels, "share label", "labels never overlap")
     if c.years:
         (a0, a1), (b0, b1) = c.years
         overlap = a0 <= b1 and b0 <= a1
@@ -321,20 +325,12 @@ def fact_sentences(c: GroupComparison) -> dict[str, str]:
                        f"years {_span(c.years[0])} vs {_span(c.years[1])} "
                        f"({gap} year{'' if gap == 1 else 's'} apart)")
     if c.registrants:
-        ra, rb = c.registrants
-        common = sorted(set(ra) & set(rb))
-        out["isrc_registrant"] = (f"share ISRC registrant {_names(common)}" if common else
-                                  f"ISRC registrants differ: {_names(ra)} vs {_names(rb)}")
+        out["isrc_registrant"] = _shared_or_not(c.registrants, "share ISRC registrant",
+                                                "ISRC registrants differ")
     if c.upc_prefixes:
-        ua, ub = c.upc_prefixes
-        common = sorted(set(ua) & set(ub))
-        out["upc_prefix"] = (f"share UPC prefix {_names(common)}" if common else
-                             f"UPC prefixes differ: {_names(ua)} vs {_names(ub)}")
+        out["upc_prefix"] = _shared_or_not(c.upc_prefixes, "share UPC prefix", "UPC prefixes differ")
     if c.genres:
-        ga, gb = c.genres
-        common = sorted(set(ga) & set(gb))
-        out["genre"] = (f"same genre {_names(common)}" if common else
-                        f"genres differ: {_names(ga)} vs {_names(gb)}")
+        out["genre"] = _shared_or_not(c.genres, "same genre", "genres differ")
     if c.scripts:
         sa, sb = c.scripts
         if not set(sa) & set(sb):

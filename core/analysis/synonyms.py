@@ -49,6 +49,7 @@ from artdb.core.analysis.findings import (
     Partition,
     StoredFinding,
     cluster_number,
+    mark_superseded,
     page_label,
     page_pair_hash,
     reconcile,
@@ -653,10 +654,7 @@ def store_pairs(catalog: Catalog, model: Model, search: SynonymSearch, focus: in
         run = AuditRun(model_id=model.id, kind="synonym", params=params)
         s.add(run)
         s.flush()
-        for start in range(0, len(result.superseded), 500):
-            s.execute(update(SynonymCandidate)
-                      .where(SynonymCandidate.id.in_(result.superseded[start:start + 500]))
-                      .values(status="superseded"))
+        mark_superseded(s, SynonymCandidate, result.superseded)
         new = []
         for p in search.pairs:
             values = dict(run_id=run.id, audio_score=p.audio_score, name_score=p.name_score,
