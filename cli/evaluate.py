@@ -120,8 +120,10 @@ def evaluate(app: AppContext, catalog_dir, from_db, synth_artists, workdir, mode
         elif event == "peer":
             stderr_console.print(f"running peer {ev['peer']} on {ev['tracks']} tracks")
 
-    report = run(cfg, catalog_dir=catalog_dir, user_catalog=app.catalog() if (from_db or models) else None,
-                 user_paths=app.paths if from_db else None, from_db=from_db, workdir=workdir, peer=peer,
+    # a scored model's checkpoint lies in this home (--home), not necessarily the default one
+    mine = from_db or models
+    report = run(cfg, catalog_dir=catalog_dir, user_catalog=app.catalog() if mine else None,
+                 user_paths=app.paths if mine else None, from_db=from_db, workdir=workdir, peer=peer,
                  peer_python=peer_python, peer_file=peer_file, out_prefix=out_prefix, workers=workers,
                  device=pick_device(device), progress=on_progress)
     if as_json:

@@ -68,3 +68,27 @@ def test_train_fits_the_batch_to_a_small_catalog(tmp_path, artdb_home):
                             *[x for n in names[1:] for x in ("--exclude-pages", n)]])
     assert r.exit_code == 1
     assert "needs at least 2 artist pages with 2+ tracks each" in r.output and "found 1 such page" in r.output
+
+
+def test_evaluate_scores_a_model_of_the_home_named_on_the_command_line(tmp_path, artdb_home):
+    """``artdb --home H evaluate --model M``: the model's checkpoint lies in H, not in the default
+    home (ARTDB_HOME, here another folder), and is scored on a catalog of other artists."""
+    home, seen, unseen = tmp_path / "my home", tmp_path / "seen", tmp_path / "unseen"
+    for root, seed in ((seen, 3), (unseen, 4)):
+        generate_catalog(root, SynthConfig(artists=8, albums_per_artist=2, tracks_per_album=2, seconds=4,
+                                           genres=2, homonym_groups=0, synonym_pairs=0, seed=seed,
+                                           workers=1))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--home", str(home), "index", str(seen), "--no-progress", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--home", str(home), "train", *_cnn_options(), "--steps", "4",
+                            "--artists-per-batch", "4", "--per-artist", "2", "--val-every", "2",
+                            "--dim", "16", "--name", "mine", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert not (artdb_home / "models" / "mine.pt").exists() and (home / "models" / "mine.pt").exists()
+    r = runner.invoke(cli, ["--home", str(home), "evaluate", "--catalog", str(unseen), "--model", "mine",
+                            "--systems", "random", "--quick", "--workers", "1", "--evidence", "audio",
+                            "--no-progress", "--json"])
+    assert r.exit_code == 0, r.output
+    systems = json.dumps(json.loads(r.stdout)["summary"])
+    assert "mine" in systems
