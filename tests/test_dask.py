@@ -85,21 +85,22 @@ def snapshot(catalog: Catalog, paths: Paths, model) -> dict:
     return out
 
 
-def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_path):
+def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_path, catalog_url):
     """`artdb index --executor dask --scheduler ADDR` = a local run: rows, features, vectors;
-    `--rebuild-index` embeds on the cluster too."""
+    `--rebuild-index` embeds on the cluster too. The cluster's catalog on SQLite and on
+    PostgreSQL (the shared catalog of docs/scale.md's deployment)."""
     root = tmp_path / "lib"
     recordings = library(root, 7)
     address = cluster.start(2)
 
     local_cat, local_paths, local_model = home_with_model(tmp_path, "local")
     local = index_catalog(local_cat, local_paths, root, IngestOptions(workers=1))
-    dask_cat, dask_paths, dask_model = home_with_model(tmp_path, "dask")
+    dask_cat, dask_paths, dask_model = home_with_model(tmp_path, "dask", catalog_url)
     assert dask_model.checksum == local_model.checksum
 
     def artdb_index(*args: str) -> dict:
         result = CliRunner().invoke(cli, [
-            "--home", str(dask_paths.home), "--db", f"sqlite:///{tmp_path / 'dask.sqlite'}",
+            "--home", str(dask_paths.home), "--db", catalog_url,
             "index", str(root), "--executor", "dask", "--scheduler", address, "--json", "--no-progress",
             *args])
         assert result.exit_code == 0, result.output
