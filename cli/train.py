@@ -10,6 +10,7 @@ from artdb.core.learn.config import DEFAULT_SIDE_INFO, MININGS, SIDE_INFO, Train
 _D = TrainConfig()
 # The backbone defaults, read without importing torch (cli stays fast for --help).
 BACKBONES = ("musicnn", "none")
+LEAVE_OUT = ("flagged", "flagged+tags", "none")  # core.learn.catalog.LEAVE_OUT, without its imports
 DEFAULT_BACKBONE = "musicnn"
 
 
@@ -51,6 +52,11 @@ DEFAULT_BACKBONE = "musicnn"
 @click.option("--patience", type=int, default=_D.patience, show_default=True)
 @click.option("--exclude-pages", multiple=True,
               help="Artist page names to keep out of training (repeatable).")
+@click.option("--leave-out", type=click.Choice(LEAVE_OUT), default="flagged", show_default=True,
+              help="Pages not learnt from as one artist. flagged: those with an open homonym "
+                   "finding (until a curator splits or rejects it); flagged+tags: also those whose "
+                   "albums' tags look like several artists (the metadata fusion of artdb audit, "
+                   "fitted on the catalog; measured in docs/audit.md); none: every page.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option("--name", default=None, help="Registry name (default: method-mining-timestamp).")
@@ -62,7 +68,8 @@ DEFAULT_BACKBONE = "musicnn"
 def train(app: AppContext, backbone, backbone_patches, head_steps, method, mining, hard_after, side_info,
           p_same_genre, p_other_album, steps, epochs, embedding_dim, artists_per_batch, per_artist, lr,
           margin, cl_weight, stats_weight, val_fraction,
-          val_every, patience, exclude_pages, seed, device, name, no_activate, as_json, no_progress) -> None:
+          val_every, patience, exclude_pages, leave_out, seed, device, name, no_activate, as_json,
+          no_progress) -> None:
     """Train an artist embedding on the catalog (artist pages as labels) and register it.
 
     Validation holds out whole artists; the model kept is the one whose held-out artists' albums
@@ -76,7 +83,7 @@ def train(app: AppContext, backbone, backbone_patches, head_steps, method, minin
 
     if backbone != "none":
         _train_backbone(app, backbone, backbone_patches, head_steps, seed, pick_device(device), name,
-                        exclude_pages, no_activate, as_json, no_progress)
+                        exclude_pages, leave_out, no_activate, as_json, no_progress)
         return
     config = TrainConfig.from_side_info(
         side_info, method=method, mining=mining, hard_after=hard_after, p_same_genre=p_same_genre,
@@ -110,9 +117,9 @@ def train(app: AppContext, backbone, backbone_patches, head_steps, method, minin
 
         model, result = train_from_catalog(app.catalog(), app.paths, config, name=name,
                                            exclude_pages=exclude_pages, activate=not no_activate,
-                                           progress=on_progress)
+                                           progress=on_progress, leave_out=leave_out)
     out = {"model": model.name, "active": not no_activate, "checkpoint": model.checkpoint_path,
-           **result.summary()}
+           **result.summary(), "suspect_pages": model.config.get("suspect_pages", {})}
     if as_json:
         emit_json(out)
         return
@@ -121,10 +128,20 @@ def train(app: AppContext, backbone, backbone_patches, head_steps, method, minin
                f"(best, step {result.best_step}); audit threshold {result.threshold:.3f}")
     if result.notes:  # what a small catalog changed (artdb.core.learn.loop.fit_to_catalog)
         click.echo("fitted to a small catalog: " + "; ".join(result.notes))
+    _echo_suspects(model)
+
+
+def _echo_suspects(model) -> None:
+    suspects = (model.config or {}).get("suspect_pages") or {}
+    if suspects:
+        click.echo(f"{len(suspects)} page(s) left out of training as likely homonyms "
+                   "(--leave-out none learns from them):")
+        for page, why in sorted(suspects.items()):
+            click.echo(f"  {page}: {why}")
 
 
 def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device, name, exclude_pages,
-                    no_activate, as_json, no_progress) -> None:
+                    leave_out, no_activate, as_json, no_progress) -> None:
     from artdb.cli.progress import progress_bar
     from artdb.core.features.backbone import BackboneConfig
     from artdb.core.learn.backbone import HeadConfig
@@ -135,9 +152,10 @@ def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device
     with progress_bar(not no_progress) as bar:
         model, result = train_backbone_from_catalog(
             app.catalog(), app.paths, bcfg, hcfg, name=name, exclude_pages=exclude_pages,
-            activate=not no_activate, workers=2, device=device, progress=bar)
+            activate=not no_activate, workers=2, device=device, progress=bar, leave_out=leave_out)
     out = {"model": model.name, "active": not no_activate, "checkpoint": model.checkpoint_path,
-           "backbone": bcfg.to_dict(), **result.summary()}
+           "backbone": bcfg.to_dict(), **result.summary(),
+           "suspect_pages": model.config.get("suspect_pages", {})}
     if as_json:
         emit_json(out)
         return
@@ -148,3 +166,4 @@ def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device
                f"audit threshold {result.threshold if result.threshold is not None else 'recalibrated'}")
     for note in result.notes:
         click.echo(note)
+    _echo_suspects(model)

@@ -427,3 +427,104 @@ def test_synth_metadata_confounds_follow_their_knobs():
         [(j.seed, j.codec, j.sample_rate) for j in jobs]
     with pytest.raises(ConfigError, match="label_change"):
         SynthConfig(label_change=1.5).validate()
+
+
+# -- pages the catalog should not learn "one artist" from ------------------------------------------
+def _page_id(catalog, name):
+    from artdb.db.models import ArtistPage
+
+    with catalog.session() as s:
+        return s.query(ArtistPage.id).filter(ArtistPage.display_name == name).scalar()
+
+
+def test_the_fusion_sets_aside_the_pages_it_would_split_and_refits(meta_lib):
+    from artdb.core.analysis.audit import album_vectors, fit_catalog_fusion
+
+    catalog, paths, model, _ = meta_lib
+    vectors = album_vectors(catalog, paths, model)
+    eclipse = _page_id(catalog, "Eclipse")
+    once = fit_catalog_fusion(catalog, vectors, "metadata", rounds=1, folds=0)
+    # fitted on every page with no open finding, Eclipse included as "one artist"...
+    assert once.calibration["set_aside_pages"] == [] and once.calibration["would_split_pages"] == [eclipse]
+    twice = fit_catalog_fusion(catalog, vectors, "metadata", rounds=2, folds=0)
+    # ...which it would split: the second fit leaves it out and splits no trusted page
+    assert twice.calibration["set_aside_pages"] == [eclipse]
+    assert twice.calibration["would_split_pages"] == []
+    assert twice.calibration["pages"] == once.calibration["pages"] - 1
+    # learnt without the mixed page, albums whose label, registrant and decade differ are surer
+    # to be two artists
+    apart = np.zeros((1, len(FEATURES)))
+    apart[0, [FEATURES.index(f) for f in ("label", "isrc_registrant", "year")]] = -1
+    assert twice.distance(None, apart)[0] > once.distance(None, apart)[0]
+
+
+def test_suspect_pages_are_open_findings_and_pages_whose_tags_disagree(meta_lib):
+    from artdb.core.analysis.audit import suspect_pages
+
+    catalog, paths, model, _ = meta_lib
+    eclipse = _page_id(catalog, "Eclipse")
+    tags_say = "its albums' tags look like more than one artist"
+    # no open finding yet; the tags are read only when asked, and 8 trusted pages make too few
+    # artificial groups to trust them by default
+    assert suspect_pages(catalog) == {} and suspect_pages(catalog, tags=True) == {}
+    assert suspect_pages(catalog, tags=True, min_groups=2) == {eclipse: tags_say}
+    assert suspect_pages(catalog, min_groups=2) == {}
+    run_audit(catalog, paths, model, evidence="both")  # stores the Eclipse finding
+    assert suspect_pages(catalog) == {eclipse: "an open homonym finding"}
+
+
+def test_training_leaves_suspect_pages_out_unless_told(meta_lib):
+    from artdb.core.features.store import open_feature_store
+    from artdb.core.learn.catalog import catalog_training_set, training_set_without_suspects
+
+    catalog, paths, model, _ = meta_lib
+    run_audit(catalog, paths, model, evidence="both")
+    eclipse = _page_id(catalog, "Eclipse")
+    with open_feature_store(paths, FRONTEND, mode="r") as store:
+        every = catalog_training_set(catalog, store)
+        ts, left_out = training_set_without_suspects(catalog, store)
+        kept, none_out = training_set_without_suspects(catalog, store, leave_out="none")
+        with pytest.raises(ConfigError, match="leave_out must be one of"):
+            training_set_without_suspects(catalog, store, leave_out="everything")
+    assert eclipse in every.pages and left_out == {eclipse: "an open homonym finding"}
+    assert eclipse not in ts.pages and len(ts.track_ids) == len(every.track_ids) - 4
+    assert none_out == {} and np.array_equal(kept.track_ids, every.track_ids)
+
+
+def test_tags_that_never_disagree_set_no_page_aside(catalog, tmp_path):
+    """Albums whose only tag is a shared genre carry no evidence: whatever the fitted intercept,
+    no page is split by the metadata fusion (missing values are neutral)."""
+    from artdb.core.analysis.audit import fit_catalog_fusion, suspect_pages
+
+    root = tmp_path / "lib"
+    for k in range(8):
+        for j in range(2):
+            write_audio(root / f"Q{k}" / f"Q{k} album {j}" / "01.flac", seconds=1.5, freq=600 + k,
+                        seed=10 * k + j, artist=f"Q{k}", album=f"Q{k} album {j}", title="t", genre="Test")
+    paths = Paths.from_home(tmp_path / "home")
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    fusion = fit_catalog_fusion(catalog, None, "metadata", rounds=2, folds=0)
+    assert fusion.calibration["set_aside_pages"] == [] and fusion.calibration["would_split_pages"] == []
+    assert suspect_pages(catalog, min_groups=1) == {}
+
+
+def test_artdb_train_says_which_pages_it_left_out(meta_lib, monkeypatch):
+    catalog, paths, model, _ = meta_lib
+    if catalog.engine.dialect.name != "sqlite":
+        pytest.skip("the CLI part runs once")
+    from artdb.cli.main import cli
+
+    run_audit(catalog, paths, model, evidence="both")  # an open finding on Eclipse
+    monkeypatch.setenv("ARTDB_HOME", str(paths.home))
+    monkeypatch.setenv("ARTDB_DATABASE_URL", catalog.engine.url.render_as_string(hide_password=False))
+    tiny = ["train", "--backbone", "none", "--steps", "2", "--val-every", "1", "--dim", "8",
+            "--no-activate", "--no-progress"]
+    r = CliRunner().invoke(cli, [*tiny, "--name", "m1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["suspect_pages"] == {"Eclipse": "an open homonym finding"}
+    r = CliRunner().invoke(cli, [*tiny, "--name", "m2"])
+    assert r.exit_code == 0, r.output
+    assert "1 page(s) left out of training as likely homonyms" in r.output
+    assert "  Eclipse: an open homonym finding" in r.output
+    r = CliRunner().invoke(cli, [*tiny, "--name", "m3", "--leave-out", "none", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["suspect_pages"] == {}

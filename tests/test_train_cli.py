@@ -88,7 +88,7 @@ def test_evaluate_scores_a_model_of_the_home_named_on_the_command_line(tmp_path,
     assert not (artdb_home / "models" / "mine.pt").exists() and (home / "models" / "mine.pt").exists()
     r = runner.invoke(cli, ["--home", str(home), "evaluate", "--catalog", str(unseen), "--model", "mine",
                             "--systems", "random", "--quick", "--workers", "1", "--evidence", "audio",
-                            "--no-progress", "--json"])
+                            "--out", str(tmp_path / "eval"), "--no-progress", "--json"])
     assert r.exit_code == 0, r.output
     systems = json.dumps(json.loads(r.stdout)["summary"])
     assert "mine" in systems

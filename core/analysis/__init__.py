@@ -20,7 +20,7 @@ __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
                  "cluster_number", "find_pages", "page_label", "page_pair_hash", "parse_page_label",
                  "partition_hash", "reconcile", "resolve_pages", "resolve_threshold"],
     "audit": ["AuditReport", "PageAudit", "album_vectors", "calibrate_threshold", "cluster_page",
-              "merge_heights", "run_audit", "split_margin"],
+              "merge_heights", "run_audit", "split_margin", "suspect_pages"],
     "synonyms": ["CandidatePair", "Neighbours", "SynonymPair", "SynonymSearch",
                  "calibrate_min_score", "candidate_pairs", "filter_pairs", "find_synonyms",
                  "neighbour_units", "planted_recall", "score_pairs", "store_pairs",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import cdist, pdist
 from sqlalchemy import select, update
 
 from artdb.core.analysis.clustering import (
@@ -60,11 +60,13 @@ from artdb.core.analysis.findings import (
 )
 from artdb.core.analysis.fusion import Fusion, check_evidence, fit_fusion
 from artdb.core.analysis.metadata import (
+    MIN_CONTRIBUTION,
     AlbumMeta,
     album_metadata,
     catalog_has_metadata,
     compare_groups,
     pair_features,
+    pair_matrix,
     reasons,
 )
 from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
@@ -275,25 +277,33 @@ class TrustedUnits:
 GROUPINGS = ("random", "genre")
 # Whether the fusion's threshold also scores each trusted page alone (docs/audit.md, measured).
 FUSION_SINGLES = False
+# Fits of the fusion: after each, the trusted pages it would itself split are set aside and it is
+# fitted again without them (docs/audit.md, measured); 1 = fitted once on every trusted page.
+FUSION_ROUNDS = 1
+# Artificial groups the metadata fusion needs before its splits make a page suspect for training.
+SUSPECT_MIN_GROUPS = 6
 
 
-def trusted_units(catalog: Catalog, vectors: dict[int, np.ndarray], min_albums: int = 2,
-                  seed: int = 0, grouping: str = "random") -> TrustedUnits:
+def trusted_units(catalog: Catalog, vectors: dict[int, np.ndarray] | None, min_albums: int = 2,
+                  seed: int = 0, grouping: str = "random",
+                  set_aside: frozenset[int] = frozenset()) -> TrustedUnits:
     """Trusted pages' albums and their artificial groups of 2-4 pages (:func:`make_homonym_groups`).
 
     ``grouping`` "random" draws the groups from all trusted pages; "genre" first within each
     genre (a page's most frequent album genre), like the homonyms that are hard to tell apart.
+    ``set_aside``: pages not trusted either (ids), beside those with an open finding.
+    ``vectors`` None: every album (for a fusion of metadata alone).
     """
     if grouping not in GROUPINGS:
         raise ConfigError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
     with catalog.session() as s:
-        flagged = _open_finding_pages(s)
+        flagged = _open_finding_pages(s) | set(set_aside)
         rows = s.execute(select(Album.id, Album.page_id, Album.genre_id).order_by(Album.id)).all()
     genres: dict[int, Counter] = {}
     for _, p, g in rows:
         if g is not None:
             genres.setdefault(p, Counter())[g] += 1
-    rows = [(a, p) for a, p, _ in rows if a in vectors and p not in flagged]
+    rows = [(a, p) for a, p, _ in rows if (vectors is None or a in vectors) and p not in flagged]
     counts: dict[int, int] = {}
     for _, p in rows:
         counts[p] = counts.get(p, 0) + 1
@@ -302,7 +312,8 @@ def trusted_units(catalog: Catalog, vectors: dict[int, np.ndarray], min_albums: 
         raise CatalogError("no trusted pages with >= 2 embedded albums to calibrate on")
     album_ids = np.array([a for a, _ in rows], dtype=np.int64)
     labels = np.array([p for _, p in rows], dtype=np.int64)
-    X = np.stack([vectors[int(a)] for a in album_ids])
+    # metadata alone needs no audio: a placeholder column keeps the units' shape
+    X = np.zeros((len(album_ids), 1)) if vectors is None else np.stack([vectors[int(a)] for a in album_ids])
     rng = np.random.default_rng(seed)
     strata = {p: c.most_common(1)[0][0] for p, c in genres.items()} if grouping == "genre" else None
     groups = make_homonym_groups(labels, rng, sizes=(2, 4), min_albums=min_albums, strata=strata)
@@ -310,27 +321,89 @@ def trusted_units(catalog: Catalog, vectors: dict[int, np.ndarray], min_albums: 
     return TrustedUnits(album_ids, labels, X, groups, singles, rng)
 
 
-def fit_catalog_fusion(catalog: Catalog, vectors: dict[int, np.ndarray], evidence: str = "both",
+def fit_catalog_fusion(catalog: Catalog, vectors: dict[int, np.ndarray] | None, evidence: str = "both",
                        *, min_albums: int = 2, seed: int = 0, folds: int = 5,
                        linkage: str = DEFAULT_LINKAGE, metric: str = DEFAULT_METRIC,
-                       grouping: str = "genre", singles: bool = FUSION_SINGLES) -> Fusion:
+                       grouping: str = "genre", singles: bool = FUSION_SINGLES,
+                       rounds: int = FUSION_ROUNDS) -> Fusion:
     """Fit the fusion (:func:`~artdb.core.analysis.fusion.fit_fusion`) on the catalog's trusted
     pages, grouped as :func:`calibrate_threshold` groups them (:func:`trusted_units`) but, by
     default, within genres first: groups of random pages differ in genre far more often than real
     homonyms do, and a fusion fitted on them learns that a shared genre means "one artist"
-    (measured in docs/audit.md)."""
-    units = trusted_units(catalog, vectors, min_albums, seed, grouping)
-    if len(units.groups) < 2:
-        raise CatalogError(f"only {len(units.groups)} artificial groups from {units.pages} trusted "
-                           "pages: too few to fit the fusion (use --evidence audio)")
+    (measured in docs/audit.md). ``vectors`` None (metadata alone): every album.
+
+    ``rounds``: after each fit the trusted pages the fusion would split are set aside and it is
+    fitted again without them (``calibration["set_aside_pages"]``; those the last fit would still
+    split: ``calibration["would_split_pages"]``)."""
+    fitted, set_aside = None, set()
+    for _ in range(max(1, rounds)):
+        units = trusted_units(catalog, vectors, min_albums, seed, grouping, frozenset(set_aside))
+        if len(units.groups) < 2:
+            if fitted is not None:  # setting pages aside left too few: keep the previous fit
+                break
+            raise CatalogError(f"only {len(units.groups)} artificial groups from {units.pages} "
+                               "trusted pages: too few to fit the fusion (use --evidence audio)")
+        with catalog.session() as s:
+            meta = album_metadata(s, units.album_ids.tolist())
+        metas = [meta[int(a)] for a in units.album_ids]
+        fusion = fit_fusion(units.vectors, metas, units.labels, units.groups, evidence,
+                            linkage=linkage, metric=metric, folds=folds, seed=seed, singles=singles)
+        split = _pages_split_by(fusion, units, metas)
+        fusion.calibration.update(pages=units.pages, grouping=grouping,
+                                  set_aside_pages=sorted(set_aside), would_split_pages=sorted(split))
+        fitted = fusion
+        if not split:
+            break
+        # a page the fusion itself splits is a likely homonym: fitted as "one artist" it would
+        # teach that disagreeing tags and distant sound still mean one artist
+        set_aside |= split
+    return fitted
+
+
+def suspect_pages(catalog: Catalog, *, tags: bool = False, min_albums: int = 2, seed: int = 0,
+                  min_groups: int = SUSPECT_MIN_GROUPS) -> dict[int, str]:
+    """Pages not to learn "one artist" from, each with why: an open homonym finding, and with
+    ``tags`` (when the catalog has metadata) the pages whose albums the fusion of metadata alone,
+    fitted on the catalog's own pages (:func:`fit_catalog_fusion`), would split. A page mixing
+    homonyms teaches a model that what tells its artists apart is one artist's variation
+    (``artdb train --leave-out``; measured in docs/audit.md)."""
     with catalog.session() as s:
-        meta = album_metadata(s, units.album_ids.tolist())
-    metas = [meta[int(a)] for a in units.album_ids]
-    fusion = fit_fusion(units.vectors, metas, units.labels, units.groups, evidence,
-                        linkage=linkage, metric=metric, folds=folds, seed=seed, singles=singles)
-    fusion.calibration["pages"] = units.pages
-    fusion.calibration["grouping"] = grouping
-    return fusion
+        out = {int(p): "an open homonym finding" for p in _open_finding_pages(s)}
+    if not tags or default_evidence(catalog) == "audio":
+        return out
+    try:
+        fusion = fit_catalog_fusion(catalog, None, "metadata", min_albums=min_albums, seed=seed,
+                                    folds=0)
+    except (CatalogError, ConfigError):  # too few pages with 2+ albums to learn from the tags
+        return out
+    if fusion.calibration["groups"] < min_groups:  # weights fitted on a few pairs are no evidence
+        return out
+    for p in fusion.calibration["set_aside_pages"] + fusion.calibration["would_split_pages"]:
+        out.setdefault(int(p), "its albums' tags look like more than one artist")
+    return out
+
+
+def _pages_split_by(fusion: Fusion, units: TrustedUnits, metas) -> set[int]:
+    """The trusted pages the fusion itself would split (their albums alone, its threshold), when
+    the evidence between the parts points to other artists: a split made by the intercept alone
+    (tags unknown or agreeing) is no evidence (missing values are neutral)."""
+    out = set()
+    for p in np.unique(units.labels):
+        idx = np.flatnonzero(units.labels == p)
+        if len(idx) < 2:
+            continue
+        sub = [metas[i] for i in idx]
+        d = fusion.condensed(units.vectors[idx], sub)
+        parts = cut_tree(distance_tree(d, fusion.linkage), fusion.threshold)
+        if len(set(parts.tolist())) < 2:
+            continue
+        iu = np.triu_indices(len(idx), k=1)
+        cross = parts[iu[0]] != parts[iu[1]]
+        audio = pdist(units.vectors[idx], fusion.metric)[cross] if fusion.uses_audio else None
+        meta = pair_matrix(sub, fusion.year_boundary)[cross]
+        if sum(fusion.contributions(audio, meta).values()) < -MIN_CONTRIBUTION:
+            out.add(int(p))
+    return out
 
 
 def audio_reason(distance: float, threshold: float | None) -> str:
@@ -646,5 +719,5 @@ __all__ = [
     "AuditReport", "PageAudit", "TrustedUnits", "album_vectors", "audio_reason",
     "calibrate_threshold", "cluster_distances", "cluster_page", "cluster_reasons",
     "default_evidence", "fit_catalog_fusion", "merge_heights", "run_audit",
-    "split_margin", "trusted_units",
+    "split_margin", "suspect_pages", "trusted_units",
 ]

@@ -18,9 +18,11 @@ same groups for both. A :class:`Fusion` is plain numbers (:meth:`Fusion.to_dict`
 with the audit run (``AuditRun.params["fusion"]``), and :meth:`Fusion.calibration_lines` says how
 much each feature weighs.
 
-Honest limit: artificial groups are made of *random* trusted pages, which rarely share a label or
-a genre, while real homonyms may (a planted 30 % share a label in ``artdb synth``); the fitted
-weights reflect the catalog's random pairs, not its real homonyms.
+Honest limits: artificial groups are made of trusted pages, which rarely share a label, while
+real homonyms may (a planted 30 % share a label in ``artdb synth``); and "trusted" means only "no
+open finding", so before the first audit the catalog's own homonym pages are among them, taught
+as one artist each (``fit_catalog_fusion(rounds=2)`` sets aside the pages a first fit would split
+and fits again: measured in docs/audit.md, not the default).
 """
 
 from __future__ import annotations

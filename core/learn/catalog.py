@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
 
-from artdb.core.analysis.audit import calibrate_threshold
+from artdb.core.analysis.audit import calibrate_threshold, suspect_pages
+from artdb.core.analysis.findings import page_label
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.features.backbone import BackboneConfig
@@ -46,9 +47,12 @@ class CatalogTrainingSet:
         return len(np.unique(self.pages))
 
 
-def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] = ()) -> CatalogTrainingSet:
-    """Tracks with features, labelled by their main credit's page, album and genre."""
+def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] = (),
+                         exclude_page_ids: Collection[int] = ()) -> CatalogTrainingSet:
+    """Tracks with features, labelled by their main credit's page, album and genre (pages named in
+    ``exclude_pages`` or whose id is in ``exclude_page_ids`` left out)."""
     excluded = {page_key(p) for p in exclude_pages}
+    excluded_ids = {int(p) for p in exclude_page_ids}
     with catalog.session() as s:
         rows = s.execute(
             select(Track.id, TrackCredit.page_id, Track.album_id, Album.genre_id, ArtistPage.normalized_name)
@@ -57,11 +61,42 @@ def catalog_training_set(catalog: Catalog, store, exclude_pages: Sequence[str] =
             .join(Album, Album.id == Track.album_id)
             .order_by(Track.id)
         ).all()
-    rows = [r for r in rows if r[4] not in excluded and int(r[0]) in store]
+    rows = [r for r in rows if r[4] not in excluded and r[1] not in excluded_ids and int(r[0]) in store]
     if not rows:
         raise CatalogError("no catalogued tracks with features to train on (run `artdb index` first)")
     arr = np.array([(r[0], r[1], r[2], -1 if r[3] is None else r[3]) for r in rows], dtype=np.int64)
     return CatalogTrainingSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
+
+
+# What ``artdb train`` leaves out (``--leave-out``): pages with an open homonym finding; those and
+# the pages whose tags the metadata fusion would split; nothing.
+LEAVE_OUT = ("flagged", "flagged+tags", "none")
+
+
+def training_set_without_suspects(catalog: Catalog, store, exclude_pages: Sequence[str] = (),
+                                  leave_out: str = "flagged", seed: int = 0,
+                                  ) -> tuple[CatalogTrainingSet, dict[int, str]]:
+    """The training set without the pages :func:`~artdb.core.analysis.audit.suspect_pages` names
+    (``leave_out``: :data:`LEAVE_OUT`; nothing is left out when that would leave fewer than 2
+    pages); returns it and the pages left out, each with why."""
+    if leave_out not in LEAVE_OUT:
+        raise ConfigError(f"leave_out must be one of {LEAVE_OUT}, got {leave_out!r}")
+    suspects = {} if leave_out == "none" else suspect_pages(catalog, tags=leave_out == "flagged+tags",
+                                                            seed=seed)
+    ts = catalog_training_set(catalog, store, exclude_pages, suspects)
+    if suspects and ts.n_pages < 2:
+        return catalog_training_set(catalog, store, exclude_pages), {}
+    return ts, suspects
+
+
+def _suspect_summary(catalog: Catalog, left_out: dict[int, str]) -> dict[str, str]:
+    """Page label -> why it was left out of training (stored with the model)."""
+    if not left_out:
+        return {}
+    with catalog.session() as s:
+        rows = s.execute(select(ArtistPage.id, ArtistPage.display_name, ArtistPage.disambiguation)
+                         .where(ArtistPage.id.in_(list(left_out)))).all()
+    return {page_label(n, d): left_out[int(i)] for i, n, d in rows}
 
 
 def _require_tracks(catalog: Catalog) -> None:
@@ -74,8 +109,11 @@ def _require_tracks(catalog: Catalog) -> None:
 
 def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name: str | None = None,
                        exclude_pages: Sequence[str] = (), activate: bool = True,
-                       progress: Progress | None = None) -> tuple[Model, TrainResult]:
+                       progress: Progress | None = None,
+                       leave_out: str = "flagged") -> tuple[Model, TrainResult]:
     """Train on the catalog with ``config``; returns (registered model, result).
+
+    Pages with an open homonym finding are left out (``leave_out``: :data:`LEAVE_OUT`).
 
     ``progress`` hears the training (stage ``"train"``) and, when activated, the embedding of
     the catalog with the new model.
@@ -90,7 +128,8 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name
         raise CatalogError(f"no catalogued track has log-mel features in {paths.home}: run "
                            "artdb index PATH without --no-features")
     with open_feature_store(paths, frontend, mode="r") as store:
-        ts = catalog_training_set(catalog, store, exclude_pages)
+        ts, suspects = training_set_without_suspects(catalog, store, exclude_pages, leave_out,
+                                                     seed=config.seed)
         data = TrainingData(StoreFeatureArray(store, ts.track_ids), artists=ts.pages,
                             albums=ts.albums, genres=ts.genres, track_ids=ts.track_ids)
         result = train(data, config, progress=progress)
@@ -104,6 +143,7 @@ def train_from_catalog(catalog: Catalog, paths: Paths, config: TrainConfig, name
             "audit": {"threshold": result.threshold, "linkage": config.linkage, "metric": config.metric,
                       "source": "validation homonym groups of held-out training artists"},
             "excluded_pages": list(exclude_pages),
+            "suspect_pages": _suspect_summary(catalog, suspects),
         },
         metrics={"val_ari": result.best_val_ari, "initial_val_ari": result.initial_val_ari,
                  "n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **summary},
@@ -134,7 +174,8 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
                                 head: HeadConfig | None = None, name: str | None = None,
                                 exclude_pages: Sequence[str] = (), activate: bool = True,
                                 workers: int = 2, device: str = "cpu",
-                                progress: Progress | None = None) -> tuple[Model, BackboneTrainResult]:
+                                progress: Progress | None = None,
+                                leave_out: str = "flagged") -> tuple[Model, BackboneTrainResult]:
     """``artdb train --backbone musicnn``: a :class:`BackboneHead` fitted on the catalog's pages.
 
     The backbone's features are computed first for every catalogued track that lacks them (stored
@@ -151,7 +192,8 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
     ensure_backbone_features(catalog, paths, backbone, workers=workers, device=device, progress=progress)
     slices = {k: (v.start, v.stop) for k, v in backbone.layer_slices().items()}
     with open_backbone_store(paths, backbone, mode="r") as store:
-        ts = catalog_training_set(catalog, store, exclude_pages)
+        ts, suspects = training_set_without_suspects(catalog, store, exclude_pages, leave_out,
+                                                     seed=head.seed)
         if ts.n_pages < 2:
             raise CatalogError(f"artdb train needs at least 2 artist pages with backbone features "
                                f"(found {ts.n_pages})")
@@ -171,6 +213,7 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
             "audit": {"threshold": threshold, "linkage": head.linkage, "metric": head.metric,
                       "source": "validation homonym groups of held-out training artists"},
             "excluded_pages": list(exclude_pages),
+            "suspect_pages": _suspect_summary(catalog, suspects),
         },
         metrics={"n_tracks": int(len(ts.track_ids)), "n_pages": ts.n_pages, **result.summary()},
         checkpoint_path=paths.relative(ckpt), checksum=sha, activate=activate,
