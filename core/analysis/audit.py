@@ -372,8 +372,9 @@ def suspect_pages(catalog: Catalog, *, tags: bool = False, min_albums: int = 2, 
     if not tags or default_evidence(catalog) == "audio":
         return out
     try:
+        # two fits: pages a first fit would split do not teach the second what one artist is
         fusion = fit_catalog_fusion(catalog, None, "metadata", min_albums=min_albums, seed=seed,
-                                    folds=0)
+                                    folds=0, rounds=2)
     except (CatalogError, ConfigError):  # too few pages with 2+ albums to learn from the tags
         return out
     if fusion.calibration["groups"] < min_groups:  # weights fitted on a few pairs are no evidence
