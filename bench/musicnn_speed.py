@@ -58,6 +58,17 @@ def window(path: str, seconds: float) -> tuple[float, float | None]:
     return ((total - seconds) / 2, seconds) if total > seconds else (0.0, None)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (the ratio depends on it: both sides use its vector units)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def _timed(fn):
     w, c = time.perf_counter(), time.process_time()
     out = fn()
@@ -208,6 +219,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tf-python",
                     default=os.environ.get("MUSICNN_PYTHON", "/work/cache/musicnn-venv/bin/python"))
     ap.add_argument("--out", default=str(HERE / "results" / "musicnn_speed.json"))
+    ap.add_argument("--note", default="", help="what else ran on the machine (kept in the JSON)")
     ap.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--no-fast", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -255,10 +267,10 @@ def main(argv=None) -> int:
     result = {
         "what": "MSD_musicnn mean penultimate per track: torch port (artdb.core.features.musicnn) vs "
                 "the TensorFlow original, same tracks, same run",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                    "note": "machine shared with other jobs; CPU seconds are steadier than wall"},
+                    "note": args.note},
         "threads": args.threads,
         "tracks": [os.path.relpath(p, os.path.join(args.catalog, "audio")) for p in paths],
         "window_s": args.seconds,
