@@ -169,6 +169,31 @@ def test_second_writer_waits_for_the_lock_and_says_for_whom(store_dir, other_wri
     assert f"waiting for another artdb process (pid {other_writer.pid}) writing this home" in waits[0]
 
 
+def _open_as_spawned_worker(directory, out):
+    try:
+        FeatureStore.open(directory, SMALL, lock_timeout=0.2)
+    except FeatureStoreError as exc:
+        out.put(str(exc))
+    else:
+        out.put("opened")
+
+
+def test_spawned_worker_waiting_on_its_parents_lock_is_told_why(store_dir):
+    """A multiprocessing (spawn) worker that opens the store its parent writes — a script re-run by
+    spawn without a __main__ guard does exactly that — is told the holder is its parent."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    with FeatureStore.open(store_dir, SMALL):
+        child = ctx.Process(target=_open_as_spawned_worker, args=(store_dir, out))
+        child.start()
+        message = out.get(timeout=120)
+        child.join(60)
+    assert f"pid {os.getpid()}, the multiprocessing parent of this worker" in message
+    assert "if __name__ == '__main__':" in message
+
+
 def test_second_writer_gives_up_after_its_timeout(store_dir, other_writer):
     started = time.monotonic()
     with pytest.raises(FeatureStoreError, match=rf"another artdb process \(pid {other_writer.pid}\) is "

@@ -40,6 +40,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import multiprocessing
 import os
 import time
 import weakref
@@ -133,6 +134,11 @@ def _acquire_writer_lock(directory: Path, timeout: float) -> int:
                 who = f"pid {holder[0]}" if holder else "pid unknown"
                 if holder and holder[1] != this_host():
                     who += f" on {holder[1]}"
+                elif holder and holder[0] == getattr(multiprocessing.parent_process(), "pid", None):
+                    # a multiprocessing worker that re-ran its parent's script (spawn imports
+                    # __main__ again) would wait on its own parent's lock for nothing
+                    who += (", the multiprocessing parent of this worker: does the calling script "
+                            "lack `if __name__ == '__main__':`?")
                 if time.monotonic() >= deadline:
                     raise FeatureStoreError(
                         f"{directory}: another artdb process ({who}) is writing this feature store"
