@@ -234,6 +234,57 @@ def test_truncated_file_is_error_or_usable(tmp_path):
         assert x.shape == (3, CFG.excerpt_samples) and np.isfinite(x).all()
 
 
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's page checksum: CRC-32, polynomial 0x04C11DB7, unreflected, initial value 0."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        crc &= 0xFFFFFFFF
+    return crc
+
+
+def overstate_ogg_length(path, extra_frames: int) -> None:
+    """Raise the final page's granule position (what libsndfile reads as the length) by
+    ``extra_frames``, with a valid checksum: a stream whose header promises more than it decodes."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    last = data.rfind(b"OggS")
+    n_segments = data[last + 26]
+    size = 27 + n_segments + sum(data[last + 27:last + 27 + n_segments])
+    granule = struct.unpack_from("<q", data, last + 6)[0]
+    struct.pack_into("<q", data, last + 6, granule + extra_frames)
+    struct.pack_into("<I", data, last + 22, 0)
+    struct.pack_into("<I", data, last + 22, _ogg_crc(bytes(data[last:last + size])))
+    path.write_bytes(bytes(data))
+
+
+def test_ogg_whose_header_overstates_its_length_decodes_to_its_last_real_frames(tmp_path):
+    """Real Ogg Vorbis files (dev catalog) promise ~100 frames more than they decode; a window
+    planned to end at the promised end is read again ending where the audio ends. Much more
+    missing than that stays an error naming the file."""
+    sr = 44100
+    t = np.arange(20 * sr) / sr
+    chirp = (0.3 * np.sin(2 * np.pi * (200 + 40 * t) * t)).astype(np.float32)  # no two windows alike
+    path = write(tmp_path / "quirk.ogg", chirp, sr, "OGG", "VORBIS", stereo=False)
+    overstate_ogg_length(path, 300)
+    with sf.SoundFile(path) as f:
+        promised, decoded = f.frames, len(f.read())
+    assert promised > decoded  # the quirk is real: libsndfile reports the page's granule position
+    cfg = FrontendConfig(excerpts_per_track=12)  # 12 x 2.976 s over 20 s: the last one ends at the end
+    x = decode_excerpts(path, cfg)
+    assert x.shape == (12, cfg.excerpt_samples) and np.isfinite(x).all()
+    assert np.abs(x[-1, -cfg.sample_rate // 10:]).max() > 0.1  # real audio to the last 0.1 s, not padding
+
+    gross = write(tmp_path / "gross.ogg", chirp, sr, "OGG", "VORBIS", stereo=False)
+    overstate_ogg_length(gross, 5 * sr)
+    with pytest.raises(AudioError, match="file ended early") as exc:
+        decode_excerpts(gross, cfg)
+    assert exc.value.path == str(gross)
+
+
 # -- pipeline ----------------------------------------------------------------------------------
 
 

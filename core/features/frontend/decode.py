@@ -261,6 +261,32 @@ def decode_excerpts(path: str | os.PathLike, config: FrontendConfig) -> np.ndarr
         source.close()
 
 
+# How far before the header's end a window may be moved when the file's last frames cannot be
+# read (seconds). More missing than this is a truncated file, reported as such.
+_TAIL_SLACK_SECONDS = 1.0
+
+
+def _read_window(source: _Source, start: int, count: int, sr: int) -> np.ndarray:
+    """``count`` frames from ``start``, or, when the read comes back short, the same window moved
+    back onto audio that is there.
+
+    Some real files cannot deliver their header's last frames: an Ogg Vorbis stream whose final
+    granule position overstates its length by a packet (~100 frames in the dev catalog), or a
+    seek close to the end that libvorbis lands after its target. The analysis accepts them (their
+    tail reads), so a window that touches the end is read again ending where the audio ends,
+    moving back at most ``_TAIL_SLACK_SECONDS``."""
+    audio = source.read(start, count)
+    moved = 0
+    while len(audio) < count and start > 0:
+        step = count - len(audio)
+        moved += step
+        if moved > _TAIL_SLACK_SECONDS * sr:
+            break
+        start = max(0, start - step)
+        audio = source.read(start, count)
+    return audio
+
+
 def _excerpts(path: str, source: _Source, config: FrontendConfig) -> np.ndarray:
     sr = source.samplerate
     k = config.excerpts_per_track
@@ -295,14 +321,14 @@ def _excerpts(path: str, source: _Source, config: FrontendConfig) -> np.ndarray:
     loud_probes = [int(s) for s in probe_starts[probe_loud]]
     for start in starts:
         start = int(min(start, source.frames - read_len))
-        audio = source.read(start, read_len)
+        audio = _read_window(source, start, read_len, sr)
         if _silent_fraction(audio, sr, config.silence_db) > _MAX_SILENT_FRACTION and loud_probes:
             # Move the window onto the nearest loud probe not used yet (a break mid-track).
             centre = start + window // 2
             best = min(loud_probes, key=lambda p: abs(p - centre))
             loud_probes.remove(best)
             start = int(np.clip(best + probe_len // 2 - window // 2, 0, source.frames - read_len))
-            audio = source.read(start, read_len)
+            audio = _read_window(source, start, read_len, sr)
         windows.append(audio)
     if len(windows[0]) < window or any(len(w) != len(windows[0]) for w in windows):
         raise AudioError(path, f"file ended early: header says {source.frames} frames")
