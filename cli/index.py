@@ -26,7 +26,8 @@ from artdb.cli.progress import progress_bar
                    "(the active model's settings if it uses musicnn, else the defaults); none: "
                    "never. Ignored with --no-features.")
 @click.option("--device", default=None,
-              help="Where the log-mels and backbone run: cpu or cuda (default: cuda when available).")
+              help="Where the log-mels and backbone run: cpu or cuda (default: cuda when available; "
+                   "with --executor dask, on each worker: cuda where that worker has it).")
 @click.option("--executor", type=click.Choice(["process", "inline", "dask"]), default="process",
               show_default=True,
               help="Where analysis runs. dask: each worker analyses, decodes, extracts and embeds; "
@@ -58,7 +59,7 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
     from artdb.core.learn.config import pick_device
 
     options = IngestOptions(manifest=manifest, workers=workers, batch_size=batch_size, prune=prune,
-                            executor_backend=executor, scheduler_address=scheduler)
+                            executor_backend=executor, scheduler_address=scheduler, worker_device=device)
     if rebuild_index:
         from artdb.core.ingest.service import rebuild_catalog_index
 

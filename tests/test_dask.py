@@ -136,6 +136,16 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     assert sorted(len(set(labels)) for _, _, labels, _ in here) == [1, 2]  # one page split, one kept
     assert audit(executor_backend="dask", scheduler_address=address) == here
 
+    # workers pick their device themselves (cuda where they have it); --device cuda asked of workers
+    # that have none stops before anything is written, naming the worker
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(cli, [
+            "--home", str(dask_paths.home), "--db", catalog_url, "index", str(root), "--executor", "dask",
+            "--scheduler", address, "--device", "cuda", "--no-progress"])
+        assert result.exit_code != 0
+        assert "worker tcp://127.0.0.1:" in result.output and "has no CUDA device" in result.output
+        assert snapshot(dask_cat, dask_paths, dask_model).keys() == rebuilt.keys()
+
 
 @pytest.mark.slow  # ~1 min on 2 cores per back-end: `make test-faults` runs it (CI too)
 def test_a_worker_killed_mid_run_costs_only_a_retry(cluster, tmp_path, catalog_url):

@@ -88,31 +88,44 @@ class ModelSpec:
         return cls(model.id, model.name, model.kind, model.version, dict(model.config or {}),
                    model.checksum, model.dim, data, name)
 
-    def embedder(self, directory: str | Path):
-        """The model's embedder, its checkpoint written once into ``directory`` (checked against
-        its sha256 on load)."""
+    def embedder(self, directory: str | Path, device: str = "cpu"):
+        """The model's embedder on ``device``, its checkpoint written once into ``directory``
+        (checked against its sha256 on load)."""
         path = None
         if self.checkpoint is not None:
             path = Path(directory) / f"{self.id}-{self.checkpoint_name}"
             path.write_bytes(self.checkpoint)
         row = Model(id=self.id, name=self.name, kind=self.kind, version=self.version, config=self.config,
                     checksum=self.checksum, dim=self.dim, checkpoint_path=str(path) if path else None)
-        return load_embedder(row, "cpu")
+        return load_embedder(row, device)
+
+
+def worker_device(wanted: str | None, worker: str = "this worker") -> str:
+    """The device a worker computes on: ``wanted``, or cuda when this worker has it (None)."""
+    has_cuda = torch.cuda.is_available()
+    if wanted is None:
+        return "cuda" if has_cuda else "cpu"
+    if str(wanted).startswith("cuda") and not has_cuda:
+        raise ConfigError(f"worker {worker}: --device {wanted} was asked for but it has no CUDA device "
+                          "(leave --device out: each worker then uses cuda where it has it)")
+    return str(wanted)
 
 
 class AnalysisPlugin(WorkerPlugin):
     """Set up once per worker: the extractors (decoding in the worker's own thread) and the model.
 
     ``stores``: the feature configs to compute, in store order; ``reads``: which of them the model
-    embeds (None: no vectors)."""
+    embeds (None: no vectors); ``device``: where (None: cuda on the workers that have it)."""
 
     def __init__(self, stores: Sequence[FrontendConfig | BackboneConfig], model: ModelSpec | None,
-                 reads: int | None):
+                 reads: int | None, device: str | None = None):
         self.name = f"artdb-analysis-{uuid.uuid4().hex[:12]}"
         self.stores = list(stores)
         self.fingerprints = [c.fingerprint() for c in self.stores]
         self.model = model
         self.reads = reads
+        self.wanted_device = device
+        self.device = "cpu"  # resolved on each worker by setup
         self.extractors: list = []
         self.embedder = None
         self.address = "?"
@@ -125,17 +138,19 @@ class AnalysisPlugin(WorkerPlugin):
         # process per core (a nanny-started worker has OMP_NUM_THREADS=1 already; one started
         # with --no-nanny would give each process every core).
         torch.set_num_threads(1)
+        self.device = worker_device(self.wanted_device, self.address)
+        log.info("artdb analysis on worker %s computes on %s", self.address, self.device)
         for config, fingerprint in zip(self.stores, self.fingerprints):
             if config.fingerprint() != fingerprint:  # other weights or code on this worker
                 raise ConfigError(f"worker {self.address}: features of {type(config).__name__} would "
                                   f"differ here (fingerprint {config.fingerprint()} != {fingerprint})")
             if isinstance(config, BackboneConfig):
-                self.extractors.append(BackboneExtractor(config, workers=0))
+                self.extractors.append(BackboneExtractor(config, workers=0, device=self.device))
             else:
-                self.extractors.append(FeatureExtractor(config, workers=0))
+                self.extractors.append(FeatureExtractor(config, workers=0, device=self.device))
         if self.model is not None and self.reads is not None:
             self._tmp = tempfile.TemporaryDirectory(prefix="artdb-model-", dir=worker.local_directory)
-            self.embedder = self.model.embedder(self._tmp.name)
+            self.embedder = self.model.embedder(self._tmp.name, self.device)
         self.ready = True
 
     def teardown(self, worker) -> None:
@@ -210,15 +225,19 @@ class ClusterStage:
 
     def __init__(self, client: Client, stores: Sequence[tuple[Any, FrontendConfig | BackboneConfig, str]],
                  model: ModelSpec | None = None, reads: int | None = None, window: int = 256,
-                 store_vectors=None):
+                 store_vectors=None, device: str | None = None):
         self.client = client
         self.stores = list(stores)
         self.window = window
         self.store_vectors = store_vectors
-        self.plugin = AnalysisPlugin([c for _, c, _ in self.stores], model, reads)
+        self.plugin = AnalysisPlugin([c for _, c, _ in self.stores], model, reads, device)
         self.per_worker: Counter[str] = Counter()
         self._pending: list[tuple[int, str, np.ndarray]] = []
-        client.register_plugin(self.plugin, name=self.plugin.name)
+        try:  # a worker whose set-up fails raises here, on the client, with the worker's reason
+            client.register_plugin(self.plugin, name=self.plugin.name)
+        except BaseException:
+            self.close()  # the workers that did set up let go of their model and decoders
+            raise
 
     def close(self) -> None:
         try:
@@ -302,12 +321,14 @@ class ClusterStage:
         yield from bounded_results(self.client, _embed_task, tasks, self.window)
 
 
-def cluster_embedding(client: Client, paths, window: int = 8):
+def cluster_embedding(client: Client, paths, window: int = 8, device: str | None = None):
     """An ``embed_many`` for :func:`artdb.core.vectors.index.rebuild_index`: each batch of stored
-    features embedded on the cluster's workers by the (staged) model, sent once per worker."""
+    features embedded on the cluster's workers by the (staged) model, sent once per worker, on
+    ``device`` (None: cuda on the workers that have it)."""
 
     def embed_many(model: Model, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        with ClusterStage(client, [], ModelSpec.of(model, paths), reads=0, window=window) as stage:
+        with ClusterStage(client, [], ModelSpec.of(model, paths), reads=0, window=window,
+                          device=device) as stage:
             yield from stage.embed(batches)
 
     return embed_many

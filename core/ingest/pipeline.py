@@ -133,6 +133,9 @@ class IngestOptions:
     scheduler_address: str | None = None
     # files analysed ahead of the batch being written (default: two batches)
     window: int | None = None
+    # where a Dask worker runs log-mels, backbone and model: None picks per worker (cuda where that
+    # worker has it); the client's own GPU says nothing about the workers'
+    worker_device: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

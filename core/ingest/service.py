@@ -262,7 +262,8 @@ def _index_on_cluster(catalog: Catalog, paths: Paths, root: str | Path, options:
         def write_vectors(rows, vectors):
             store_vectors(catalog, model, rows, vectors)
 
-        stage = stack.enter_context(cluster.ClusterStage(client, stores, spec, reads, window, write_vectors))
+        stage = stack.enter_context(cluster.ClusterStage(client, stores, spec, reads, window, write_vectors,
+                                                         device=options.worker_device))
         return ingest(catalog, root, options, features=stage if stores else None, progress=progress,
                       analyser=stage)
 
@@ -277,7 +278,8 @@ def rebuild_catalog_index(catalog: Catalog, paths: Paths, options: IngestOptions
     cluster = _cluster_module()
     with dask_client(options.workers, options.scheduler_address) as client:
         return rebuild_active_index(catalog, paths, device, progress,
-                                    embed_many=cluster.cluster_embedding(client, paths))
+                                    embed_many=cluster.cluster_embedding(client, paths,
+                                                                         device=options.worker_device))
 
 
 def _cluster_module():
