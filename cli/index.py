@@ -78,8 +78,9 @@ def index(app: AppContext, path: str, manifest: str | None, workers: int, batch_
 
     click.echo(f"ingest run #{summary.run_id}: {plural(summary.files, 'file')} in "
                f"{summary.seconds:.1f} s: {counts_in_words(summary.counts)}")
+    decoded = summary.decoded_per_worker or {}
     for worker, n in sorted((summary.per_worker or {}).items()):
-        click.echo(f"  worker {worker}: {plural(n, 'file')} analysed")
+        click.echo(f"  worker {worker}: {plural(n, 'file')} analysed, {decoded.get(worker, 0)} decoded")
     for p, reason in summary.errors:
         click.echo(f"  error: {p}: {reason}")
     for p, other in summary.duplicates:

@@ -11,6 +11,7 @@ ingested and embedded by them with this process as the only writer.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -120,6 +121,17 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
         np.testing.assert_allclose(a[path]["vector"], b[path]["vector"], rtol=0, atol=1e-6)
         # the index holds the row's vector (re-normalised on the way in)
         np.testing.assert_allclose(b[path]["vector"], b[path]["indexed"], rtol=0, atol=1e-6)
+
+    # every file with new audio decoded once on a worker (the copy is hashed, found a duplicate)
+    assert sum(remote["decoded_per_worker"].values()) == recordings + 1
+    # touched files (new mtime, same audio): hashed on the workers, decoded by none, nothing rewritten
+    for f in root.rglob("*.flac"):
+        os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 60))
+    touched = artdb_index()
+    assert touched["counts"] == {"unchanged": recordings, "duplicate": 1}
+    assert sum(touched["per_worker"].values()) == recordings + 1
+    assert sum(touched["decoded_per_worker"].values()) == 1  # only the duplicate, which has no track
+    assert snapshot(dask_cat, dask_paths, dask_model).keys() == b.keys()
 
     # a rerun adds nothing; --rebuild-index embeds every track again, on the workers, to the same vectors
     assert artdb_index("--rebuild-index")["counts"] == {"unchanged": recordings, "duplicate": 1}

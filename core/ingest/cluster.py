@@ -18,7 +18,9 @@ durability, idempotence and crash safety are those of a local run:
 - a worker lost mid-run: Dask reruns its tasks elsewhere (nothing is written by a worker, so a
   rerun can neither lose nor double a track); a file whose task kills workers repeatedly becomes
   that file's error;
-- ``per_worker``: how many files each worker analysed (in the ingest report).
+- ``per_worker``: how many files each worker analysed, ``decoded_per_worker`` how many of them it
+  decoded (in the ingest report): a touched file whose audio and features the catalog already has is
+  hashed on a worker, not decoded again.
 
 :func:`cluster_embedding`: the same plugin embeds batches of stored features for
 ``--rebuild-index``.
@@ -48,7 +50,7 @@ from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.features.frontend.pipeline import FeatureExtractor
 from artdb.core.features.provenance import record_content
 from artdb.core.ingest.analyze import FileAnalysis, FileFailure, analyze_job
-from artdb.core.ingest.pipeline import Analysed
+from artdb.core.ingest.pipeline import Analysed, Job
 from artdb.core.learn.checkpoint import checkpoint_file
 from artdb.core.learn.embedders import load_embedder
 from artdb.db.models import Model
@@ -186,12 +188,13 @@ def _plugin(name: str) -> AnalysisPlugin:
     return distributed.get_worker().plugins[name]
 
 
-def _analyse_task(args: tuple[str, bool, tuple]) -> tuple[Any, Any, str]:
-    """On a worker: one file's analysis and, for new audio, its products."""
-    name, with_products, job = args
+def _analyse_task(args: tuple[str, bool, tuple, str | None]) -> tuple[Any, Any, str]:
+    """On a worker: one file's analysis and, for new audio, its products (none when its content
+    hash is ``same_as``: a touched file whose track already has every kind of features)."""
+    name, with_products, job, same_as = args
     result = analyze_job(job)
     products = None
-    if with_products and isinstance(result, FileAnalysis):
+    if with_products and isinstance(result, FileAnalysis) and result.content_hash != same_as:
         products = _plugin(name).products(result.path)
     kill_point("dask worker analysed a file")
     return result, products, worker_name()
@@ -232,6 +235,7 @@ class ClusterStage:
         self.store_vectors = store_vectors
         self.plugin = AnalysisPlugin([c for _, c, _ in self.stores], model, reads, device)
         self.per_worker: Counter[str] = Counter()
+        self.decoded_per_worker: Counter[str] = Counter()
         self._pending: list[tuple[int, str, np.ndarray]] = []
         try:  # a worker whose set-up fails raises here, on the client, with the worker's reason
             client.register_plugin(self.plugin, name=self.plugin.name)
@@ -252,13 +256,16 @@ class ClusterStage:
         self.close()
 
     # -- the analyser ------------------------------------------------------------------------------
-    def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
+    def analyse(self, jobs: Iterable[Job]) -> Iterator[Analysed]:
         submitted: deque[tuple[int, tuple]] = deque()  # (number, job) of the tasks in flight
 
-        def tasks() -> Iterator[tuple[str, bool, tuple]]:
-            for n, job in jobs:
+        def tasks() -> Iterator[tuple[str, bool, tuple, str | None]]:
+            for n, job, catalogued in jobs:
                 submitted.append((n, job))
-                yield self.plugin.name, bool(self.stores), job
+                # a catalogued track with every kind stored: if the worker finds the same audio
+                # (a touched file), the writer keeps what it has, so the worker decodes nothing
+                same_as = catalogued[1] if catalogued and not self.missing([catalogued[0]]) else None
+                yield self.plugin.name, bool(self.stores), job, same_as
 
         for outcome in bounded_results(self.client, _analyse_task, tasks(), self.window,
                                        on_error=_killed):
@@ -269,6 +276,8 @@ class ClusterStage:
                 continue
             result, products, worker = outcome
             self.per_worker[worker] += 1
+            if products is not None:
+                self.decoded_per_worker[worker] += 1
             yield n, result, products
 
     # -- the feature stage -------------------------------------------------------------------------

@@ -89,15 +89,22 @@ class FeatureStage(Protocol):
 Analysed = tuple[int, FileAnalysis | FileFailure | None, Any]
 
 
+# A job: (its number in the scan, ``analyze_job`` arguments, (track id, content hash) of the
+# track catalogued at its path or None).
+Job = tuple[int, tuple, "tuple[int, str] | None"]
+
+
 class Analyser(Protocol):
-    """Where files are analysed: ``analyse`` yields an :data:`Analysed` for each ``(number,
-    analyze_job arguments)``, in order, running ahead by a bounded window. A Dask analyser also
-    decodes, extracts and embeds each file with new audio on its workers (its results' third
-    item), and counts the files each worker analysed (``per_worker``)."""
+    """Where files are analysed: ``analyse`` yields an :data:`Analysed` for each :data:`Job`, in
+    order, running ahead by a bounded window. A Dask analyser also decodes, extracts and embeds
+    each file with new audio on its workers (its results' third item; a catalogued track whose
+    audio turns out the same is not decoded again), and counts the files each worker analysed
+    (``per_worker``) and of those the files it decoded (``decoded_per_worker``)."""
 
     per_worker: dict[str, int] | None
+    decoded_per_worker: dict[str, int] | None
 
-    def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
+    def analyse(self, jobs: Iterable[Job]) -> Iterator[Analysed]:
         ...
 
 
@@ -106,16 +113,17 @@ class LocalAnalyser:
     ``concurrent.futures`` face), features left to the feature stage."""
 
     per_worker = None
+    decoded_per_worker = None
 
     def __init__(self, executor, window: int):
         self.executor, self.window = executor, window
 
-    def analyse(self, jobs: Iterable[tuple[int, tuple]]) -> Iterator[Analysed]:
+    def analyse(self, jobs: Iterable[Job]) -> Iterator[Analysed]:
         jobs = iter(jobs)
         numbers: deque[int] = deque()
 
         def args() -> Iterator[tuple]:
-            for n, job in jobs:
+            for n, job, _ in jobs:
                 numbers.append(n)
                 yield job
 
@@ -157,8 +165,10 @@ class IngestSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     # new releases under a split name placed by audio (core/ingest/service.place_releases_of_run)
     placements: list[Any] = field(default_factory=list)
-    # files each Dask worker analysed (by worker address); None on a local pool
+    # files each Dask worker analysed (by worker address), and of those the files it decoded
+    # (features and vector computed); None on a local pool
     per_worker: dict[str, int] | None = None
+    decoded_per_worker: dict[str, int] | None = None
 
     @property
     def files(self) -> int:
@@ -173,7 +183,9 @@ class IngestSummary:
             "duplicates": [{"path": p, "duplicate_of": r} for p, r in self.duplicates],
             "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
             "placements": [p.to_dict() for p in self.placements],
-            **({"per_worker": dict(sorted(self.per_worker.items()))} if self.per_worker is not None else {}),
+            **({"per_worker": dict(sorted(self.per_worker.items())),
+                "decoded_per_worker": dict(sorted((self.decoded_per_worker or {}).items()))}
+               if self.per_worker is not None else {}),
         }
 
 
@@ -213,13 +225,15 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     status = "done"
     window = options.window or 2 * options.batch_size
 
-    def jobs() -> Iterator[tuple[int, tuple]]:
+    def jobs() -> Iterator[Job]:
         # Unchanged files (same size and mtime) are settled here; only the rest are analysed, so
         # no worker starts on a rerun of an unchanged folder.
         for n, f in enumerate(files):
-            if f.name_error is None and not (f.path in known and is_unchanged(f.path, known[f.path][1:])):
+            if f.name_error is None and not (f.path in known and is_unchanged(f.path, known[f.path][1:3])):
+                catalogued = known.get(f.path)
                 yield n, (f.path, f.relpath, manifest.get(os.path.normpath(f.relpath)),
-                          known[f.path][1:] if f.path in known else None)
+                          catalogued[1:3] if catalogued else None), \
+                    (catalogued[0], catalogued[3]) if catalogued else None
 
     try:
         with contextlib.ExitStack() as stack:
@@ -272,19 +286,21 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
             run.finished_at = dt.datetime.now(dt.UTC)
             run.counts = dict(counts)
     per_worker = dict(analyser.per_worker) if analyser.per_worker is not None else None
+    decoded = dict(analyser.decoded_per_worker) if analyser.decoded_per_worker is not None else None
     return IngestSummary(run_id, root_abs, dict(counts), errors, duplicates,
-                         time.perf_counter() - started, status, warnings, per_worker=per_worker)
+                         time.perf_counter() - started, status, warnings, per_worker=per_worker,
+                         decoded_per_worker=decoded)
 
 
-def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float]]:
-    """path -> (track id, size, mtime) for tracks already catalogued under ``root_abs``."""
+def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float, str]]:
+    """path -> (track id, size, mtime, content hash) for tracks already catalogued under ``root_abs``."""
     prefix = root_abs.rstrip(os.sep) + os.sep
     with catalog.session() as s:
         rows = s.execute(
-            select(Track.id, Track.audio_path, Track.file_size, Track.file_mtime)
+            select(Track.id, Track.audio_path, Track.file_size, Track.file_mtime, Track.content_hash)
             .where(Track.audio_path.startswith(prefix, autoescape=True))
         ).all()
-    return {p: (i, size, mtime) for i, p, size, mtime in rows}
+    return {p: (i, size, mtime, digest) for i, p, size, mtime, digest in rows}
 
 
 def _db_reason(exc: Exception) -> str:
@@ -330,7 +346,7 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
     (``DataError``/``IntegrityError``) becomes that file's error instead of the batch's failure.
     Returns ``(path, outcome, reason, warning)`` per file.
     """
-    relinked: dict[str, tuple[int, int, float]] = {}  # moved files, for ``known`` once committed
+    relinked: dict[str, tuple[int, int, float, str]] = {}  # moved files, for ``known`` once committed
     feats: dict[str, Any] = extracted if extracted is not None else {}
     analysed: list[tuple[FoundFile, Any]] = [
         (f, FileFailure(f.path, f.relpath, f.name_error) if f.name_error is not None else r)
@@ -469,7 +485,7 @@ def _write_file(s, writer: CatalogWriter, action: str, r: FileAnalysis | None, t
         s.execute(delete(Embedding).where(Embedding.track_id == track.id))
     elif action == MOVED:
         writer.update_track(s, track, r)
-        relinked[r.path] = (track.id, r.size, r.mtime)
+        relinked[r.path] = (track.id, r.size, r.mtime, r.content_hash)
     elif action == UNCHANGED and r is not None:
         track.file_mtime = r.mtime  # touched but identical: remember the new mtime
     return action, None, track.id
@@ -493,7 +509,7 @@ def _holder(session, fa: FileAnalysis) -> tuple[int, str]:
 
 def _prune(catalog: Catalog, root_abs: str, present: set[str], features: FeatureStage | None) -> int:
     """Delete tracks under the root whose files are gone (after moves were re-linked)."""
-    gone = [tid for path, (tid, _, _) in _known_files(catalog, root_abs).items()
+    gone = [tid for path, (tid, *_) in _known_files(catalog, root_abs).items()
             if path not in present and not os.path.exists(path)]
     if not gone:
         return 0
