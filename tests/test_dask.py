@@ -86,6 +86,11 @@ def snapshot(catalog: Catalog, paths: Paths, model) -> dict:
     return out
 
 
+def _track_id(catalog: Catalog, path: str) -> int:
+    with catalog.session() as s:
+        return s.scalar(select(Track.id).where(Track.audio_path == path))
+
+
 def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_path, catalog_url):
     """`artdb index --executor dask --scheduler ADDR` = a local run: rows, features, vectors;
     `--rebuild-index` embeds on the cluster too. The cluster's catalog on SQLite and on
@@ -132,6 +137,18 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     assert sum(touched["per_worker"].values()) == recordings + 1
     assert sum(touched["decoded_per_worker"].values()) == 1  # only the duplicate, which has no track
     assert snapshot(dask_cat, dask_paths, dask_model).keys() == b.keys()
+    # two tracks whose features went missing: touched, they are decoded again, to the same features
+    lost = sorted(b)[:2]
+    with open_feature_store(dask_paths, FRONTEND) as store:
+        store.delete([_track_id(dask_cat, p) for p in lost])
+    for f in root.rglob("*.flac"):
+        os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 60))
+    refilled = artdb_index()
+    assert refilled["counts"] == {"unchanged": recordings, "duplicate": 1}
+    assert sum(refilled["decoded_per_worker"].values()) == 2 + 1
+    again = snapshot(dask_cat, dask_paths, dask_model)
+    for path in lost:
+        np.testing.assert_array_equal(again[path]["features"], b[path]["features"])
 
     # a rerun adds nothing; --rebuild-index embeds every track again, on the workers, to the same vectors
     assert artdb_index("--rebuild-index")["counts"] == {"unchanged": recordings, "duplicate": 1}

@@ -162,20 +162,23 @@ class AnalysisPlugin(WorkerPlugin):
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def products(self, path: str) -> TrackProducts | str:
-        """Features (and vector) of one file, or the reason they could not be made (worded as a
-        local run words it)."""
+    def products(self, path: str, kinds: Sequence[int] | None = None) -> TrackProducts | str:
+        """Features (of the stores ``kinds``; None: all) and vector of one file, or the reason they
+        could not be made (worded as a local run words it). The vector needs the kind the model
+        reads: without it the writer embeds the track from its stored features."""
         if not self.ready:  # its setup failed here: no half-made features from this worker
             raise ConfigError(f"worker {self.address}: artdb's worker plugin did not set up (see the "
                               "worker's log); this worker cannot compute features")
         parts: dict[int, np.ndarray] = {}
         for n, extractor in enumerate(self.extractors):
+            if kinds is not None and n not in kinds:
+                continue
             [(_, _, out)] = list(extractor.extract([path]))
             if isinstance(out, AudioError):
                 return f"backbone features ({self.stores[n].name}): {out.reason}" if n else out.reason
             parts[n] = out
         vector = None
-        if self.embedder is not None:
+        if self.embedder is not None and self.reads in parts:
             try:
                 vector = np.asarray(self.embedder.embed(parts[self.reads][None]), dtype=np.float32)[0]
             except Exception as exc:  # noqa: BLE001 - the writer embeds it from the stored features
@@ -188,14 +191,21 @@ def _plugin(name: str) -> AnalysisPlugin:
     return distributed.get_worker().plugins[name]
 
 
-def _analyse_task(args: tuple[str, bool, tuple, str | None]) -> tuple[Any, Any, str]:
-    """On a worker: one file's analysis and, for new audio, its products (none when its content
-    hash is ``same_as``: a touched file whose track already has every kind of features)."""
-    name, with_products, job, same_as = args
+# (content hash, kinds of features it lacks) of the track catalogued at a job's path
+Catalogued = tuple[str, tuple[int, ...]]
+
+
+def _analyse_task(args: tuple[str, bool, tuple, Catalogued | None]) -> tuple[Any, Any, str]:
+    """On a worker: one file's analysis and its products. ``catalogued``: (content hash, kinds its
+    track lacks) of the track at this path; when the file still holds that audio (a touched file)
+    only the lacking kinds are made — none at all when it lacks none: nothing is decoded."""
+    name, with_products, job, catalogued = args
     result = analyze_job(job)
     products = None
-    if with_products and isinstance(result, FileAnalysis) and result.content_hash != same_as:
-        products = _plugin(name).products(result.path)
+    if with_products and isinstance(result, FileAnalysis):
+        kinds = catalogued[1] if catalogued and result.content_hash == catalogued[0] else None
+        if kinds != ():
+            products = _plugin(name).products(result.path, kinds)
     kill_point("dask worker analysed a file")
     return result, products, worker_name()
 
@@ -259,13 +269,17 @@ class ClusterStage:
     def analyse(self, jobs: Iterable[Job]) -> Iterator[Analysed]:
         submitted: deque[tuple[int, tuple]] = deque()  # (number, job) of the tasks in flight
 
-        def tasks() -> Iterator[tuple[str, bool, tuple, str | None]]:
+        def tasks() -> Iterator[tuple[str, bool, tuple, Catalogued | None]]:
             for n, job, catalogued in jobs:
                 submitted.append((n, job))
-                # a catalogued track with every kind stored: if the worker finds the same audio
-                # (a touched file), the writer keeps what it has, so the worker decodes nothing
-                same_as = catalogued[1] if catalogued and not self.missing([catalogued[0]]) else None
-                yield self.plugin.name, bool(self.stores), job, same_as
+                # if the worker finds the catalogued audio (a touched file), the writer keeps what
+                # the track has: only the kinds it lacks are worth decoding for
+                hint = None
+                if catalogued is not None:
+                    track, digest = catalogued
+                    hint = digest, tuple(k for k, (store, _, _) in enumerate(self.stores)
+                                         if track not in store)
+                yield self.plugin.name, bool(self.stores), job, hint
 
         for outcome in bounded_results(self.client, _analyse_task, tasks(), self.window,
                                        on_error=_killed):
