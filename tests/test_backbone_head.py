@@ -55,6 +55,27 @@ def test_pooled_vector_is_the_standardised_patch_mean(rng):
     assert res.threshold is not None and 0 < res.threshold < 2
 
 
+def test_another_catalog_is_standardised_with_the_training_tracks_pooled_in(rng):
+    """Scored on another catalog (artdb evaluate --model), the statistics are those of the training
+    tracks and the scored ones together, exactly as if fitted on both at once."""
+    from artdb.core.learn.adapt import fitted_on
+    from artdb.core.learn.backbone import fit_standardisers, standardisation
+
+    train, labels = _artist_patches(rng, n_artists=6)
+    other, _ = _artist_patches(rng, n_artists=3, tracks=5)
+    other = (other.astype(np.float32) * 2 + 5).astype(np.float16)  # another catalog: other scale and centre
+    model = train_backbone_head(train, labels, HeadConfig(steps=0, whitening=0.0), layer_slices=SLICES).model
+    state = fitted_on(other, model, prior_tracks=len(train))
+    assert state["n_tracks"] == len(train) + len(other)
+    both = BackboneHead(model.layer_start, model.layer_stop, model.cfg)
+    fit_standardisers(both, np.concatenate([train, other]))
+    for key, want in standardisation(both).items():
+        np.testing.assert_allclose(state[key], want, rtol=1e-4, atol=1e-5)
+    alone = fitted_on(other, model)  # no prior: the scored catalog alone, as a rebuild in its home
+    assert alone["n_tracks"] == len(other)
+    assert not np.allclose(alone["pooled_mean"], state["pooled_mean"], atol=1e-3)
+
+
 def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens_artists(rng, tmp_path):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
     cfg = HeadConfig(steps=0, layer="penultimate")

@@ -27,6 +27,7 @@ from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.ingest.service import ensure_backbone_features
 from artdb.core.learn.adapt import fitted_on
+from artdb.core.learn.backbone import SERVED_KEY
 from artdb.core.learn.embedders import BackboneEmbedder, load_embedder
 from artdb.core.learn.registry import get_model
 from artdb.core.progress import Progress, report
@@ -81,7 +82,10 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
             model_backbone = backbone = bb
             fe_dict = (row.config or {}).get("frontend")
             fitted[name] = Fitted(_chunked_embed(emb), {"dim": emb.dim}, input="backbone_features")
-            served[name] = emb
+            # the tracks its statistics now describe: its home catalog's (refitted there) or the
+            # ones it was trained on
+            own = (row.config or {}).get(SERVED_KEY) or {}
+            served[name] = emb, int(own.get("n_tracks") or (row.metrics or {}).get("n_tracks") or 0)
         else:
             fe_dict = emb.frontend
             fitted[name] = _chunked_embed(emb)
@@ -104,11 +108,14 @@ def evaluate(cfg: EvalConfig, *, catalog_dir: str | Path | None = None, user_cat
                 backbone=backbone, device=device))
         n_seeds = len(cfg.seeds)
         report(progress, "evaluate", 0, n_seeds, event="dataset", **ds.summary())
-        for name, emb in served.items():
-            # as `artdb index --rebuild-index` does on the catalog a model serves (learn.adapt): the
-            # standardisation describes a catalog, refitted on every evaluation track, labels unused
-            state = fitted_on(ds.backbone_features, emb.model)
-            fitted[name].info["standardisation"] = f"refitted on the {state['n_tracks']} evaluation tracks"
+        for name, (emb, n_trained) in served.items():
+            # the standardisation describes a catalog (learn.adapt): refitted on every evaluation
+            # track (labels unused) pooled with the tracks the model was trained on
+            state = fitted_on(ds.backbone_features, emb.model, prior_tracks=n_trained)
+            fitted[name].info["standardisation"] = (
+                f"refitted on the {len(ds.backbone_features)} evaluation tracks pooled with the "
+                f"{n_trained} training tracks" if n_trained else
+                f"refitted on the {state['n_tracks']} evaluation tracks")
         if peer:
             if peer != "musicnn":
                 raise ConfigError(f"unknown peer {peer!r} (known: musicnn)")
