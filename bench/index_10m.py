@@ -277,15 +277,22 @@ def timed_search(index, q, k) -> tuple[np.ndarray, float]:
     return ids, len(q) / (time.perf_counter() - t0)
 
 
+def built_index_path(cache: Path, spec, kmeans_iters: int) -> Path:
+    """One cached build per factory, training sample and k-means iterations: a rerun with other
+    settings builds its own instead of reusing one made differently."""
+    return cache / f"index-{spec.factory.replace(',', '_')}-t{spec.train_size}-it{kmeans_iters}.faiss"
+
+
 def build_index(spec, path: Path, n: int, dim: int, cache: Path, log, kmeans_iters: int,
                 peak: PeakRss) -> tuple[FaissIndex, dict]:
-    built = cache / f"index-{spec.factory.replace(',', '_')}.faiss"
+    built = built_index_path(cache, spec, kmeans_iters)
+    build_json = built.with_suffix(".build.json")
     info: dict = {}
     if built.exists():
         t0 = time.perf_counter()
         index = FaissIndex.load(built)
         info["load_s"] = round(time.perf_counter() - t0, 2)
-        info.update(json.loads((cache / "build.json").read_text()))
+        info.update(json.loads(build_json.read_text()))
         return index, info
     rng = np.random.default_rng(7)
     rows = np.sort(rng.choice(n, spec.train_size, replace=False))
@@ -313,7 +320,7 @@ def build_index(spec, path: Path, n: int, dim: int, cache: Path, log, kmeans_ite
     info = {"train_s": round(train_s, 1), "add_s": round(add_s, 1), "build_s": round(train_s + add_s, 1),
             "save_s": round(save_s, 1), "train_size": spec.train_size, "kmeans_iters": kmeans_iters,
             "build_peak_rss_anon_bytes": peak.peak}
-    (cache / "build.json").write_text(json.dumps(info))
+    build_json.write_text(json.dumps(info))
     del index
     t0 = time.perf_counter()
     index = FaissIndex.load(built)
@@ -484,7 +491,7 @@ def main(argv=None) -> dict:
                              "train_size": args.train_size or spec.train_size or args.n})
     with PeakRss() as peak:  # the index's life: build (or load), search
         index, build = build_index(spec, vec_path, args.n, args.dim, cache, log, args.kmeans_iters, peak)
-        file_bytes = (cache / f"index-{spec.factory.replace(',', '_')}.faiss").stat().st_size
+        file_bytes = built_index_path(cache, spec, args.kmeans_iters).stat().st_size
         exact_before = exact_qps_now(vec_path, args.n, args.dim, q[args.nq // 2:], args.k)
         swept = sweep(index, q, truth["ids"], args.k, args.target_recall, max_nprobe=args.max_nprobe)
         chosen = swept["chosen"]
