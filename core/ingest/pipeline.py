@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, null, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from artdb.core.errors import CatalogError, ConfigError
@@ -203,7 +203,8 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     started = time.perf_counter()
     manifest = load_manifest(options.manifest, root_abs) if options.manifest else {}
     files = list(scan_audio_files(root_abs))
-    known = _known_files(catalog, root_abs)
+    # content hashes only for an analyser that reads them (a Dask one): 10M of them cost ~1 GB here
+    known = _known_files(catalog, root_abs, with_hashes=analyser is not None)
 
     mark_interrupted_runs(catalog)  # runs of killed processes say so before this one starts
     owner = this_process()
@@ -233,7 +234,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                 catalogued = known.get(f.path)
                 yield n, (f.path, f.relpath, manifest.get(os.path.normpath(f.relpath)),
                           catalogued[1:3] if catalogued else None), \
-                    (catalogued[0], catalogued[3]) if catalogued else None
+                    (catalogued[0], catalogued[3]) if catalogued and catalogued[3] else None
 
     try:
         with contextlib.ExitStack() as stack:
@@ -292,15 +293,18 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                          decoded_per_worker=decoded)
 
 
-def _known_files(catalog: Catalog, root_abs: str) -> dict[str, tuple[int, int, float, str]]:
-    """path -> (track id, size, mtime, content hash) for tracks already catalogued under ``root_abs``."""
+def _known_files(catalog: Catalog, root_abs: str, with_hashes: bool = False
+                 ) -> dict[str, tuple[int, int, float, str | None]]:
+    """path -> (track id, size, mtime, content hash or None) for tracks already catalogued under
+    ``root_abs`` (the hash with ``with_hashes`` only)."""
     prefix = root_abs.rstrip(os.sep) + os.sep
+    digest = Track.content_hash if with_hashes else null()
     with catalog.session() as s:
         rows = s.execute(
-            select(Track.id, Track.audio_path, Track.file_size, Track.file_mtime, Track.content_hash)
+            select(Track.id, Track.audio_path, Track.file_size, Track.file_mtime, digest)
             .where(Track.audio_path.startswith(prefix, autoescape=True))
         ).all()
-    return {p: (i, size, mtime, digest) for i, p, size, mtime, digest in rows}
+    return {p: (i, size, mtime, h) for i, p, size, mtime, h in rows}
 
 
 def _db_reason(exc: Exception) -> str:
