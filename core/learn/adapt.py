@@ -34,7 +34,13 @@ from sqlalchemy import select
 from artdb.core.config import Paths
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.store import StoreFeatureArray, open_backbone_store
-from artdb.core.learn.backbone import BackboneHead, fit_standardisers, set_standardisation, standardisation
+from artdb.core.learn.backbone import (
+    BackboneHead,
+    fit_standardisers,
+    moments_to_mean_std,
+    set_standardisation,
+    standardisation,
+)
 from artdb.core.learn.embedders import BACKBONE_KIND, load_embedder
 from artdb.db.models import Model, Track
 from artdb.db.session import Catalog
@@ -65,10 +71,8 @@ def pooled_standardisation(a: dict[str, Any], n_a: int, b: dict[str, Any], n_b: 
     for part in ("pooled", "patch"):
         ma, mb = np.asarray(a[f"{part}_mean"], np.float64), np.asarray(b[f"{part}_mean"], np.float64)
         sa, sb = np.asarray(a[f"{part}_std"], np.float64), np.asarray(b[f"{part}_std"], np.float64)
-        mean = (n_a * ma + n_b * mb) / (n_a + n_b)
-        second = (n_a * (sa ** 2 + ma ** 2) + n_b * (sb ** 2 + mb ** 2)) / (n_a + n_b)
-        std = np.sqrt(np.maximum(second - mean ** 2, 0.0))
-        std[std < 1e-6] = 1.0  # as fit_standardisers: a constant dimension is left unscaled
+        mean, std = moments_to_mean_std((n_a * ma + n_b * mb) / (n_a + n_b),
+                                        (n_a * (sa ** 2 + ma ** 2) + n_b * (sb ** 2 + mb ** 2)) / (n_a + n_b))
         out[f"{part}_mean"], out[f"{part}_std"] = mean.tolist(), std.tolist()
     return out
 

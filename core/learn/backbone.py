@@ -208,6 +208,14 @@ def embed_backbone(model: BackboneHead, features, rows: np.ndarray | None = None
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
+def moments_to_mean_std(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std from the mean of x and of x²; a constant dimension gets std 1
+    (left unscaled)."""
+    std = np.sqrt(np.maximum(second - first ** 2, 0.0))
+    std[std < 1e-6] = 1.0
+    return first, std
+
+
 def fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
     """Per-dimension mean/std of track means and of single patches over every row of ``features``
     (no labels: any catalog's tracks, e.g. the one the model serves, :mod:`.adapt`)."""
@@ -229,9 +237,7 @@ def fit_standardisers(model: BackboneHead, features, chunk: int = 256) -> None:
         n_patches += len(p)
 
     def mean_std(t, t2, k):
-        mean = t / k
-        std = np.sqrt(np.maximum(t2 / k - mean ** 2, 0.0))
-        std[std < 1e-6] = 1.0
+        mean, std = moments_to_mean_std(t / k, t2 / k)
         return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
     with torch.no_grad():
