@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 #: FAISS GPU k-selection limit
 GPU_MAX_K = 2048
 
+#: brute force (Flat, a flat coarse quantizer) uses BLAS from this many queries per call
+BLAS_FROM_QUERIES = 20
+# FAISS >= 1.11 counts its BLAS threshold in queries x dimension (default 128,000: 1,000 queries at
+# d = 128); below it a scalar loop runs 4-6x slower than BLAS for batches of 20-999 queries
+# (measured at 500k x 128: 500 queries 169 vs 825 QPS; docs/scale.md). Older FAISS counts queries
+# (default 20), which is already right.
+if faiss.cvar.distance_compute_blas_threshold > 1_000:
+    faiss.cvar.distance_compute_blas_threshold = BLAS_FROM_QUERIES * 128
+
 
 def gpu_count() -> int:
     """Number of GPUs FAISS can use (0 with the faiss-cpu build).
@@ -273,9 +282,20 @@ class FaissIndex(VectorIndex):
         return self._gpu_index
 
     def _assigner(self) -> faiss.Index:
-        """The index that assigns vectors to inverted lists (a GPU clone of the quantizer if possible)."""
+        """The index that assigns vectors to inverted lists: exact, over the coarse centroids (a GPU
+        clone where possible).
+
+        An HNSW coarse quantizer is bypassed for its flat storage (the same centroids, searched by
+        brute force): at its default efSearch of 16, HNSW put 8.4 % of the 10M bench's vectors
+        (100k sampled, 8,192 lists) in a list that is not their nearest, which queries then miss
+        at any nprobe — the recall plateau near 0.90 of that bench (docs/scale.md). Brute force over
+        the centroids (BLAS) assigns as fast as HNSW at efSearch 32 and never misplaces a vector.
+        """
         q = self._ivf.quantizer
-        if self._use_gpu and self._hnsw_quantizer is None:
+        hq = self._hnsw_quantizer
+        if hq is not None:
+            q = faiss.downcast_index(hq.storage)
+        if self._use_gpu:
             if self._gpu_quantizer is None:
                 try:
                     self._gpu_quantizer = _to_gpu(q)
