@@ -21,7 +21,7 @@ from artdb.core.config import Paths
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.learn.registry import register_mfcc_baseline
 from artdb.core.vectors.index import open_track_index
-from artdb.db.models import Embedding, IngestRun, Track
+from artdb.db.models import DuplicateFile, Embedding, IngestRun, Track
 from artdb.db.session import Catalog
 
 RECORDINGS = 24
@@ -75,6 +75,14 @@ def test_two_writers_same_recordings_in_two_folders_double_nothing(catalog_url, 
     for s in summaries:
         for dup in s["duplicates"]:
             assert dup["duplicate_of"].startswith(("same audio content as ", "same recording as track "))
+    # each duplicate remembered once (an upsert on its path), with the track holding its bytes,
+    # whichever way it was found (planned, or another writer's insert won)
+    with catalog.session() as s:
+        remembered = s.execute(select(DuplicateFile.path, DuplicateFile.content_hash, Track.content_hash,
+                                      Track.audio_path)
+                               .join(Track, Track.id == DuplicateFile.track_id)).all()
+    assert sorted(p for p, *_ in remembered) == sorted(d["path"] for s in summaries for d in s["duplicates"])
+    assert all(mine == held and path != other for path, mine, held, other in remembered)
     catalog.close()
 
 
@@ -90,6 +98,8 @@ def test_two_writers_on_one_folder_neither_crashes(catalog_url, tmp_path):
     assert [s for _, s in runs] == ["done", "done"]
     summaries = [payload for *_, payload in results]
     assert sum(s["counts"].get("added", 0) for s in summaries) == RECORDINGS
+    with catalog.session() as s:  # a file found to be its own track is no duplicate to remember
+        assert s.scalar(select(func.count()).select_from(DuplicateFile)) == 0
     catalog.close()
 
 
