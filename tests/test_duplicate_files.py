@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from audiofiles import write_audio
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select, text, update
 from test_ingest import _drop_read_override
 
 from artdb.core.ingest import IngestOptions, analyze as analyze_module, ingest
@@ -221,6 +221,35 @@ def test_a_track_replaced_by_a_copy_of_another_is_remembered_at_its_path(catalog
     assert again.counts == {"unchanged": 1, "duplicate": 2}
     assert again.duplicates == first.duplicates == [(original, f"same audio content as {other}"),
                                                     (copy, f"same audio content as {original}")]
+    assert reads()["hashed"] == [copy]
+
+
+def test_a_duplicate_whose_track_another_writer_changes_meanwhile_is_an_error_then_analysed(
+        catalog, tmp_path, reads, monkeypatch):
+    """The copy was settled unread, then another writer's commit gave its track other audio before
+    the batch was written: the copy is not reported a duplicate of audio its track no longer has
+    (an error saying so), its memory goes, and the next run analyses it."""
+    import artdb.core.ingest.pipeline as pipeline
+
+    root = tmp_path / "lib"
+    original, other, copy = library(root)
+    ingest(catalog, root, IngestOptions(workers=1))
+    reads()
+    real = pipeline._write_batch_retrying
+
+    def another_writer_commits_first(*args, **kwargs):
+        monkeypatch.setattr(pipeline, "_write_batch_retrying", real)
+        with catalog.session() as s:
+            s.execute(update(Track).where(Track.audio_path == original).values(content_hash="f" * 64))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_write_batch_retrying", another_writer_commits_first)
+    raced = ingest(catalog, root, IngestOptions(workers=1))
+    assert raced.counts == {"unchanged": 2, "error": 1}
+    assert raced.errors == [(copy, pipeline._COPIED_GONE_MEANWHILE)]
+    assert reads()["hashed"] == [] and remembered(catalog) == {}
+    after = ingest(catalog, root, IngestOptions(workers=1))
+    assert after.counts == {"unchanged": 2, "added": 1}  # its audio is no track's now
     assert reads()["hashed"] == [copy]
 
 
