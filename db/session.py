@@ -166,7 +166,7 @@ def upsert(session: Session, model, rows: Sequence[dict[str, Any]], key: Sequenc
     """``INSERT ... ON CONFLICT (key) DO UPDATE`` of ``rows`` (distinct keys, the same columns)
     for ``model`` in the session's dialect: a row whose key exists has its other columns set to
     the new values in the same statement, so writers racing on one key leave one row (the last
-    commit's), never two, and never fail for it."""
+    commit's), never two, and neither fails on that key."""
     stmt = _insert(session, model).values(list(rows))
     columns = [c for c in rows[0] if c not in key]
     return stmt.on_conflict_do_update(index_elements=list(key),
