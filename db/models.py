@@ -155,6 +155,21 @@ class TrackCredit(Base):
     page: Mapped[ArtistPage] = relationship()
 
 
+class DuplicateFile(Base):
+    """A file whose bytes are a catalogued track's (same content hash) at another path: a copy, a
+    compilation's track. Not a track (one track per content hash); remembered with the size and
+    mtime it had, so that a rerun can settle it without reading it while both files and the track
+    are as they were. Goes with its track."""
+
+    __tablename__ = "duplicate_files"
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    file_mtime: Mapped[float] = mapped_column(Float)
+    content_hash: Mapped[str] = mapped_column(String(64))  # the bytes seen, as ``Track.content_hash``
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+
+
 class Model(Base):
     """Model registry: one row per trained (or baseline) embedding model."""
 

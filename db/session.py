@@ -11,9 +11,10 @@ import fcntl
 import importlib.resources
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -143,17 +144,33 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection=conn), revision)
 
 
+def _insert(session: Session, model):
+    """The session's dialect's ``INSERT`` for ``model`` (the one that takes ON CONFLICT)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(model)
+    if name == "sqlite":
+        return sqlite.insert(model)
+    raise DatabaseError(f"artdb's catalog runs on SQLite or PostgreSQL, not {name}")
+
+
 def insert_ignoring_conflicts(session: Session, model):
     """``INSERT ... ON CONFLICT DO NOTHING`` for ``model`` in the session's dialect: a row that
     would break any unique constraint is skipped instead of raising, so when several writers race
     to insert one row the database decides who wins and the others carry on (add
     ``.returning(...)`` to learn whether this one did)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    if name == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing()
-    raise DatabaseError(f"artdb's catalog runs on SQLite or PostgreSQL, not {name}")
+    return _insert(session, model).on_conflict_do_nothing()
+
+
+def upsert(session: Session, model, rows: Sequence[dict[str, Any]], key: Sequence[str]):
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` of ``rows`` (distinct keys, the same columns)
+    for ``model`` in the session's dialect: a row whose key exists has its other columns set to
+    the new values in the same statement, so writers racing on one key leave one row (the last
+    commit's), never two, and neither fails on that key."""
+    stmt = _insert(session, model).values(list(rows))
+    columns = [c for c in rows[0] if c not in key]
+    return stmt.on_conflict_do_update(index_elements=list(key),
+                                      set_={c: stmt.excluded[c] for c in columns})
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
@@ -202,4 +219,4 @@ class Catalog:
 
 
 __all__ = ["Base", "Catalog", "DatabaseError", "check_url", "insert_ignoring_conflicts", "make_engine",
-           "upgrade", "downgrade"]
+           "upgrade", "upsert", "downgrade"]

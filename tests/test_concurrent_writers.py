@@ -21,7 +21,7 @@ from artdb.core.config import Paths
 from artdb.core.features.frontend.config import FrontendConfig
 from artdb.core.learn.registry import register_mfcc_baseline
 from artdb.core.vectors.index import open_track_index
-from artdb.db.models import Embedding, IngestRun, Track
+from artdb.db.models import DuplicateFile, Embedding, IngestRun, Track
 from artdb.db.session import Catalog
 
 RECORDINGS = 24
@@ -75,12 +75,23 @@ def test_two_writers_same_recordings_in_two_folders_double_nothing(catalog_url, 
     for s in summaries:
         for dup in s["duplicates"]:
             assert dup["duplicate_of"].startswith(("same audio content as ", "same recording as track "))
+    # each duplicate remembered once (an upsert on its path), with the track holding its bytes,
+    # whichever way it was found (planned, or another writer's insert won)
+    with catalog.session() as s:
+        remembered = s.execute(select(DuplicateFile.path, DuplicateFile.content_hash, Track.content_hash,
+                                      Track.audio_path)
+                               .join(Track, Track.id == DuplicateFile.track_id)).all()
+    assert sorted(p for p, *_ in remembered) == sorted(d["path"] for s in summaries for d in s["duplicates"])
+    assert all(mine == held and path != other for path, mine, held, other in remembered)
     catalog.close()
 
 
 def test_two_writers_on_one_folder_neither_crashes(catalog_url, tmp_path):
-    """Issue 13 item 6: the same folder, two processes (an IntegrityError on PostgreSQL before)."""
+    """Issue 13 item 6: the same folder, two processes (an IntegrityError on PostgreSQL before).
+    A copy of one recording in it is found a duplicate by both: remembered once."""
     root = library(tmp_path / "lib")
+    original = sorted(root.rglob("*.wav"))[0]
+    copy = shutil.copy2(original, root / "zz copy.wav")
     catalog = open_catalog(catalog_url)
     home = str(tmp_path / "home")
     results = run_writers([Writer(catalog_url, home, str(root)), Writer(catalog_url, home, str(root))])
@@ -90,6 +101,10 @@ def test_two_writers_on_one_folder_neither_crashes(catalog_url, tmp_path):
     assert [s for _, s in runs] == ["done", "done"]
     summaries = [payload for *_, payload in results]
     assert sum(s["counts"].get("added", 0) for s in summaries) == RECORDINGS
+    with catalog.session() as s:  # one row, whichever of the two files the scan met first
+        [row] = s.execute(select(DuplicateFile.path, Track.audio_path)
+                          .join(Track, Track.id == DuplicateFile.track_id)).all()
+    assert sorted(row) == sorted([str(copy.resolve()), str(original.resolve())])
     catalog.close()
 
 

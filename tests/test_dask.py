@@ -150,6 +150,11 @@ def test_a_loopback_cluster_ingests_and_embeds_like_a_local_run(cluster, tmp_pat
     for path in lost:
         np.testing.assert_array_equal(again[path]["features"], b[path]["features"])
 
+    # an unchanged folder: no file analysed on any worker, the remembered duplicate included (it was
+    # decoded on every run before duplicates were remembered)
+    rerun = artdb_index()
+    assert rerun["counts"] == {"unchanged": recordings, "duplicate": 1}
+    assert sum(rerun["per_worker"].values()) == sum(rerun["decoded_per_worker"].values()) == 0
     # a rerun adds nothing; --rebuild-index embeds every track again, on the workers, to the same vectors
     assert artdb_index("--rebuild-index")["counts"] == {"unchanged": recordings, "duplicate": 1}
     rebuilt = snapshot(dask_cat, dask_paths, dask_model)

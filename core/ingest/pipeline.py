@@ -8,6 +8,14 @@ Durability: each batch is one DB transaction, committed after its features are f
 feature store. Ctrl-C or a crash loses at most the batch in flight; a rerun skips what was
 committed (same path, size and mtime) and resumes.
 
+Duplicates (a file whose bytes are another path's track) are remembered in ``duplicate_files``
+(path, size, mtime, content hash, track), written in their batch's transaction with an upsert on
+the path (a second writer or a rerun after a crash never doubles a row). A rerun settles a
+remembered duplicate without reading it, like an unchanged file, while its size and mtime are the
+same, its track still holds that content hash and the track's own file is unchanged; otherwise it
+is analysed again and its row updated or forgotten. A row goes with its track (ON DELETE CASCADE),
+and ``--prune`` forgets the rows of vanished files under the root.
+
 Bad input: every value is cleaned before it reaches the catalog (``ingest.tags``), and should the
 catalog still refuse a row, the batch is written again one file per savepoint, so only that file
 is lost (recorded as an error with the database's reason) and never the run or its neighbours.
@@ -45,8 +53,8 @@ from artdb.core.ingest.tags import clean_text
 from artdb.core.processes import this_process
 from artdb.core.progress import Progress, report
 from artdb.core.recovery import mark_interrupted_runs
-from artdb.db.models import Album, Embedding, IngestFile, IngestRun, Track
-from artdb.db.session import Catalog
+from artdb.db.models import Album, DuplicateFile, Embedding, IngestFile, IngestRun, Track
+from artdb.db.session import Catalog, upsert
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,8 @@ ADDED, UPDATED, MOVED, UNCHANGED, DUPLICATE, ERROR, PRUNED = (
 # Plans of one batch, each from a fresh look at the catalog, before it is written file by file.
 _CONFLICT_ATTEMPTS = 3
 _GONE_MEANWHILE = "its track was deleted by another writer during this run; a rerun ingests it again"
+_COPIED_GONE_MEANWHILE = ("the track it duplicates was changed or deleted by another writer during this "
+                          "run; a rerun analyses it again")
 
 
 class FeatureStage(Protocol):
@@ -87,6 +97,28 @@ class FeatureStage(Protocol):
 # One file's analysis, as the analyser yields it: (its number in the scan, its ``analyze_job``
 # result, the features computed with it where the analyser computes them, else None).
 Analysed = tuple[int, FileAnalysis | FileFailure | None, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedDuplicate:
+    """A ``duplicate_files`` row under the ingested root: the file's size and mtime when it was
+    found a duplicate of track ``track_id`` (content hash ``content_hash``), and that track's path,
+    size and mtime now. ``usable``: the track still holds that content."""
+
+    size: int
+    mtime: float
+    content_hash: str
+    track_id: int
+    track_path: str
+    track_size: int
+    track_mtime: float
+    usable: bool
+
+    def as_it_was(self, path: str) -> bool:
+        """Settled without reading: the file at ``path``, its track and the track's file are as
+        they were (two stats, no read)."""
+        return (self.usable and is_unchanged(path, (self.size, self.mtime))
+                and is_unchanged(self.track_path, (self.track_size, self.track_mtime)))
 
 
 # A job: (its number in the scan, ``analyze_job`` arguments, (track id, content hash) of the
@@ -205,6 +237,7 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     files = list(scan_audio_files(root_abs))
     # content hashes only for an analyser that reads them (a Dask one): 10M of them cost ~1 GB here
     known = _known_files(catalog, root_abs, with_hashes=analyser is not None)
+    remembered = _remembered_duplicates(catalog, root_abs)
 
     mark_interrupted_runs(catalog)  # runs of killed processes say so before this one starts
     owner = this_process()
@@ -226,15 +259,26 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
     status = "done"
     window = options.window or 2 * options.batch_size
 
+    # remembered duplicates that jobs() settled, by path: the batch that holds them takes them
+    # (jobs are drawn in scan order, so a batch's files are all decided before it is written)
+    settled: dict[str, RememberedDuplicate] = {}
+
     def jobs() -> Iterator[Job]:
-        # Unchanged files (same size and mtime) are settled here; only the rest are analysed, so
-        # no worker starts on a rerun of an unchanged folder.
+        # Unchanged files (same size and mtime) and remembered duplicates as they were are settled
+        # here; only the rest are analysed, so no worker starts on a rerun of an unchanged folder.
         for n, f in enumerate(files):
-            if f.name_error is None and not (f.path in known and is_unchanged(f.path, known[f.path][1:3])):
-                catalogued = known.get(f.path)
-                yield n, (f.path, f.relpath, manifest.get(os.path.normpath(f.relpath)),
-                          catalogued[1:3] if catalogued else None), \
-                    (catalogued[0], catalogued[3]) if catalogued and catalogued[3] else None
+            if f.name_error is not None:
+                continue
+            catalogued = known.get(f.path)
+            if catalogued and is_unchanged(f.path, catalogued[1:3]):
+                continue
+            copy = remembered.get(f.path)
+            if copy is not None and copy.as_it_was(f.path):
+                settled[f.path] = copy
+                continue
+            yield n, (f.path, f.relpath, manifest.get(os.path.normpath(f.relpath)),
+                      catalogued[1:3] if catalogued else None), \
+                (catalogued[0], catalogued[3]) if catalogued and catalogued[3] else None
 
     try:
         with contextlib.ExitStack() as stack:
@@ -257,8 +301,11 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                     if products is not None:
                         computed[batch[n - start].path] = products
                     ahead = None
+                for i, f in enumerate(batch):
+                    if f.path in settled:
+                        results[i] = settled.pop(f.path)
                 outcomes = _write_batch_retrying(catalog, writer, run_id, batch, results, known, features,
-                                                 computed)
+                                                 computed, remembered)
                 if features is not None:
                     features.committed()
                 kill_point("after batch committed")
@@ -273,7 +320,9 @@ def ingest(catalog: Catalog, root: str | Path, options: IngestOptions | None = N
                 done += len(batch)
                 report(progress, "ingest", done, total)
         if options.prune:
-            counts[PRUNED] = _prune(catalog, root_abs, {f.path for f in files}, features)
+            present = {f.path for f in files}
+            counts[PRUNED] = _prune(catalog, root_abs, present, features)
+            _forget_vanished_duplicates(catalog, root_abs, present)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -307,6 +356,21 @@ def _known_files(catalog: Catalog, root_abs: str, with_hashes: bool = False
     return {p: (i, size, mtime, h) for i, p, size, mtime, h in rows}
 
 
+def _remembered_duplicates(catalog: Catalog, root_abs: str) -> dict[str, RememberedDuplicate]:
+    """path -> :class:`RememberedDuplicate` for the ``duplicate_files`` rows under ``root_abs``."""
+    prefix = root_abs.rstrip(os.sep) + os.sep
+    with catalog.session() as s:
+        rows = s.execute(
+            select(DuplicateFile.path, DuplicateFile.file_size, DuplicateFile.file_mtime,
+                   DuplicateFile.content_hash, Track.id, Track.audio_path, Track.file_size,
+                   Track.file_mtime, Track.content_hash)
+            .join(Track, Track.id == DuplicateFile.track_id)
+            .where(DuplicateFile.path.startswith(prefix, autoescape=True))
+        ).all()
+    return {path: RememberedDuplicate(size, mtime, digest, tid, tpath, tsize, tmtime, digest == tdigest)
+            for path, size, mtime, digest, tid, tpath, tsize, tmtime, tdigest in rows}
+
+
 def _db_reason(exc: Exception) -> str:
     """The database's own words for a refused row, on one line."""
     text = str(getattr(exc, "orig", None) or exc).strip()
@@ -319,15 +383,19 @@ class _Conflict(Exception):
 
 def _write_batch_retrying(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
                           results: list, known: dict, features: FeatureStage | None,
-                          computed: dict[str, Any] | None = None):
+                          computed: dict[str, Any] | None = None,
+                          remembered: dict[str, RememberedDuplicate] | None = None):
     """:func:`_write_batch`, planned again when the catalog refused a row because another writer
     committed a conflicting one meanwhile (a unique key: the new plan sees that row), and written
     one file per savepoint when a row is refused for itself (a value, or a conflict that persists).
-    ``computed``: features by path that came with the analysis (not extracted again)."""
+    ``computed``: features by path that came with the analysis (not extracted again);
+    ``remembered``: the ``duplicate_files`` rows under the root when the run started."""
     extracted: dict[str, Any] = dict(computed or {})  # features by path, kept for the next attempt
+    remembered = remembered if remembered is not None else {}
     for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
         try:
-            return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted)
+            return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted,
+                                remembered=remembered)
         except (DataError, IntegrityError, _Conflict) as exc:
             writer.reset()  # its caches may name rows that were rolled back
             refused = exc
@@ -337,17 +405,21 @@ def _write_batch_retrying(catalog: Catalog, writer: CatalogWriter, run_id: int, 
                      _db_reason(exc))
     log.warning("the catalog refused a row of this batch (%s): writing it one file at a time",
                 _db_reason(refused))
-    return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted, isolate=True)
+    return _write_batch(catalog, writer, run_id, batch, results, known, features, extracted, isolate=True,
+                        remembered=remembered)
 
 
 def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: list[FoundFile],
                  results: list, known: dict, features: FeatureStage | None,
-                 extracted: dict[str, Any] | None = None, isolate: bool = False):
+                 extracted: dict[str, Any] | None = None, isolate: bool = False,
+                 remembered: dict[str, RememberedDuplicate] | None = None):
     """Decide each file's outcome, extract features where needed, and write one transaction.
 
     ``extracted`` (features by path) is filled here and reused by a second attempt, which passes
     ``isolate=True``: each file is then written in its own savepoint, and a row the catalog refuses
     (``DataError``/``IntegrityError``) becomes that file's error instead of the batch's failure.
+    A result may be a :class:`RememberedDuplicate` (settled unread): a ``duplicate`` while its track
+    still holds that content. ``remembered``: the ``duplicate_files`` rows read when the run started.
     Returns ``(path, outcome, reason, warning)`` per file.
     """
     relinked: dict[str, tuple[int, int, float, str]] = {}  # moved files, for ``known`` once committed
@@ -364,12 +436,22 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
         if hashes:
             for t in s.scalars(select(Track).where(Track.content_hash.in_(set(hashes)))):
                 by_hash.setdefault(t.content_hash, t)
+        copied = {r.track_id for _, r in analysed if isinstance(r, RememberedDuplicate)}
+        holders = {tid: (path, digest) for tid, path, digest in s.execute(
+            select(Track.id, Track.audio_path, Track.content_hash).where(Track.id.in_(copied)))} \
+            if copied else {}
         plan: list[tuple[FoundFile, str, Any, Track | None]] = []  # (file, action, result, track)
         new_in_batch: dict[str, str] = {}
         for f, r in analysed:
             track = s.get(Track, known[f.path][0]) if f.path in known else None
             if isinstance(r, FileFailure):
                 plan.append((f, ERROR, r, None))
+            elif isinstance(r, RememberedDuplicate):
+                holder = holders.get(r.track_id)
+                if holder is not None and holder[1] == r.content_hash:
+                    plan.append((f, DUPLICATE, holder[0], None))
+                else:
+                    plan.append((f, ERROR, FileFailure(f.path, f.relpath, _COPIED_GONE_MEANWHILE), None))
             elif f.path in known and track is None:
                 plan.append((f, ERROR, FileFailure(f.path, f.relpath, _GONE_MEANWHILE), None))
             elif r is None:
@@ -465,6 +547,7 @@ def _write_batch(catalog: Catalog, writer: CatalogWriter, run_id: int, batch: li
             s.add(IngestFile(run_id=run_id, path=path, outcome=outcome, reason=reason, warning=warning,
                              track_id=track_id))
         s.flush()  # a conflict with another writer surfaces here, before any feature is written
+        _remember_duplicates(s, analysed, outcomes, remembered or {}, isolate)
         if to_store and features is not None:
             # Features are durable before the rows that point at them commit.
             features.save([t for t, _, _ in to_store], [x for _, x, _ in to_store],
@@ -495,6 +578,46 @@ def _write_file(s, writer: CatalogWriter, action: str, r: FileAnalysis | None, t
     return action, None, track.id
 
 
+def _remember_duplicates(s, analysed: list[tuple[FoundFile, Any]], outcomes: list[tuple],
+                         remembered: dict[str, RememberedDuplicate], isolate: bool) -> None:
+    """Write the ``duplicate_files`` rows of one batch in its transaction: an analysed file found a
+    duplicate is remembered with the track now holding its content (an upsert on the path),
+    a remembered file that was analysed and is no longer a duplicate is forgotten. A settled one
+    keeps its row as it is. With ``isolate`` (the batch written one file at a time) a refused row
+    costs only the memory (the file is analysed again next time), not the batch."""
+    seen = {f.path: r for f, r in analysed}
+    dups = {path: seen[path] for path, outcome, _, _ in outcomes
+            if outcome == DUPLICATE and isinstance(seen[path], FileAnalysis)}
+    holders: dict[str, tuple[int, str]] = {}
+    if dups:
+        digests = {fa.content_hash for fa in dups.values()}
+        holders = {digest: (tid, path) for tid, path, digest in s.execute(
+            select(Track.id, Track.audio_path, Track.content_hash).where(Track.content_hash.in_(digests)))}
+    rows = []
+    for path, fa in dups.items():
+        holder = holders.get(fa.content_hash)
+        if holder is not None and holder[1] != path:
+            rows.append(dict(path=path, file_size=fa.size, file_mtime=fa.mtime,
+                             content_hash=fa.content_hash, track_id=holder[0]))
+    kept = {row["path"] for row in rows}
+    forget = [path for path, outcome, _, _ in outcomes
+              if path in remembered and path not in kept
+              and not (outcome == DUPLICATE and isinstance(seen[path], RememberedDuplicate))]
+    if not rows and not forget:
+        return
+    try:
+        with s.begin_nested() if isolate else contextlib.nullcontext():
+            if forget:
+                s.execute(delete(DuplicateFile).where(DuplicateFile.path.in_(forget)))
+            if rows:
+                s.execute(upsert(s, DuplicateFile, rows, key=["path"]))
+    except (DataError, IntegrityError) as exc:
+        if not isolate:
+            raise
+        log.warning("duplicate files of this batch not remembered (%s): a rerun analyses them",
+                    _db_reason(exc))
+
+
 def _holder(session, fa: FileAnalysis) -> tuple[int, str]:
     """``(track id, reason)`` for the track another writer committed with ``fa``'s recording or
     path while this batch was being planned."""
@@ -509,6 +632,18 @@ def _holder(session, fa: FileAnalysis) -> tuple[int, str]:
                            f"({holder.audio_path})")
     return holder.id, (f"track {holder.id} holds this path with other audio, ingested by another writer "
                        "meanwhile: a rerun compares them")
+
+
+def _forget_vanished_duplicates(catalog: Catalog, root_abs: str, present: set[str]) -> int:
+    """Forget the remembered duplicates under the root whose files are gone (as ``_prune`` does
+    for tracks; they are not tracks, so not counted as pruned)."""
+    gone = [path for path in _remembered_duplicates(catalog, root_abs)
+            if path not in present and not os.path.exists(path)]
+    if gone:
+        with catalog.session() as s:
+            s.execute(delete(DuplicateFile).where(DuplicateFile.path.in_(gone)))
+        log.info("forgot %d duplicate file(s) that are gone", len(gone))
+    return len(gone)
 
 
 def _prune(catalog: Catalog, root_abs: str, present: set[str], features: FeatureStage | None) -> int:
