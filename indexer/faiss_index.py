@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 #: FAISS GPU k-selection limit
 GPU_MAX_K = 2048
 
+#: sidecar record (``params``) that an HNSW-quantized IVF index placed its vectors exactly
+ASSIGNMENT_KEY, EXACT_ASSIGNMENT = "assignment", "exact"
+
 #: brute force (Flat, a flat coarse quantizer) uses BLAS from this many queries per call
 BLAS_FROM_QUERIES = 20
 # FAISS >= 1.11 counts its BLAS threshold in queries x dimension (default 128,000: 1,000 queries at
@@ -135,6 +138,7 @@ class FaissIndex(VectorIndex):
         _index: faiss.Index | None = None,
     ):
         super().__init__(dim, model=model, name=name)
+        fresh = _index is None
         if _index is None:
             _index = _make_faiss_index(self.dim, factory)
         else:
@@ -151,6 +155,8 @@ class FaissIndex(VectorIndex):
             self.params = {"nprobe": int(self._ivf.nprobe)}
             if self._hnsw_quantizer is not None:
                 self.params["efSearch"] = int(self._hnsw_quantizer.hnsw.efSearch)
+                if fresh or self._ivf.ntotal == 0:  # nothing in it was placed the old way
+                    self.params[ASSIGNMENT_KEY] = EXACT_ASSIGNMENT
         else:
             self._ids = IdSet(faiss.vector_to_array(_index.id_map))
         ngpu = gpu_count()
@@ -281,6 +287,14 @@ class FaissIndex(VectorIndex):
                 return self._index
         return self._gpu_index
 
+    @property
+    def assignment_exact(self) -> bool:
+        """Whether every stored vector sits in its nearest inverted list. False only for an index
+        with an HNSW coarse quantizer whose sidecar does not record exact assignment: one built
+        before :meth:`_assigner` existed, whose vectors HNSW placed (~8 % of them in a list no
+        query reaches, docs/scale.md). The loaded sidecar's ``params`` restore the record."""
+        return self._hnsw_quantizer is None or self.params.get(ASSIGNMENT_KEY) == EXACT_ASSIGNMENT
+
     def _assigner(self) -> faiss.Index:
         """The index that assigns vectors to inverted lists: exact, over the coarse centroids (a GPU
         clone where possible).
@@ -334,6 +348,8 @@ class FaissIndex(VectorIndex):
         if x.shape[0] == 0:
             return
         if self._ivf is not None:
+            if self._ivf.ntotal == 0 and self._hnsw_quantizer is not None:  # emptied: none misplaced
+                self.params[ASSIGNMENT_KEY] = EXACT_ASSIGNMENT
             _, assign = self._assigner().search(x, 1)
             self._ivf.add_core(
                 x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(xids),

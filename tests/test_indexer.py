@@ -116,6 +116,36 @@ def test_hnsw_quantizer_places_every_vector_in_its_nearest_list(rng):
     np.testing.assert_array_equal(stored_in, nearest)
 
 
+def test_sidecar_records_exact_assignment_and_old_indexes_load_as_misplaced(rng, tmp_path):
+    """An HNSW-quantized index records in its sidecar that it placed its vectors exactly; one saved
+    without that record (built before exact assignment) loads as possibly misplaced, so that artdb
+    can rebuild it; an empty one has nothing misplaced."""
+    x = clustered(rng, 2000, centers=40)
+    ids = np.arange(len(x), dtype=np.int64)
+    fresh = FaissIndex(DIM, "IVF16_HNSW32,Flat")
+    fresh.train(x)
+    fresh.add(x, ids)
+    assert fresh.assignment_exact
+    fresh.save(tmp_path / "new.faiss")
+    assert json.loads((tmp_path / "new.faiss.json").read_text())["params"]["assignment"] == "exact"
+    assert FaissIndex.load(tmp_path / "new.faiss").assignment_exact
+
+    old = FaissIndex(DIM, "IVF16_HNSW32,Flat")
+    old.train(x)
+    raw = old.cpu_index
+    raw.add_with_ids(x, ids)  # FAISS's own placement, through the HNSW quantizer (the old way)
+    old_style = FaissIndex(DIM, "IVF16_HNSW32,Flat", _index=raw)
+    assert not old_style.assignment_exact
+    old_style.save(tmp_path / "old.faiss")
+    assert "assignment" not in json.loads((tmp_path / "old.faiss.json").read_text())["params"]
+    loaded = FaissIndex.load(tmp_path / "old.faiss")
+    assert not loaded.assignment_exact
+    loaded.remove(ids)  # emptied: whatever is added next is placed exactly
+    loaded.add(x[:10], ids[:10])
+    assert loaded.assignment_exact
+    assert FaissIndex(DIM, "IVF16,Flat").assignment_exact  # a flat quantizer always was exact
+
+
 def test_flat_batches_take_the_blas_path_and_stay_exact(rng):
     """artdb lowers FAISS's BLAS threshold (queries x dim) so batches of >= 20 queries at d = 128
     run as a matrix product (4-6x faster); the answers must not change."""

@@ -157,6 +157,38 @@ def test_index_of_another_model_is_refused(setup, tmp_path):
     assert report.embedded == 2 and vectors.open_track_index(catalog, paths, model).ntotal == 2
 
 
+def test_index_placed_before_exact_assignment_is_rebuilt_by_the_next_index_run(setup, tmp_path, caplog):
+    """A home whose index has an HNSW coarse quantizer and no record of exact assignment (made
+    before it: HNSW placed some vectors where no search looks) is rebuilt from its own vectors by
+    the next `artdb index`, with a warning; searches then find every track."""
+    from artdb.indexer import FaissIndex
+
+    catalog, paths, model = setup
+    root = tmp_path / "lib"
+    library(root)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    good = vectors.open_track_index(catalog, paths, model)
+    ids = good.index_ids()
+    x = good.reconstruct(ids)
+    old = FaissIndex(model.dim, "IVF2_HNSW32,Flat")
+    old.train(x)
+    old.cpu_index.add_with_ids(x, ids)  # placed by FAISS through HNSW, as before the fix
+    old = FaissIndex(model.dim, "IVF2_HNSW32,Flat", model=model.name, name="track", _index=old.cpu_index)
+    old.save(vectors.index_path(paths, model), catalog_revision=good.catalog_revision)
+    assert not FaissIndex.load(vectors.index_path(paths, model)).assignment_exact
+
+    with caplog.at_level("WARNING", logger="artdb.core.vectors.index"):
+        report = vectors.sync_model_index(catalog, paths, model)
+    assert report.total == len(ids)
+    assert "before vectors were placed in their nearest list exactly" in caplog.text
+    rebuilt = FaissIndex.load(vectors.index_path(paths, model))
+    assert rebuilt.assignment_exact and rebuilt.factory == "IDMap2,Flat"  # 6 tracks: exact search
+    assert rebuilt.index_ids().tolist() == ids.tolist()
+    _, found = rebuilt.search(x, 1)
+    assert found[:, 0].tolist() == ids.tolist()
+    np.testing.assert_allclose(rebuilt.reconstruct(ids), x, atol=1e-6)
+
+
 def cnn_model(catalog, paths, name="cnn", activate=True):
     """A small untrained CNN registered with its checkpoint in the home (as artdb train does)."""
     from artdb.core.learn.checkpoint import save_checkpoint

@@ -441,6 +441,10 @@ def open_track_index(catalog: Catalog, paths: Paths, model: Model, embedder=None
     ``repair=False`` raises :class:`IndexMismatchError` instead."""
     model = _current(catalog, model)
     index, content = _load_local(catalog, paths, model)
+    if not getattr(index, "assignment_exact", True):
+        log.warning("index %s was built before vectors were placed in their nearest list exactly: "
+                    "searches may miss some tracks until the next `artdb index` rebuilds it",
+                    index_path(paths, model))
     stale, missing = _differences(index, content, _Rows.read(catalog, model))
     if not stale.size and not missing.size:
         return index
@@ -534,14 +538,22 @@ def _insert_rows(catalog: Catalog, model: Model, index, content: dict[int, int],
 
 
 def _maybe_upgrade_index_type(index, model: Model):
-    """Swap an exact index for an approximate one once the collection outgrows exact search."""
+    """Swap an exact index for an approximate one once the collection outgrows exact search, and
+    rebuild (from its own vectors) an index whose vectors were not placed in their nearest list
+    (built before exact assignment: ``FaissIndex.assignment_exact``)."""
 
     spec = choose_index(index.ntotal, index.dim, memory_budget_bytes=1 << 62)
-    if spec.factory == index.factory or spec.factory == "IDMap2,Flat":
+    misplaced = not getattr(index, "assignment_exact", True)
+    if not misplaced and (spec.factory == index.factory or spec.factory == "IDMap2,Flat"):
         return index
     ids = index.index_ids()
     vectors = index.reconstruct(ids)
-    log.info("rebuilding index of %s as %s (%d vectors)", model.name, spec.factory, len(ids))
+    if misplaced:
+        log.warning("index of %s (%s, %d vectors) was built before vectors were placed in their "
+                    "nearest list exactly; some sit where no search looks: rebuilding it as %s",
+                    model.name, index.factory, len(ids), spec.factory)
+    else:
+        log.info("rebuilding index of %s as %s (%d vectors)", model.name, spec.factory, len(ids))
     return FaissIndex.build(vectors, ids, spec, model=model.name, name="track")
 
 
