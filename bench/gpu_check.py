@@ -9,6 +9,9 @@ timing; the first call of each is a warm-up and not timed):
   ``--tracks`` tracks × k excerpts of synthetic audio; agreement = max |CUDA - CPU| in dB;
 - ``backbone``: musicnn's log-mel + network on ``--patches`` patches (skipped without the
   musicnn weights); agreement = max relative difference of the layer vectors;
+- ``ingest_backbone``: ``artdb index``'s backbone stage end to end (decode processes feeding the
+  network on the device) on ``--ingest-tracks`` synthetic FLAC files; tracks/s, × realtime per
+  decode worker, and the features' max relative difference;
 - ``train_step``: one optimiser step of the log-mel CNN (default ``ModelConfig``, semi-hard
   triplet loss) on a batch of ``--batch`` excerpts, steps/s;
 - ``exact_search``: ``TorchExactIndex`` top-10 of ``--queries`` queries in ``--n`` × ``--dim``
@@ -108,6 +111,52 @@ def backbone(patches: int) -> dict:
     return out
 
 
+def ingest_backbone(tracks: int, seconds: float, workers: int, folder: Path) -> dict:
+    """``artdb index``'s backbone stage end to end: the decode pool (``workers`` processes) feeding
+    musicnn on the device, on ``tracks`` synthetic 44.1 kHz stereo FLAC files of ``seconds``
+    each (written once into ``folder``); CUDA features against the CPU's."""
+    import soundfile as sf
+
+    from artdb.core.features.backbone import BackboneConfig, extract_backbone_features
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    t = np.arange(int(seconds * 44100)) / 44100
+    paths = []
+    for i in range(tracks):
+        tone = sum(np.sin(2 * np.pi * f * t * (1 + 0.01 * np.sin(t))) / (k + 1)
+                   for k, f in enumerate(110 * (1 + i % 7) * np.array([1, 2, 3, 5])))
+        audio = 0.2 * tone[:, None] + 0.02 * rng.standard_normal((len(t), 2))
+        path = folder / f"track{i:03d}.flac"
+        if not path.exists():
+            sf.write(path, (audio / np.abs(audio).max() * 0.8).astype(np.float32), 44100)
+        paths.append(str(path))
+    config = BackboneConfig()
+
+    def run(device, which):
+        t0 = time.perf_counter()
+        feats = [r[2] for r in extract_backbone_features(which, config, workers=workers, device=device)]
+        return time.perf_counter() - t0, feats
+
+    sides = []
+    for device in ("cpu", DEVICE):
+        run(device, paths[:2])  # warm-up: pool start, weights, kernels
+        wall, feats = run(device, paths)
+        bad = [f for f in feats if not isinstance(f, np.ndarray)]
+        if bad:
+            return {"error": f"{len(bad)} tracks failed on {device}: {bad[0]}"}
+        sides.append(({"wall_s": round(wall, 3), "tracks_per_s": round(tracks / wall, 2),
+                       "x_realtime_per_worker": round(tracks * seconds / wall / workers, 0)},
+                      np.stack(feats).astype(np.float32)))
+    (cpu, a), (dev, b) = sides
+    result = {"tracks": tracks, "seconds_per_track": seconds, "workers": workers,
+              "patches_per_track": config.patches_per_track, "cpu": cpu, "cuda": dev,
+              "speedup": round(cpu["wall_s"] / dev["wall_s"], 1),
+              "agreement": float(np.abs(a - b).max() / (np.abs(a).max() + 1e-9))}
+    print("ingest_backbone", json.dumps(result), flush=True)
+    return result
+
+
 def train_step(batch: int) -> dict:
 
 
@@ -165,6 +214,11 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--ingest-tracks", type=int, default=64, help="synthetic files for the ingest stage")
+    p.add_argument("--ingest-seconds", type=float, default=120.0)
+    p.add_argument("--workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)),
+                   help="decode processes of the ingest stage")
+    p.add_argument("--scratch", default="/tmp/artdb-gpu-check", help="folder for the synthetic files")
     p.add_argument("--device", default="cuda", help="measured against the CPU (cpu: a dry run of the script)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -180,6 +234,8 @@ def main(argv=None) -> int:
         result["machine"]["torch_threads"] = torch.get_num_threads()
         result["frontend"] = frontend(args.tracks)
         result["backbone"] = backbone(args.patches)
+        result["ingest_backbone"] = ingest_backbone(args.ingest_tracks, args.ingest_seconds, args.workers,
+                                                    Path(args.scratch))
         result["train_step"] = train_step(args.batch)
         result["exact_search"] = exact_search(args.n, args.dim, args.queries)
         batched = [result[k]["speedup"] for k in ("frontend", "backbone", "train_step", "exact_search")
