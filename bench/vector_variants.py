@@ -18,8 +18,10 @@ thresholds by 5-fold CV over groups; same-source thresholds fitted on random gro
 
 Every variant sees the same groups. ``default`` is the product itself (``train_backbone_head`` +
 ``fitted_on`` + ``embed_backbone``, standardisation fitted on every track as the product's pooled
-refit does). The other variants redo its steps in numpy with one change each; ``numpy default``
-(no change) checks that they start from the same vectors. Features are computed once in
+refit does); the second row is the product as it was before its whitening's shrinkage target took
+in the patch scatter (``whitening_target=0``). The numpy variants redo that earlier default's steps
+with one change each; ``numpy, identity target`` (no change) checks that they start from the same
+vectors as the second row. Features are computed once in
 ``--workdir`` (musicnn MSD and MTT, 20 patches per track, and the log-mel store's MFCC statistics).
 Writes PREFIX.json and PREFIX.md; prints each variant's paired difference to ``default``.
 """
@@ -122,7 +124,11 @@ def within_whitening(z: np.ndarray, labels: np.ndarray, shrink: float, quantile:
 
 VARIANTS = {
     "default": ("product", {}),
-    "numpy default": ("numpy", {}),
+    "shrunk towards the identity alone (before)": ("product", {"head": {"whitening_target": 0.0}}),
+    "patch-scatter share 0.25": ("product", {"head": {"whitening_target": 0.25}}),
+    "patch-scatter share 0.75": ("product", {"head": {"whitening_target": 0.75}}),
+    "patch-scatter share 1.0": ("product", {"head": {"whitening_target": 1.0}}),
+    "numpy, identity target": ("numpy", {}),
     "mean+std over patches": ("numpy", {"pool": "mean+std"}),
     "+ MFCC stats (76 d)": ("numpy", {"feats": ("msd", "stats")}),
     "+ MFCC stats, equal block weight": ("numpy", {"feats": ("msd", "stats"), "blockwise": True}),

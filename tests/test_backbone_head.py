@@ -79,9 +79,10 @@ def test_another_catalog_is_standardised_with_the_training_tracks_pooled_in(rng)
 def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens_artists(rng, tmp_path):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
     cfg = HeadConfig(steps=0, layer="penultimate")
-    assert cfg.whitening == 0.8  # the default
+    assert (cfg.whitening, cfg.whitening_target) == (0.8, 0.5)  # the defaults
     model = train_backbone_head(feats, labels, cfg, layer_slices=SLICES).model
-    x = feats.astype(np.float64)[..., :12].mean(axis=1)
+    patches = feats.astype(np.float64)[..., :12]
+    x = patches.mean(axis=1)
     z = (x - x.mean(0)) / x.std(0)
     resid = [z[labels == a] - z[labels == a].mean(0) for a in np.unique(labels)]
     spread = np.array([np.mean(np.sum(x ** 2, axis=1)) for x in resid])
@@ -89,12 +90,23 @@ def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens
     assert 0 < keep.sum() < len(resid)
     r = np.concatenate([x for x, k in zip(resid, keep) if k])
     scatter = r.T @ r / len(r)
-    scatter = 0.2 * scatter + 0.8 * np.eye(12) * np.trace(scatter) / 12
-    w, v = np.linalg.eigh(scatter)
+    # the shrinkage target: half the mean-variance identity, half the scatter of patches around
+    # their track's mean (every track's, in the same standardised units), at the same trace
+    p = ((patches - x[:, None]) / x.std(0)).reshape(-1, 12)
+    patch_scatter = p.T @ p
+    target = 0.5 * np.eye(12) * np.trace(scatter) / 12 + 0.5 * patch_scatter * np.trace(scatter) / np.trace(
+        patch_scatter)
+    w, v = np.linalg.eigh(0.2 * scatter + 0.8 * target)
     want = z @ (v * w ** -0.5) @ v.T
     want /= np.linalg.norm(want, axis=1, keepdims=True)
     got = embed_backbone(model, feats)
     np.testing.assert_allclose(got, want, atol=2e-3)
+    cfg0 = HeadConfig(steps=0, layer="penultimate", whitening_target=0.0)
+    identity = train_backbone_head(feats, labels, cfg0, layer_slices=SLICES).model
+    w, v = np.linalg.eigh(0.2 * scatter + 0.8 * np.eye(12) * np.trace(scatter) / 12)
+    want = z @ (v * w ** -0.5) @ v.T
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(embed_backbone(identity, feats), want, atol=2e-3)
 
     def within_over_between(vecs):
         d = 1 - vecs @ vecs.T
@@ -111,6 +123,28 @@ def test_within_artist_whitening_is_the_shrunk_scatter_inverse_root_and_tightens
     np.testing.assert_allclose(embed_backbone(again, feats), got, atol=1e-6)
     old = BackboneHead(0, 12, HeadConfig(steps=0, whitening=0.0))
     assert "pooled_whiten" not in old.state_dict()
+
+
+def test_patch_scatter_target_damps_what_varies_within_a_track(rng):
+    """Directions along which a track's own patches vary (sections of one piece) are damped beyond
+    what the pages alone show; a model stored before the option keeps the identity target."""
+    feats, labels = _artist_patches(rng, n_artists=10, spread=0.3)
+    feats = feats.astype(np.float64)
+    feats[..., 0] += 4.0 * rng.normal(size=feats.shape[:2])  # dimension 0 swings within every track
+    feats = feats.astype(np.float16)
+
+    def gain(target):
+        model = train_backbone_head(feats, labels, HeadConfig(steps=0, layer="penultimate",
+                                                              whitening_target=target),
+                                    layer_slices=SLICES).model
+        w = model.pooled_whiten.numpy()
+        return abs(w[0, 0]) / np.abs(np.diag(w))[1:].mean()
+
+    assert gain(0.5) < 0.8 * gain(0.0)
+    assert HeadConfig.from_dict({k: v for k, v in HeadConfig().to_dict().items()
+                                 if k != "whitening_target"}).whitening_target == 0.0
+    with pytest.raises(ConfigError, match="whitening_target"):
+        HeadConfig(whitening_target=1.5)
 
 
 def test_whitening_on_a_large_catalog_reads_a_sample_of_pages(rng, monkeypatch):
