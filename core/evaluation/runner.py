@@ -217,8 +217,10 @@ def make_split(ds: EvalDataset, cfg: EvalConfig, seed: int) -> Split:
             sets[(unit, "same-genre")] = GroupSet(
                 "same-genre", unit, [(genre_groups, P.fold_of_groups(len(genre_groups), cfg.folds, grng))],
                 all_rows, units)
-        sets.update(_source_sets(ds, test_rows, test_a, unit, cfg, seed, draws[0][0] if draws else [],
-                                 units))
+        # every draw's random groups: a same-source group's threshold is fitted on those sharing
+        # none of its artists, and one draw leaves only a handful on a small test set
+        sets.update(_source_sets(ds, test_rows, test_a, unit, cfg, seed,
+                                 [g for groups, _ in draws for g in groups], units))
     split = Split(seed, train_a, test_a, test_rows, sets)
     h = hashlib.sha256(json.dumps(split.describe(), sort_keys=True, default=str).encode()).hexdigest()
     split.split_id = h[:12]
@@ -304,8 +306,8 @@ def score_vectors(track_vecs: np.ndarray, gs: GroupSet, cfg: EvalConfig) -> P.Gr
                 out.extend(P.cross_validated_scores(groups, vecs, gs.units.artist, fold_ids=folds,
                                                     linkage=cfg.linkage, metric=cfg.metric))
         return out
-    # same-source groups: each one's threshold is fitted on the random groups of the first draw
-    # that share none of its artists (never on itself)
+    # same-source groups: each one's threshold is fitted on the random groups (of every draw) that
+    # share none of its artists (never on itself)
     ref_vecs = P.unit_vectors(track_vecs, gs.ref_units)
     for g in gs.draws[0][0]:
         plain = {a.rsplit("@", 1)[0] for a in g.tolist()}
