@@ -364,3 +364,18 @@ def test_catalog_dataset_computes_backbone_features_once(tmp_path, monkeypatch):
         assert list(ds.track_ids) == order
         np.testing.assert_array_equal(np.asarray(ds.backbone_features), bb)
         assert ds.summary()["backbone"]["patches_per_track"] == 2
+
+
+def test_same_source_thresholds_are_fitted_on_every_draws_random_groups():
+    # one reference draw leaves a handful of groups on a small test set: every draw's are used
+    artists, albums, sources = [], [], []
+    for a in range(12):
+        for _ in range(3):
+            artists.append(f"a{a}"), albums.append(f"s{a // 2}"), sources.append(f"s{a // 2}")
+    ds = from_arrays(np.zeros((len(artists), 1, 4, 4), np.float16), artists, albums, sources=sources)
+    split = make_split(ds, EvalConfig(seeds=(0,), test_fraction=1.0, units=("track",), group_draws=3), 0)
+    random_groups = [g for groups, _ in split.group_sets[("track", "random")].draws for g in groups]
+    reference = split.group_sets[("track", "same-source")].reference
+    assert len(split.group_sets[("track", "random")].draws) == 3
+    assert sorted(map(sorted, (g.tolist() for g in reference))) == sorted(
+        map(sorted, ([str(a) for a in g] for g in random_groups)))
