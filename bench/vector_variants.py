@@ -19,7 +19,10 @@ thresholds by 5-fold CV over groups; same-source thresholds fitted on random gro
 Every variant sees the same groups. ``default`` is the product itself (``train_backbone_head`` +
 ``fitted_on`` + ``embed_backbone``, standardisation fitted on every track as the product's pooled
 refit does); the second row is the product as it was before its whitening's shrinkage target took
-in the patch scatter (``whitening_target=0``). The numpy variants redo that earlier default's steps
+in the patch scatter (``whitening_target=0``). The committed results
+(``bench/results/vector-variants-realcat.*``, 2026-11-30 eighth session) were made while the default
+was ``whitening_target=0.5``: there ``default`` is 0.5 and ``patch-scatter share 0.25`` is today's
+default. The numpy variants redo that earlier default's steps
 with one change each; ``numpy, identity target`` (no change) checks that they start from the same
 vectors as the second row. Features are computed once in
 ``--workdir`` (musicnn MSD and MTT, 20 patches per track, and the log-mel store's MFCC statistics).
@@ -76,13 +79,31 @@ class Variants:
             return x
         return np.concatenate([x[..., slice(*self.d["slices"][n])] for n in LAYERS], -1)
 
-    def product(self, train_rows, head: dict | None = None, seed: int = 0) -> np.ndarray:
+    def product(self, train_rows, head: dict | None = None, seed: int = 0, album_weight: float = 1.0,
+                patch_scatter_of: str = "training", local_centering: tuple | None = None,
+                served_rows=None) -> np.ndarray:
+        """The product's model; optionally its whitening refitted (``album_weight``,
+        ``patch_scatter_of``, :func:`refit_whitening`) or its vectors locally centred
+        (``(k, beta)``: minus beta x the mean of each track's k nearest served tracks)."""
         cfg = HeadConfig(**(head or {}), seed=seed)
         torch.manual_seed(cfg.seed)
         r = train_backbone_head(self.d["msd"][train_rows], self.art[train_rows], cfg,
                                 layer_slices=self.d["slices"])
+        served = np.arange(len(self.art)) if served_rows is None else served_rows
+        if album_weight != 1.0 or patch_scatter_of != "training":
+            patch_rows = {"training": train_rows, "served": served}[patch_scatter_of]
+            refit_whitening(r.model, self.d["msd"], self.art, self.d["albums"], train_rows, album_weight,
+                            patch_rows)
         fitted_on(self.d["msd"], r.model)  # every track: the product's pooled refit
-        return embed_backbone(r.model, self.d["msd"])
+        z = embed_backbone(r.model, self.d["msd"])
+        if local_centering:
+            k, beta = local_centering
+            sim = z @ z[served].T
+            sim[served, np.arange(len(served))] = -np.inf  # a track is not its own neighbour
+            nearest = np.argsort(-sim, axis=1)[:, :k]
+            z = z - beta * z[served][nearest].mean(1)
+            z /= np.linalg.norm(z, axis=1, keepdims=True)
+        return z
 
     def numpy(self, train_rows, feats=("msd",), pool="mean", blockwise=False, prenorm=False,
               shrink=0.8) -> np.ndarray:
@@ -105,6 +126,47 @@ class Variants:
         return z / np.linalg.norm(z, axis=1, keepdims=True)
 
 
+def refit_whitening(model, feats, artists, albums, rows, album_weight: float, patch_rows) -> None:
+    """``fit_within_whitening`` again with two changes: the scatter of album means around their
+    page's mean (what varies between one artist's releases: production, era) weighs
+    ``album_weight`` times the scatter of tracks around their album's mean, the sum rescaled to the
+    plain scatter's trace; the patch-scatter target is taken over ``patch_rows`` (the training
+    tracks, as the product does, or every served track: label-free). With ``album_weight`` 1 and
+    the training tracks it is the product's matrix (its sampling cap never binds here)."""
+    from artdb.core.learn.backbone import WHITENING_PAGE_QUANTILE
+
+    lab, alb = np.asarray(artists)[rows], np.asarray(albums)[rows]
+    _, page, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    keep = counts[page] >= 2
+    rows, page, lab, alb = rows[keep], page[keep], lab[keep], alb[keep]
+    lo, hi, d = model.layer_start, model.layer_stop, model.in_dim
+    std = model.pooled_std.numpy().astype(np.float64)
+    z = (np.asarray(feats[rows], dtype=np.float32)[..., lo:hi].mean(1) - model.pooled_mean.numpy()) / std
+    xp = np.asarray(feats[patch_rows], dtype=np.float32)[..., lo:hi]
+    p = ((xp - xp.mean(1, keepdims=True)) / std).reshape(-1, d).astype(np.float64)
+    patch = p.T @ p
+    page_mean = np.zeros((len(counts), d))
+    np.add.at(page_mean, page, z)
+    page_mean /= np.maximum(counts, 1)[:, None]
+    _, album = np.unique(np.char.add(np.char.add(lab.astype(str), "|"), alb.astype(str)), return_inverse=True)
+    album_mean = np.zeros((album.max() + 1, d))
+    np.add.at(album_mean, album, z)
+    album_mean /= np.bincount(album)[:, None]
+    resid = z - page_mean[page]
+    spread = np.bincount(page, weights=(resid ** 2).sum(1), minlength=len(counts)) / np.maximum(counts, 1)
+    k = spread[page] <= np.quantile(spread[np.unique(page)], WHITENING_PAGE_QUANTILE)
+    within_album, between_albums = (z - album_mean[album])[k], (album_mean[album] - page_mean[page])[k]
+    plain = resid[k].T @ resid[k]
+    s = within_album.T @ within_album + album_weight * between_albums.T @ between_albums
+    s *= np.trace(plain) / np.trace(s) / k.sum()
+    shrink, t = model.cfg.whitening, model.cfg.whitening_target
+    target = (1 - t) * np.eye(d) * np.trace(s) / d + t * patch * (np.trace(s) / np.trace(patch))
+    w, v = np.linalg.eigh((1 - shrink) * s + shrink * target)
+    with torch.no_grad():
+        model.pooled_whiten.copy_(torch.as_tensor((v * np.maximum(w, 1e-12) ** -0.5) @ v.T,
+                                                  dtype=torch.float32))
+
+
 def within_whitening(z: np.ndarray, labels: np.ndarray, shrink: float, quantile: float = 0.75) -> np.ndarray:
     """``core.learn.backbone.fit_within_whitening`` in numpy (its sampling cap never binds here)."""
     _, page, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -125,7 +187,7 @@ def within_whitening(z: np.ndarray, labels: np.ndarray, shrink: float, quantile:
 VARIANTS = {
     "default": ("product", {}),
     "shrunk towards the identity alone (before)": ("product", {"head": {"whitening_target": 0.0}}),
-    "patch-scatter share 0.25": ("product", {"head": {"whitening_target": 0.25}}),
+    "patch-scatter share 0.5 (default before)": ("product", {"head": {"whitening_target": 0.5}}),
     "patch-scatter share 0.75": ("product", {"head": {"whitening_target": 0.75}}),
     "patch-scatter share 1.0": ("product", {"head": {"whitening_target": 1.0}}),
     "numpy, identity target": ("numpy", {}),
@@ -136,6 +198,11 @@ VARIANTS = {
     "MTT musicnn alone": ("numpy", {"feats": ("mtt",)}),
     "L2 before the whitening fit": ("numpy", {"prenorm": True}),
     "head share forced 0.25": ("product", {"head": {"head_weights": (0.25,), "min_val_groups": 0}}),
+    # eighth session: the whitening and the served catalog
+    "between-album scatter weighted 10": ("product", {"album_weight": 10.0}),
+    "between-album scatter weighted 100": ("product", {"album_weight": 100.0}),
+    "patch scatter of every served track": ("product", {"patch_scatter_of": "served"}),
+    "local centering k=30, 0.5": ("product", {"local_centering": (30, 0.5)}),
 }
 
 
@@ -155,7 +222,9 @@ def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int) -> dict:
         train_rows = (np.flatnonzero(np.isin(v.art, split.train_artists)) if mode == "split"
                       else np.setdiff1d(np.arange(n), rows))
         for name, (kind, opts) in VARIANTS.items():
-            z = v.product(train_rows, seed=seed, **opts) if kind == "product" else v.numpy(train_rows, **opts)
+            served = np.union1d(train_rows, rows)  # the scored catalog pooled with the training one
+            z = (v.product(train_rows, seed=seed, served_rows=served, **opts) if kind == "product"
+                 else v.numpy(train_rows, **opts))
             test = z[rows][split.test_rows]
             for (_, gname), gs in split.group_sets.items():
                 s = score_vectors(test, gs, cfg)
