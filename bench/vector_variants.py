@@ -203,11 +203,14 @@ VARIANTS = {
     "between-album scatter weighted 100": ("product", {"album_weight": 100.0}),
     "patch scatter of every served track": ("product", {"patch_scatter_of": "served"}),
     "local centering k=30, 0.5": ("product", {"local_centering": (30, 0.5)}),
+    "whitening shrinkage 0.65": ("product", {"head": {"whitening": 0.65}}),
+    "whitening shrinkage 0.9": ("product", {"head": {"whitening": 0.9}}),
 }
 
 
-def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int) -> dict:
-    scores: dict = {name: {} for name in VARIANTS}
+def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=None) -> dict:
+    variants = {name: VARIANTS[name] for name in (variants or VARIANTS)}
+    scores: dict = {name: {} for name in variants}
     n = len(v.art)
     for seed in seeds:
         if mode == "split":
@@ -221,7 +224,7 @@ def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int) -> dict:
         split = make_split(labels, cfg, seed)
         train_rows = (np.flatnonzero(np.isin(v.art, split.train_artists)) if mode == "split"
                       else np.setdiff1d(np.arange(n), rows))
-        for name, (kind, opts) in VARIANTS.items():
+        for name, (kind, opts) in variants.items():
             served = np.union1d(train_rows, rows)  # the scored catalog pooled with the training one
             z = (v.product(train_rows, seed=seed, served_rows=served, **opts) if kind == "product"
                  else v.numpy(train_rows, **opts))
@@ -269,6 +272,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--group-draws", type=int, default=10)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--variants", default=None,
+                    help="';'-separated names of VARIANTS to run (default: all; 'default' is always run)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -281,7 +286,8 @@ def main(argv=None) -> int:
               "group_draws": args.group_draws, "machine": platform.processor() or platform.machine(),
               "modes": {}}
     for mode in args.modes.split(","):
-        result["modes"][mode] = summarise(run(v, second, mode, range(args.seeds), args.group_draws))
+        names = args.variants and ["default"] + [n for n in args.variants.split(";") if n != "default"]
+        result["modes"][mode] = summarise(run(v, second, mode, range(args.seeds), args.group_draws, names))
         for name, cells in result["modes"][mode].items():
             print(mode, name, " | ".join(f"{g} {c['ari']:.3f} ({c['minus_default']:+.3f}, "
                                          f"{c['seeds_above_default']}/{c['seeds']})"
