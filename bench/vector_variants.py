@@ -47,7 +47,12 @@ from artdb.core.evaluation.runner import EvalConfig, make_split, score_vectors
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.mfcc import stats_features
 from artdb.core.learn.adapt import fitted_on
-from artdb.core.learn.backbone import HeadConfig, embed_backbone, train_backbone_head
+from artdb.core.learn.backbone import (
+    WHITENING_PAGE_QUANTILE,
+    HeadConfig,
+    embed_backbone,
+    train_backbone_head,
+)
 
 LAYERS = ("penultimate", "mean_pool")  # the default's
 MODES = ("split", "second->first", "first->second")
@@ -133,8 +138,6 @@ def refit_whitening(model, feats, artists, albums, rows, album_weight: float, pa
     plain scatter's trace; the patch-scatter target is taken over ``patch_rows`` (the training
     tracks, as the product does, or every served track: label-free). With ``album_weight`` 1 and
     the training tracks it is the product's matrix (its sampling cap never binds here)."""
-    from artdb.core.learn.backbone import WHITENING_PAGE_QUANTILE
-
     lab, alb = np.asarray(artists)[rows], np.asarray(albums)[rows]
     _, page, counts = np.unique(lab, return_inverse=True, return_counts=True)
     keep = counts[page] >= 2
@@ -224,8 +227,8 @@ def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=
         split = make_split(labels, cfg, seed)
         train_rows = (np.flatnonzero(np.isin(v.art, split.train_artists)) if mode == "split"
                       else np.setdiff1d(np.arange(n), rows))
+        served = np.union1d(train_rows, rows)  # the scored catalog pooled with the training one
         for name, (kind, opts) in variants.items():
-            served = np.union1d(train_rows, rows)  # the scored catalog pooled with the training one
             z = (v.product(train_rows, seed=seed, served_rows=served, **opts) if kind == "product"
                  else v.numpy(train_rows, **opts))
             test = z[rows][split.test_rows]
