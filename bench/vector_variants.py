@@ -93,7 +93,7 @@ class Variants:
         cfg = HeadConfig(**(head or {}), seed=seed)
         torch.manual_seed(cfg.seed)
         r = train_backbone_head(self.d["msd"][train_rows], self.art[train_rows], cfg,
-                                layer_slices=self.d["slices"])
+                                layer_slices=self.d["slices"], genres=self.d["genres"][train_rows])
         served = np.arange(len(self.art)) if served_rows is None else served_rows
         if album_weight != 1.0 or patch_scatter_of != "training":
             patch_rows = {"training": train_rows, "served": served}[patch_scatter_of]
@@ -208,6 +208,10 @@ VARIANTS = {
     "local centering k=30, 0.5": ("product", {"local_centering": (30, 0.5)}),
     "whitening shrinkage 0.65": ("product", {"head": {"whitening": 0.65}}),
     "whitening shrinkage 0.9": ("product", {"head": {"whitening": 0.9}}),
+    # ninth session: the genre directions damped after the whitening
+    "genre damping off (default before)": ("product", {"head": {"genre_damping": 0.0}}),
+    "genre damping 0.25": ("product", {"head": {"genre_damping": 0.25}}),
+    "genre damping 1.0": ("product", {"head": {"genre_damping": 1.0}}),
 }
 
 

@@ -164,6 +164,9 @@ def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device
                f"{len(result.val_artists)} held out")
     click.echo(f"held-out ARI by head share ({shares}); chosen share {result.model.head_weight}; "
                f"audit threshold {result.threshold if result.threshold is not None else 'recalibrated'}")
+    if result.genre_directions:
+        click.echo(f"genre tags: {result.genre_directions} direction(s) between genres damped by "
+                   f"{hcfg.genre_damping} after the whitening")
     for note in result.notes:
         click.echo(note)
     _echo_suspects(model)

@@ -148,6 +148,62 @@ def test_patch_scatter_target_damps_what_varies_within_a_track(rng):
         HeadConfig(whitening_target=1.5)
 
 
+def _genre_catalog(rng, n_genres=3, per_genre=4, tracks=4, patches=3, dim=20):
+    """Artists around their genre's centre; the genres far apart along a few directions."""
+    genre_centres = rng.normal(size=(n_genres, dim)) * 6
+    feats, labels, genres = [], [], []
+    for g in range(n_genres):
+        for a in range(per_genre):
+            centre = genre_centres[g] + rng.normal(size=dim) * 2
+            for _ in range(tracks):
+                feats.append(centre + 0.5 * rng.normal(size=(patches, dim)))
+                labels.append(f"artist {g}-{a}")
+                genres.append(f"genre {g}")
+    return np.asarray(feats, dtype=np.float16), np.asarray(labels), np.asarray(genres)
+
+
+def test_genre_damping_halves_the_directions_between_genre_means(rng):
+    """After the whitening the genre means' directions are shrunk by ``genre_damping``: the known
+    answer from the undamped model, and artists of one genre come out farther apart relative to
+    artists of different genres; no genre tags (or one genre) leave the model as it was."""
+    feats, labels, genres = _genre_catalog(rng)
+    cfg = HeadConfig(steps=0, layer="penultimate")
+    plain = train_backbone_head(feats, labels, HeadConfig(steps=0, layer="penultimate", genre_damping=0.0),
+                                layer_slices=SLICES, genres=genres)
+    damped = train_backbone_head(feats, labels, cfg, layer_slices=SLICES, genres=genres)
+    assert plain.genre_directions == 0 and damped.genre_directions == 2  # 3 genres: 2 directions
+    w0 = plain.model.pooled_whiten.numpy().astype(np.float64)
+    x = feats.astype(np.float64)[..., :12].mean(axis=1)
+    z = (x - x.mean(0)) / x.std(0) @ w0
+    means = np.stack([z[genres == g].mean(0) for g in np.unique(genres)])
+    _, _, vt = np.linalg.svd(means - z.mean(0), full_matrices=False)
+    u = vt[:2].T
+    np.testing.assert_allclose(damped.model.pooled_whiten.numpy(), w0 - 0.5 * w0 @ u @ u.T, atol=1e-4)
+    want = z - 0.5 * z @ u @ u.T
+    np.testing.assert_allclose(embed_backbone(damped.model, feats),
+                               want / np.linalg.norm(want, axis=1, keepdims=True), atol=2e-3)
+
+    def same_genre_over_cross_genre(vecs):
+        d = 1 - vecs @ vecs.T
+        other_artist = labels[:, None] != labels[None, :]
+        same_genre = genres[:, None] == genres[None, :]
+        return d[other_artist & same_genre].mean() / d[~same_genre].mean()
+
+    assert (same_genre_over_cross_genre(embed_backbone(damped.model, feats))
+            > 1.2 * same_genre_over_cross_genre(embed_backbone(plain.model, feats)))
+    for no_genres in (None, np.full(len(labels), ""), np.full(len(labels), "rock")):
+        r = train_backbone_head(feats, labels, cfg, layer_slices=SLICES, genres=no_genres)
+        assert r.genre_directions == 0
+        np.testing.assert_array_equal(r.model.pooled_whiten.numpy(), w0)
+    # untagged tracks do not count as a genre of their own
+    partly = np.where(np.arange(len(genres)) % 3 == 0, "", genres)
+    assert train_backbone_head(feats, labels, cfg, layer_slices=SLICES, genres=partly).genre_directions == 2
+    # a model stored before the option damps nothing
+    stored = damped.model.config()["head"]
+    del stored["genre_damping"]
+    assert HeadConfig.from_dict(stored).genre_damping == 0.0
+
+
 def test_whitening_on_a_large_catalog_reads_a_sample_of_pages(rng, monkeypatch):
     """Past WHITENING_MAX_TRACKS tracks the scatter comes from a seeded sample of whole pages (memory
     stays flat on a catalog of millions): a different but valid matrix, the same one on a rerun."""
@@ -258,6 +314,8 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     # the default layers (penultimate 200 + mean_pool 753), plus the head when chosen
     assert model["dim"] in (953, 953 + 128)
     assert model["config"]["backbone"]["model"] == "MSD_musicnn"
+    # the catalog's two genres (album tags) reach the training: one genre direction is damped
+    assert model["config"]["train"]["genre_damping"] == 0.5 and model["metrics"]["genre_directions"] == 1
     r = runner.invoke(cli, ["stats", "--json"])
     assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks}
     # the index answers with the model's vectors: 3 other tracks, best first, cosine scores

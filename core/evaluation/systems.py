@@ -273,8 +273,8 @@ def fit_backbone(spec: SystemSpec, train_ds, *, seed: int, base_head: dict | Non
     # the head's initial weights come from torch's global generator (drawn before
     # train_backbone_head seeds it): seeded here so that a seed gives one fit
     torch.manual_seed(cfg.seed)
-    result = train_backbone_head(feats, train_ds.artists, cfg,
-                                 layer_slices=train_ds.backbone_layer_slices(), progress=progress)
+    result = train_backbone_head(feats, train_ds.artists, cfg, layer_slices=train_ds.backbone_layer_slices(),
+                                 genres=train_ds.genres, progress=progress)
     model = result.model
     if served is not None:
         fitted_on(served, model)

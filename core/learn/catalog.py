@@ -197,8 +197,9 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
         if ts.n_pages < 2:
             raise CatalogError(f"artdb train needs at least 2 artist pages with backbone features "
                                f"(found {ts.n_pages})")
+        genres = np.where(ts.genres < 0, "", ts.genres.astype(str))  # genre ids; "" untagged
         result = train_backbone_head(StoreFeatureArray(store, ts.track_ids), ts.pages.astype(str), head,
-                                     layer_slices=slices, progress=progress)
+                                     layer_slices=slices, genres=genres, progress=progress)
     ckpt = paths.models / f"{name}.pt"
     sha = save_checkpoint(ckpt, result.model, frontend=backbone, train_config=head.to_dict(),
                           summary=result.summary(), metrics={"val_ari": result.summary()["val_ari"]})
