@@ -176,8 +176,9 @@ def test_genre_damping_halves_the_directions_between_genre_means(rng):
     x = feats.astype(np.float64)[..., :12].mean(axis=1)
     z = (x - x.mean(0)) / x.std(0) @ w0
     means = np.stack([z[genres == g].mean(0) for g in np.unique(genres)])
-    _, _, vt = np.linalg.svd(means - z.mean(0), full_matrices=False)
-    u = vt[:2].T
+    c = (means - z.mean(0)) * np.sqrt([np.sum(genres == g) for g in np.unique(genres)])[:, None]
+    between = c.T @ c
+    u = np.linalg.eigh(between)[1][:, -2:]  # the between-genre scatter's two leading directions
     np.testing.assert_allclose(damped.model.pooled_whiten.numpy(), w0 - 0.5 * w0 @ u @ u.T, atol=1e-4)
     want = z - 0.5 * z @ u @ u.T
     np.testing.assert_allclose(embed_backbone(damped.model, feats),
@@ -198,6 +199,16 @@ def test_genre_damping_halves_the_directions_between_genre_means(rng):
     # untagged tracks do not count as a genre of their own
     partly = np.where(np.arange(len(genres)) % 3 == 0, "", genres)
     assert train_backbone_head(feats, labels, cfg, layer_slices=SLICES, genres=partly).genre_directions == 2
+    # a catalog with more tags than GENRE_DIRECTIONS: the directions kept are those of the genres
+    # holding the tracks, not of the one-track tags (each a track's own direction)
+    many = genres.astype(object).copy()
+    many[::4] = [f"tag {i}" for i in range(len(many[::4]))]  # 12 one-track tags beside the 3 genres
+    r = train_backbone_head(feats, labels, cfg, layer_slices=SLICES, genres=many.astype(str))
+    assert r.genre_directions == 8
+    names = np.unique(many)
+    c = np.stack([(z[many == g].mean(0) - z.mean(0)) * np.sqrt(np.sum(many == g)) for g in names])
+    u8 = np.linalg.eigh(c.T @ c)[1][:, -8:]  # the between-genre scatter's 8 leading directions
+    np.testing.assert_allclose(r.model.pooled_whiten.numpy(), w0 - 0.5 * w0 @ u8 @ u8.T, atol=1e-4)
     # a model stored before the option damps nothing
     stored = damped.model.config()["head"]
     del stored["genre_damping"]

@@ -335,8 +335,9 @@ def fit_genre_damping(model: BackboneHead, features, genres: np.ndarray, rows: n
                       chunk: int = 256) -> int:
     """Fold into ``pooled_whiten`` a projection that shrinks by ``cfg.genre_damping`` the directions
     in which the genres' mean whitened vectors differ, over the tracks ``rows`` whose genre is known
-    (``genres[rows]``, "" = unknown). The directions: the leading right singular vectors (at most
-    ``GENRE_DIRECTIONS``) of the genre means centred on the tracks' mean, one row per genre. Returns
+    (``genres[rows]``, "" = unknown). The directions: the leading eigenvectors (at most
+    ``GENRE_DIRECTIONS``) of the between-genre scatter (genre means centred on the tracks' mean,
+    weighted by their tracks); with fewer genres than that, all the means span. Returns
     how many directions were damped (0 with fewer than two known genres, damping 0 or no whitening).
 
     A nuisance projection, as channel directions are in speaker verification: what tells genres
@@ -362,7 +363,9 @@ def fit_genre_damping(model: BackboneHead, features, genres: np.ndarray, rows: n
         np.add.at(sums, genre_of[s:s + chunk], z @ whiten)
     counts = np.bincount(genre_of, minlength=len(names)).astype(np.float64)
     centred = sums / counts[:, None] - sums.sum(0) / counts.sum()
-    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    # rows weighted by sqrt(tracks): the between-genre scatter, so that among many tags the
+    # directions kept are those of the genres that hold the tracks, not of one-track tags
+    _, sv, vt = np.linalg.svd(centred * np.sqrt(counts)[:, None], full_matrices=False)
     k = min(GENRE_DIRECTIONS, int(np.sum(sv > 1e-9 * sv[0])))
     u = vt[:k].T
     with torch.no_grad():
