@@ -25,6 +25,10 @@ DEFAULT_BACKBONE = "musicnn"
               help="musicnn: 3-s patches per track (default 20: 60 s spread over the track).")
 @click.option("--head-steps", type=int, default=None,
               help="musicnn: training steps of the head (default 300).")
+@click.option("--genre-damping", type=click.FloatRange(0.0, 1.0), default=None,
+              help="musicnn: share by which the directions between the catalog's genres (album tags) "
+                   "are shrunk after the whitening (default 0.5; 0: off, e.g. when the tags are "
+                   "unreliable; docs/training.md).")
 @click.option("--method", type=click.Choice(["cl", "ml", "joint"]), default=_D.method, show_default=True,
               help="cl: softmax classifier baseline; ml: triplet loss; joint: both, weighted.")
 @click.option("--mining", type=click.Choice(MININGS), default=_D.mining,
@@ -65,9 +69,9 @@ DEFAULT_BACKBONE = "musicnn"
 @click.option("--no-progress", is_flag=True)
 @pass_app
 @handle_errors
-def train(app: AppContext, backbone, backbone_patches, head_steps, method, mining, hard_after, side_info,
-          p_same_genre, p_other_album, steps, epochs, embedding_dim, artists_per_batch, per_artist, lr,
-          margin, cl_weight, stats_weight, val_fraction,
+def train(app: AppContext, backbone, backbone_patches, head_steps, genre_damping, method, mining, hard_after,
+          side_info, p_same_genre, p_other_album, steps, epochs, embedding_dim, artists_per_batch, per_artist,
+          lr, margin, cl_weight, stats_weight, val_fraction,
           val_every, patience, exclude_pages, leave_out, seed, device, name, no_activate, as_json,
           no_progress) -> None:
     """Train an artist embedding on the catalog (artist pages as labels) and register it.
@@ -82,8 +86,8 @@ def train(app: AppContext, backbone, backbone_patches, head_steps, method, minin
     from artdb.core.learn.config import pick_device
 
     if backbone != "none":
-        _train_backbone(app, backbone, backbone_patches, head_steps, seed, pick_device(device), name,
-                        exclude_pages, leave_out, no_activate, as_json, no_progress)
+        _train_backbone(app, backbone, backbone_patches, head_steps, genre_damping, seed, pick_device(device),
+                        name, exclude_pages, leave_out, no_activate, as_json, no_progress)
         return
     config = TrainConfig.from_side_info(
         side_info, method=method, mining=mining, hard_after=hard_after, p_same_genre=p_same_genre,
@@ -140,15 +144,16 @@ def _echo_suspects(model) -> None:
             click.echo(f"  {page}: {why}")
 
 
-def _train_backbone(app: AppContext, backbone, patches, head_steps, seed, device, name, exclude_pages,
-                    leave_out, no_activate, as_json, no_progress) -> None:
+def _train_backbone(app: AppContext, backbone, patches, head_steps, genre_damping, seed, device, name,
+                    exclude_pages, leave_out, no_activate, as_json, no_progress) -> None:
     from artdb.cli.progress import progress_bar
     from artdb.core.features.backbone import BackboneConfig
     from artdb.core.learn.backbone import HeadConfig
     from artdb.core.learn.catalog import train_backbone_from_catalog
 
     bcfg = BackboneConfig(name=backbone, **({"patches_per_track": patches} if patches else {}))
-    hcfg = HeadConfig(seed=seed, **({"steps": head_steps} if head_steps is not None else {}))
+    hcfg = HeadConfig(seed=seed, **({"steps": head_steps} if head_steps is not None else {}),
+                      **({"genre_damping": genre_damping} if genre_damping is not None else {}))
     with progress_bar(not no_progress) as bar:
         model, result = train_backbone_from_catalog(
             app.catalog(), app.paths, bcfg, hcfg, name=name, exclude_pages=exclude_pages,

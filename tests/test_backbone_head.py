@@ -327,8 +327,18 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     assert model["config"]["backbone"]["model"] == "MSD_musicnn"
     # the catalog's two genres (album tags) reach the training: one genre direction is damped
     assert model["config"]["train"]["genre_damping"] == 0.5 and model["metrics"]["genre_directions"] == 1
+    r = runner.invoke(cli, ["train", "--backbone-patches", "1", "--head-steps", "0", "--genre-damping", "0",
+                            "--name", "undamped", "--no-activate", "--json", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["genre_directions"] == 0
+    undamped = json.loads(runner.invoke(cli, ["models", "show", "undamped", "--json"]).stdout)
+    assert undamped["config"]["train"]["genre_damping"] == 0.0
+    r = runner.invoke(cli, ["train", "--genre-damping", "1.5", "--no-progress"])
+    assert r.exit_code == 2 and "--genre-damping" in r.output
     r = runner.invoke(cli, ["stats", "--json"])
-    assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks}
+    # (the undamped model was registered without activating: nothing embedded with it)
+    assert {m["name"]: m["embedded_tracks"] for m in json.loads(r.stdout)["models"]} == {"bb": n_tracks,
+                                                                                          "undamped": 0}
     # the index answers with the model's vectors: 3 other tracks, best first, cosine scores
     r = runner.invoke(cli, ["neighbors", "1", "-k", "3", "--json"])
     assert r.exit_code == 0, r.output
