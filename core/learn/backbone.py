@@ -5,7 +5,9 @@ stored as ``[patches, dim]`` per track. A :class:`BackboneHead` turns them into 
 
 1. the chosen layer (``penultimate`` by default) of every patch, averaged over the track's patches;
 2. standardised per dimension with a mean and std fitted on the whole catalog (no labels: the same
-   fixed function embeds every later track, like the ``stats`` baseline) and L2-normalised;
+   fixed function embeds every later track, like the ``stats`` baseline), whitened within artists
+   (:func:`fit_within_whitening`), the directions between the catalog's genres halved
+   (:func:`fit_genre_damping`, folded into the same matrix) and L2-normalised;
 3. optionally, beside it, a small metric head (an MLP applied to each standardised patch, averaged
    and normalised) trained with triplets on the catalog's artist pages. The two parts are
    concatenated with weights ``sqrt(1 - w)`` and ``sqrt(w)``, so cosine similarity is the
