@@ -44,6 +44,7 @@ from artdb.core.errors import CatalogError
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.ingest.pipeline import IngestOptions
 from artdb.core.ingest.service import index_catalog
+from artdb.core.learn.backbone import HeadConfig
 from artdb.core.learn.catalog import train_backbone_from_catalog
 from artdb.core.learn.registry import get_model, register_mfcc_baseline, register_stats_baseline
 from artdb.core.names import page_key
@@ -65,17 +66,21 @@ VARIANTS = (("audio", "audio", "genre", False, FUSION_ROUNDS),
 EVIDENCE = tuple(v[0] for v in VARIANTS)
 
 
-def baseline(catalog: Catalog, paths: Paths, kind: str, leave_out: str = "flagged"):
+def baseline(catalog: Catalog, paths: Paths, kind: str, leave_out: str = "flagged",
+             genre_damping: float | None = None):
     """The audio model: the MFCC baseline registered before ingest, or the stats baseline
     (MFCC + deltas, standardised on the catalog) registered and embedded now."""
     if kind == "mfcc":
         return get_model(catalog, "mfcc")
     if kind == "default":  # what `artdb train` makes with no options (musicnn features + head)
         name = "default" if leave_out == "flagged" else f"default-leave-out-{leave_out}"
+        head = HeadConfig()
+        if genre_damping is not None:  # a model per damping: a kept --workdir must not mix them
+            name, head = f"{name}-genre-damping-{genre_damping}", HeadConfig(genre_damping=genre_damping)
         try:
             model = get_model(catalog, name)
         except CatalogError:
-            model, _ = train_backbone_from_catalog(catalog, paths, BackboneConfig(), name=name,
+            model, _ = train_backbone_from_catalog(catalog, paths, BackboneConfig(), head, name=name,
                                                    activate=True, leave_out=leave_out)
         return get_model(catalog, model.id)
     try:
@@ -94,7 +99,8 @@ def planted_average_precision(report, truth: dict) -> float:
     return float(average_precision_score(y, [p.score for p in report.pages])) if any(y) else float("nan")
 
 
-def one_seed(seed: int, work: Path, config: dict, kind: str = "mfcc", leave_out: str = "flagged") -> dict:
+def one_seed(seed: int, work: Path, config: dict, kind: str = "mfcc", leave_out: str = "flagged",
+             genre_damping: float | None = None) -> dict:
     cat_dir, home = work / f"cat{seed}", work / f"home{seed}"
     t0 = time.perf_counter()
     done = home / "indexed"
@@ -112,7 +118,7 @@ def one_seed(seed: int, work: Path, config: dict, kind: str = "mfcc", leave_out:
     truth_d = json.loads((cat_dir / "truth.json").read_text(encoding="utf-8"))
     catalog = Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}")
     paths = Paths.from_home(home)
-    model = baseline(catalog, paths, kind, leave_out)
+    model = baseline(catalog, paths, kind, leave_out, genre_damping)
     calibration = calibrate_threshold(catalog, paths, model, folds=3, seed=seed)
     model = get_model(catalog, model.id)
     album_truth = _album_truth(catalog, cat_dir, truth_d)
@@ -153,16 +159,18 @@ def one_seed(seed: int, work: Path, config: dict, kind: str = "mfcc", leave_out:
 @click.option("--leave-out", type=click.Choice(["flagged", "flagged+tags", "none"]), default="flagged",
               show_default=True, help="--model default: artdb train --leave-out (no audit is stored "
               "before training here, so flagged = none).")
+@click.option("--genre-damping", type=click.FloatRange(0.0, 1.0), default=None,
+              help="--model default: HeadConfig.genre_damping (default: the product's).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Keep the catalogs here (reused when present); default: a temporary folder.")
 def main(seeds, artists, homonym_groups, albums_per_artist, tracks_per_album, seconds, out, workdir,
-         kind, leave_out):
+         kind, leave_out, genre_damping):
     seeds = [int(x) for x in seeds.split(",")]
     config = {"artists": artists, "homonym_groups": homonym_groups, "synonym_pairs": 0,
               "albums_per_artist": albums_per_artist, "tracks_per_album": tracks_per_album,
               "seconds": seconds}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [one_seed(s, Path(workdir or tmp), config, kind, leave_out) for s in seeds]
+        runs = [one_seed(s, Path(workdir or tmp), config, kind, leave_out, genre_damping) for s in seeds]
     summary = {e: {k: float(np.mean([r["evidence"][e][k] for r in runs]))
                    for k in ("mean_ari_planted", "planted_flagged", "false_alarms", "findings",
                              "average_precision")}
@@ -170,6 +178,8 @@ def main(seeds, artists, homonym_groups, albums_per_artist, tracks_per_album, se
     model_name = "artdb train default" if kind == "default" else f"{kind} baseline"
     if kind == "default" and leave_out != "flagged":
         model_name += f" --leave-out {leave_out}"
+    if kind == "default" and genre_damping is not None:
+        model_name += f" --genre-damping {genre_damping}"
     doc = {"bench": "audit_evidence", "model": model_name, "synth": config, "seeds": list(seeds),
            "summary": summary, "runs": runs}
     text = json.dumps(doc, indent=1, default=str)
