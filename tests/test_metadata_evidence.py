@@ -171,6 +171,29 @@ def test_fusion_learns_from_artificial_groups_and_beats_weak_audio(rng):
         fit_fusion(np.array(vectors), metas, labels, groups, "audio")
 
 
+@pytest.mark.parametrize("singles", [False, True])
+def test_every_cross_validation_fit_is_made_like_the_final_one(rng, monkeypatch, singles):
+    """The CV figures the audit prints must describe the fusion it uses: each fold's fit weighs
+    single pages exactly as the final fit does (a fold loop once reused the name ``singles`` for
+    its test pages, so every fold after the first was fitted with pages alone counted)."""
+    from artdb.core.analysis import fusion as fusion_module
+    calls = []
+    real_fit_once = fusion_module._fit_once
+
+    def recording_fit_once(*args, **kwargs):
+        calls.append(args[7] if len(args) > 7 else kwargs.get("singles", False))
+        return real_fit_once(*args, **kwargs)
+
+    monkeypatch.setattr(fusion_module, "_fit_once", recording_fit_once)
+    vectors = rng.normal(size=(24, 8))
+    metas = [AlbumMeta(i, label=f"L{i // 3}", year=1990 + i // 3) for i in range(24)]
+    labels = np.arange(24) // 3
+    groups = [np.array([2 * i, 2 * i + 1]) for i in range(4)]
+    fitted = fit_fusion(vectors, metas, labels, groups, "both", folds=3, seed=0, singles=singles)
+    assert fitted.calibration["cv"]["folds"] == 3
+    assert calls == [singles] * 4  # the final fit, then one per fold
+
+
 def test_reasons_in_words_ranked_by_weight():
     a = [AlbumMeta(1, label="Blue Note", year=1971, registrants=frozenset({"US-BNL"})),
          AlbumMeta(2, label="Blue Note", year=1979)]

@@ -279,15 +279,16 @@ def fit_fusion(vectors: np.ndarray, metas: Sequence[AlbumMeta], labels: np.ndarr
             fold = _fit_once(train, vectors, metas, labels, evidence, linkage, metric, singles)
             dist = fold.unit_distances(vectors, metas)
             t_audio, _, _ = fit_threshold(train, vectors, labels, linkage=linkage, metric=metric)
-            singles = [np.flatnonzero(labels == p) for g in test for p in g]
+            # each test page alone (its albums' rows): how often a single artist is split
+            pages_alone = [np.flatnonzero(labels == p) for g in test for p in g]
             per["ari_audio"].append(mean_ari(test, vectors, labels, t_audio, linkage, metric))
             per["ari_fused"].append(mean_ari(test, vectors, labels, fold.threshold, linkage, metric,
                                              distances=dist))
             per["split_audio"].append(_split_rate(
-                singles, lambda i: linkage_tree(vectors[i], linkage, metric) if len(i) > 1 else None,
+                pages_alone, lambda i: linkage_tree(vectors[i], linkage, metric) if len(i) > 1 else None,
                 t_audio))
             per["split_fused"].append(_split_rate(
-                singles, lambda i, d=dist: distance_tree(d(i), linkage) if len(i) > 1 else None,
+                pages_alone, lambda i, d=dist: distance_tree(d(i), linkage) if len(i) > 1 else None,
                 fold.threshold))
             per["n"].append(len(test))
         if per["n"]:
