@@ -168,10 +168,18 @@ def _train_backbone(app: AppContext, backbone, patches, head_steps, genre_dampin
     click.echo(f"model {model.name}: {backbone} backbone, {result.train_artists} training artists, "
                f"{len(result.val_artists)} held out")
     click.echo(f"held-out ARI by head share ({shares}); chosen share {result.model.head_weight}; "
-               f"audit threshold {result.threshold if result.threshold is not None else 'recalibrated'}")
+               f"audit threshold {_threshold_words(result)}")
     if result.genre_directions:
         click.echo(f"genre tags: {result.genre_directions} direction(s) between genres damped by "
                    f"{hcfg.genre_damping} after the whitening")
     for note in result.notes:
         click.echo(note)
     _echo_suspects(model)
+
+
+def _threshold_words(result) -> str:
+    if result.threshold is None:
+        return "recalibrated"
+    splits = "s" if result.threshold_splits != 1 else ""
+    return (f"{result.threshold:.3f} (fitted on {result.threshold_groups} validation groups from "
+            f"{result.threshold_splits} held-out split{splits})")

@@ -348,6 +348,34 @@ def test_cli_train_default_is_the_musicnn_backbone(tmp_path, artdb_home):
     assert len(hits) == 3 and scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
 
 
+def test_the_threshold_is_fitted_on_several_held_out_splits_and_moves_less_with_the_draw(rng):
+    """12 artists: one held-out split holds 4 of them, two or so homonym groups. Fitted on the
+    groups of 8 splits together, the threshold depends less on which artists a seed holds out."""
+    feats, labels = _artist_patches(rng, n_artists=12, tracks=3, spread=2.0)
+
+    def thresholds(splits):
+        out = []
+        for seed in range(8):
+            res = train_backbone_head(feats, labels, HeadConfig(steps=0, seed=seed, threshold_splits=splits),
+                                      layer_slices=SLICES)
+            out.append(res.threshold)
+            assert res.threshold_splits == splits and res.summary()["threshold_splits"] == splits
+            assert (res.threshold_groups > 8) == (splits == 8)  # 1-2 groups per split
+        return np.asarray(out)
+
+    one, eight = thresholds(1), thresholds(8)
+    assert np.all(np.isfinite(one)) and np.all(np.isfinite(eight))
+    assert eight.std() < 0.5 * one.std()
+    # the first split is the one that chose the head's share: with one split nothing else is read
+    res = train_backbone_head(feats, labels, HeadConfig(steps=0, seed=3, threshold_splits=1),
+                              layer_slices=SLICES)
+    assert res.threshold == one[3]
+    # a model stored before the option fitted its threshold on one split
+    assert HeadConfig.from_dict({"seed": 0}).threshold_splits == 1
+    with pytest.raises(ConfigError, match="threshold_splits"):
+        HeadConfig(threshold_splits=0)
+
+
 def test_a_gain_on_too_few_groups_gives_the_head_no_share(rng):
     feats, labels = _artist_patches(rng, n_artists=10, spread=1.0)
     cfg = HeadConfig(steps=10, hidden=16, head_dim=4, head_weights=(0.5,), min_gain=-1.0,  # 8 groups needed

@@ -104,6 +104,11 @@ class HeadConfig:
     # Unseen real artists: same-source groups +0.27, random groups +0.02 (docs/training.md);
     # no genre tags or a single genre: nothing is damped; 0: off (models made before)
     genre_damping: float = 0.5
+    # the audit threshold of a model without a head share is fitted on the validation groups of
+    # this many held-out splits together (the first is the one that chose the share): one split
+    # holds out a few artists, and on a real catalog of 26 artists its threshold moved 0.77-1.04
+    # with the draw (docs/audit.md "On real recordings"); 1: the first split alone (older models)
+    threshold_splits: int = 8
     seed: int = 0
     linkage: str = DEFAULT_LINKAGE
     metric: str = DEFAULT_METRIC
@@ -117,6 +122,8 @@ class HeadConfig:
             raise ConfigError(f"whitening_target is a share in [0, 1], got {self.whitening_target}")
         if not 0.0 <= self.genre_damping <= 1.0:
             raise ConfigError(f"genre_damping is a share in [0, 1], got {self.genre_damping}")
+        if self.threshold_splits < 1:
+            raise ConfigError(f"threshold_splits must be >= 1, got {self.threshold_splits}")
         if not self.head_weights or any(not 0.0 <= w <= 1.0 for w in self.head_weights):
             raise ConfigError(f"head_weights must lie in [0, 1], got {self.head_weights}")
         object.__setattr__(self, "head_weights", tuple(float(w) for w in self.head_weights))
@@ -130,7 +137,7 @@ class HeadConfig:
     def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
         # a model stored before the patch-scatter target was whitened towards the identity alone,
         # and one stored before the genre damping damps nothing
-        return cls(**{"whitening_target": 0.0, "genre_damping": 0.0, **d,
+        return cls(**{"whitening_target": 0.0, "genre_damping": 0.0, "threshold_splits": 1, **d,
                       "head_weights": tuple(d.get("head_weights", cls.head_weights))})
 
 
@@ -383,10 +390,13 @@ class BackboneTrainResult:
     val_artists: list = field(default_factory=list)
     train_artists: int = 0
     genre_directions: int = 0  # how many genre directions the final whitening damps
+    threshold_groups: int = 0  # validation homonym groups the threshold was fitted on
+    threshold_splits: int = 0  # ... drawn from this many held-out splits
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"head_weight": self.model.head_weight, "threshold": self.threshold,
+                "threshold_groups": self.threshold_groups, "threshold_splits": self.threshold_splits,
                 "val_ari": {str(k): v for k, v in self.val_ari.items()},
                 "val_artists": len(self.val_artists), "train_artists": self.train_artists,
                 "genre_directions": self.genre_directions,
@@ -499,9 +509,44 @@ def train_backbone_head(features, artists, cfg: HeadConfig | None = None, *,
         chosen = 0.0
     model.head_weight = float(chosen)
     result.threshold = fitted.get(chosen)
+    result.threshold_groups, result.threshold_splits = len(groups), 1
+    if chosen == 0.0 and cfg.threshold_splits > 1:
+        first = (l2_normalize(pooled.numpy()), artists[val_rows], groups)
+        result.threshold, result.threshold_groups, result.threshold_splits = _threshold_over_splits(
+            model, features, artists, cfg, whiten, first)
     result.genre_directions = whiten(np.arange(len(artists)))
     _note_undamped(result, cfg)
     return result
+
+
+def _threshold_over_splits(model: BackboneHead, features, artists: np.ndarray, cfg: HeadConfig,
+                           whiten, first: tuple[np.ndarray, np.ndarray, list]) -> tuple[float, int, int]:
+    """The pooled vector's audit threshold fitted on the validation groups of ``cfg.threshold_splits``
+    held-out splits together: ``first`` (vectors, artists, groups of the split that chose the head's
+    share), then more splits, each with the whitening refitted without its held-out artists (the
+    caller refits it on every page afterwards). Returns (threshold, groups, splits used)."""
+    # artists are prefixed with their split: each split's groups are its own
+    vectors, labels = [first[0]], [np.char.add("0:", first[1].astype(str))]
+    groups = [np.char.add("0:", g.astype(str)) for g in first[2]]
+    used = 1
+    for k in range(1, cfg.threshold_splits):
+        rng = np.random.default_rng([cfg.seed, k])
+        train_ids, val_ids = _val_split(artists, cfg, rng)
+        if len(val_ids) < 2:
+            break
+        whiten(np.flatnonzero(np.isin(artists, train_ids)))
+        val_rows = np.flatnonzero(np.isin(artists, val_ids))
+        with torch.inference_mode():
+            pooled = model.pooled(torch.as_tensor(np.asarray(features[val_rows], dtype=np.float32)))
+        split_labels = np.char.add(f"{k}:", artists[val_rows].astype(str))
+        split_groups = make_homonym_groups(split_labels, rng, sizes=(2, 4), min_albums=2)
+        vectors.append(l2_normalize(pooled.numpy()))
+        labels.append(split_labels)
+        groups.extend(split_groups)
+        used += 1
+    t, _, _ = fit_threshold(groups, np.concatenate(vectors), np.concatenate(labels),
+                            linkage=cfg.linkage, metric=cfg.metric)
+    return float(t), len(groups), used
 
 
 def _note_undamped(result: BackboneTrainResult, cfg: HeadConfig) -> None:

@@ -212,7 +212,8 @@ def train_backbone_from_catalog(catalog: Catalog, paths: Paths, backbone: Backbo
             "frontend": default_frontend_config(catalog).to_dict(), "backbone": backbone.to_dict(),
             "train": head.to_dict(), "model": result.model.config(),
             "audit": {"threshold": threshold, "linkage": head.linkage, "metric": head.metric,
-                      "source": "validation homonym groups of held-out training artists"},
+                      "source": f"{result.threshold_groups} validation homonym groups of training "
+                                f"artists held out in {result.threshold_splits} split(s)"},
             "excluded_pages": list(exclude_pages),
             "suspect_pages": _suspect_summary(catalog, suspects),
         },
