@@ -1,7 +1,9 @@
 """``artdb audit`` and ``artdb synonyms`` on real recordings, with planted homonym pages and synonyms.
 
-    python bench/realcat_findings.py --catalog /work/cache/realcat-both --seeds 0,1,2,3,4,5 \
+    python bench/realcat_findings.py --catalog /work/cache/realcat-both --seeds 0,1,2,3,4,5,6,7 \
         --workdir /work/cache/findings --out bench/results/realcat_findings.json
+    (WORKDIR/base: `artdb --home WORKDIR/base index AUDIO --manifest M` + `artdb train` first,
+    to lend its backbone features; --train-args '--genre-damping 0' for a variant)
 
 Every other audit and synonym figure of artdb is on synthetic audio (bench/audit_evidence.py,
 docs/synonyms.md). This bench asks the curator's question on the real catalog that
@@ -39,6 +41,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -270,7 +273,8 @@ def synonyms(catalog: Catalog, paths: Paths, model, truth: dict) -> dict:
     return out
 
 
-def one_seed(seed: int, source: Path, work: Path, homonym_pages: int, synonym_pairs: int) -> dict:
+def one_seed(seed: int, source: Path, work: Path, homonym_pages: int, synonym_pairs: int,
+             train_args: tuple[str, ...] = ()) -> dict:
     t0 = time.perf_counter()
     with open(source / "manifest.csv", newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -278,6 +282,8 @@ def one_seed(seed: int, source: Path, work: Path, homonym_pages: int, synonym_pa
     planted, truth = plant(rows, seed, homonym_pages, synonym_pairs)
     home = work / f"seed{seed}"
     text = _manifest_text(fields, planted)
+    if train_args:  # what the home was trained with is part of what it was built from
+        text += "# artdb train " + " ".join(train_args) + "\n"
     built = home / "built.csv"  # written last: a home holding it was ingested and trained from it
     reused = None
     if not (built.exists() and built.read_text(encoding="utf-8") == text):
@@ -285,11 +291,11 @@ def one_seed(seed: int, source: Path, work: Path, homonym_pages: int, synonym_pa
             shutil.rmtree(home)
         home.mkdir(parents=True)
         manifest = home / "manifest.csv"
-        manifest.write_text(text, encoding="utf-8")
+        manifest.write_text(_manifest_text(fields, planted), encoding="utf-8")
         artdb(home, "models", "add-baseline", "mfcc", "--activate")
         artdb(home, "index", str(source / "audio"), "--manifest", str(manifest), "--no-progress")
         reused = reuse_features(work / "base", home)
-        artdb(home, "train", "--no-progress")
+        artdb(home, "train", "--no-progress", *train_args)
         built.write_text(text, encoding="utf-8")
     catalog, paths = Catalog.open(f"sqlite:///{home / 'catalog.sqlite'}"), Paths.from_home(home)
     albums = album_truth(catalog, truth, source / "audio")
@@ -343,18 +349,21 @@ def _mean_sd(xs):
 @click.command()
 @click.option("--catalog", "source", type=click.Path(exists=True, file_okay=False), required=True,
               help="A realcat folder (audio/ + manifest.csv), e.g. dev and dev-extra joined.")
-@click.option("--seeds", default="0,1,2,3,4,5", show_default=True)
+@click.option("--seeds", default="0,1,2,3,4,5,6,7", show_default=True)
 @click.option("--homonym-pages", default=4, show_default=True)
 @click.option("--synonym-pairs", default=3, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), required=True,
               help="Homes per seed; WORKDIR/base, when it holds the same files ingested and a model "
                    "trained (artdb index + artdb train), lends its backbone features.")
+@click.option("--train-args", default="", help="More options for `artdb train`, e.g. "
+              "'--genre-damping 0' (use another --workdir: homes are rebuilt when they differ).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
-def main(source, seeds, homonym_pages, synonym_pairs, workdir, out):
+def main(source, seeds, homonym_pages, synonym_pairs, workdir, train_args, out):
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     runs = []
     for seed in [int(s) for s in seeds.split(",")]:
-        runs.append(one_seed(seed, Path(source), Path(workdir), homonym_pages, synonym_pairs))
+        runs.append(one_seed(seed, Path(source), Path(workdir), homonym_pages, synonym_pairs,
+                             tuple(shlex.split(train_args))))
         r = runs[-1]
         for model, x in r["models"].items():
             for variant, a in x["audit"].items():
@@ -369,7 +378,8 @@ def main(source, seeds, homonym_pages, synonym_pairs, workdir, out):
                       f"ranks {[p['rank'] for p in sx['pairs']]} false candidates {sx['false_candidates']} "
                       f"(cut {sx['cut']:.3f}, {sx['scored']} scored)", file=sys.stderr)
         if out:  # after every seed: a long run keeps what it measured
-            doc = {"bench": "realcat_findings", "catalog": str(source), "homonym_pages": homonym_pages,
+            doc = {"bench": "realcat_findings", "catalog": str(source), "train_args": train_args,
+                   "homonym_pages": homonym_pages,
                    "synonym_pairs": synonym_pairs, "summary": summary(runs), "runs": runs}
             Path(out).write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
     print(json.dumps(summary(runs), indent=1))
