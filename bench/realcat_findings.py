@@ -23,10 +23,11 @@ For each seed the manifest's artist column is rewritten, nothing else:
 Then the user's path: ``artdb index DIR --manifest M`` (the log-mels; the backbone's features are
 copied from a base home that ingested the same files, when its track ids match, to save the
 2 minutes the backbone takes per seed), ``artdb train`` with no options, and, without storing,
-the audit (the model's own threshold, as ``artdb audit`` uses; re-calibrated on the catalog; and
-``--evidence both`` with the genre tags) and ``artdb synonyms`` (its calibrated cut and every
-scored pair ranked). The MFCC baseline runs the same audit and synonym search as the reference
-(its threshold calibrated on the catalog: it has no fitted one).
+the audit (the model's own threshold, as ``artdb audit`` uses; ``--calibrate``, on albums or,
+where too few pages have two, on tracks; and ``--evidence both`` with the genre tags) and
+``artdb synonyms`` (its calibrated cut and every scored pair ranked). The MFCC baseline runs the
+same audit and synonym search as the reference (its threshold calibrated on the catalog's tracks:
+it has no fitted one).
 
 Scored: a planted page is *flagged* and its proposed partition's ARI against the true artists; a
 false alarm is a flagged page that is one real artist (the catalog has 6-8 such pages with ≥ 2
@@ -55,15 +56,13 @@ from sklearn.metrics import adjusted_rand_score, average_precision_score
 from sqlalchemy import select
 
 from artdb.core.analysis.audit import calibrate_threshold, run_audit
-from artdb.core.analysis.clustering import fit_threshold, make_homonym_groups
-from artdb.core.analysis.findings import audit_method, parse_page_label
+from artdb.core.analysis.findings import parse_page_label
 from artdb.core.analysis.synonyms import find_synonyms
 from artdb.core.config import Paths
 from artdb.core.errors import CatalogError
 from artdb.core.learn.registry import active_model, get_model
 from artdb.core.names import page_key
-from artdb.core.vectors.index import open_track_index
-from artdb.db.models import Album, ArtistPage, Track
+from artdb.db.models import ArtistPage, Track
 from artdb.db.session import Catalog
 
 # Invented names: none is a dev or dev-extra artist (checked in plant()).
@@ -227,21 +226,6 @@ def score_synonyms(catalog: Catalog, kept, scored, truth: dict, cut: float) -> d
             "pairs": pairs}
 
 
-def track_threshold(catalog: Catalog, paths: Paths, model, seed: int) -> float:
-    """The threshold fitted as `artdb train` fits its own, on artificial groups of pages at track
-    level (for the MFCC baseline, which has none; every artist is unseen to it)."""
-    index = open_track_index(catalog, paths, model)
-    ids = index.index_ids()
-    X = index.reconstruct(ids)
-    with catalog.session() as s:
-        page_of = dict(s.execute(select(Track.id, Album.page_id)
-                                 .join(Album, Track.album_id == Album.id)).all())
-    labels = np.array([page_of[int(i)] for i in ids])
-    groups = make_homonym_groups(labels, np.random.default_rng(seed), sizes=(2, 4), min_albums=2)
-    link, met = audit_method(model)
-    return float(fit_threshold(groups, X, labels, linkage=link, metric=met)[0])
-
-
 def audits(catalog: Catalog, paths: Paths, model, truth: dict, albums: dict, seed: int,
            own_threshold: bool) -> dict:
     out = {}
@@ -249,10 +233,11 @@ def audits(catalog: Catalog, paths: Paths, model, truth: dict, albums: dict, see
         out["audio"] = score_audit(run_audit(catalog, paths, model, store=False), truth, albums)
         out["both"] = score_audit(run_audit(catalog, paths, model, store=False, evidence="both", seed=seed),
                                   truth, albums)
-    else:
-        t = track_threshold(catalog, paths, model, seed)
-        out["audio"] = score_audit(run_audit(catalog, paths, model, store=False, threshold=t), truth, albums)
-    try:  # artdb audit --calibrate: needs >= 3 groups of trusted pages with two albums
+    else:  # the MFCC baseline has none: fitted on the pages' tracks, as artdb train fits its own
+        t = calibrate_threshold(catalog, paths, model, folds=3, seed=seed, unit="track", store=False)
+        out["audio"] = score_audit(run_audit(catalog, paths, model, store=False, threshold=t["threshold"]),
+                                   truth, albums)
+    try:  # artdb audit --calibrate: albums, or tracks where too few pages have two albums
         cal = calibrate_threshold(catalog, paths, model, folds=3, seed=seed, store=False)
     except CatalogError as exc:
         out["audio-calibrated"] = {"error": str(exc)}
@@ -260,7 +245,7 @@ def audits(catalog: Catalog, paths: Paths, model, truth: dict, albums: dict, see
         out["audio-calibrated"] = score_audit(
             run_audit(catalog, paths, model, store=False, threshold=cal["threshold"]), truth, albums)
         out["audio-calibrated"]["calibration"] = {k: cal[k] for k in
-                                                  ("threshold", "cv_ari", "groups", "pages")}
+                                                  ("threshold", "cv_ari", "groups", "pages", "unit")}
     return out
 
 

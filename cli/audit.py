@@ -68,7 +68,8 @@ def audit(app: AppContext, pages, min_albums, top, all_pages, threshold, calibra
         if not (as_json or as_csv):
             click.echo(f"calibrated threshold {calibration['threshold']:.4f} ({calibration['linkage']}/"
                        f"{calibration['metric']}): CV ARI {calibration['cv_ari']:.3f} over "
-                       f"{calibration['groups']} artificial groups of {calibration['pages']} pages")
+                       f"{calibration['groups']} artificial groups of {calibration['pages']} pages' "
+                       f"{calibration['unit']}s")
     with progress_bar(not no_progress and not (as_json or as_csv)) as bar:
         report = run_audit(catalog, app.paths, model, min_albums=min_albums, pages=list(pages) or None,
                            threshold=threshold, workers=workers, progress=bar, store=not dry_run,

@@ -199,7 +199,7 @@ def test_planted_homonym_pages_are_flagged_and_split_near_their_truth(synth):
     cal = calibrate_threshold(catalog, paths, model, folds=3, seed=0)
     # The seeded catalog has 6 trusted pages (>= 2 albums, one artist) in 3 artificial groups, one
     # group per fold; measured CV ARI 0.50 (folds 0.27, 0.34, 0.90).
-    assert (cal["pages"], cal["groups"], len(cal["fold_ari"])) == (6, 3, 3)
+    assert (cal["pages"], cal["groups"], len(cal["fold_ari"]), cal["unit"]) == (6, 3, 3, "album")
     assert cal["cv_ari"] == pytest.approx(np.mean(cal["fold_ari"])) and cal["cv_ari"] > 0.4
     model = get_model(catalog, model.id)
     assert model.config["audit"]["threshold"] == cal["threshold"]
@@ -291,6 +291,35 @@ def test_calibration_and_audit_on_well_separated_artists(catalog, tmp_path, rng,
     assert m.album_ids == mixed and m.labels == [0, 1, 0, 1, 0]  # artist 5 has more albums: cluster 0
     assert m.clusters() == [[mixed[0], mixed[2], mixed[4]], [mixed[1], mixed[3]]]
     assert m.score > 0 and all(p.score < 0 for p in report.pages if p.page_id != mixed_id)
+
+
+def test_calibration_falls_back_to_tracks_when_no_artist_has_two_albums(catalog, tmp_path):
+    """A catalog of single-album artists (most small real ones) forms no album groups: the
+    threshold is then fitted on the trusted pages' tracks, as `artdb train` fits its own, and says
+    so; asked for albums it refuses with the reason."""
+    from artdb.core.errors import CatalogError
+    from artdb.core.synth import SynthConfig, generate_catalog
+
+    root = tmp_path / "audio"
+    generate_catalog(root, SynthConfig(artists=10, albums_per_artist=1, tracks_per_album=3, seconds=3,
+                                       genres=2, homonym_groups=0, synonym_pairs=0, difficulty=0.2,
+                                       seed=1, workers=1))
+    paths = Paths.from_home(tmp_path / "home")
+    model = register_model(catalog, name="mfcc", kind="mfcc", dim=38,
+                           config={"frontend": FRONTEND.to_dict(), "n_mfcc": 20}, activate=True)
+    index_catalog(catalog, paths, root, IngestOptions(workers=1))
+    with pytest.raises(CatalogError, match="2 embedded albums"):
+        calibrate_threshold(catalog, paths, model, folds=3, unit="album")
+    cal = calibrate_threshold(catalog, paths, model, folds=3, seed=0)
+    assert cal["unit"] == "track" and cal["pages"] == 10 and cal["groups"] >= 3
+    assert np.isfinite(cal["threshold"]) and cal["cv_ari"] > 0.3
+    assert "pages' tracks" in cal["source"]
+    stored = get_model(catalog, model.id).config["audit"]
+    assert stored["threshold"] == cal["threshold"] and "tracks" in stored["source"]
+    # every page has one album: nothing to audit, and the stored threshold is accepted
+    assert run_audit(catalog, paths, get_model(catalog, model.id), store=False).pages == []
+    with pytest.raises(ConfigError, match="unit must be one of"):
+        calibrate_threshold(catalog, paths, model, unit="page")
 
 
 def test_page_filter_and_dry_run(synth):

@@ -282,8 +282,9 @@ def test_cli_audit_review_split_reject_undo(tmp_path, artdb_home):
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli_main(), ["audit", "--json"])
     assert r.exit_code == 1 and "--calibrate" in r.output  # the baseline has no threshold yet
-    r = runner.invoke(cli_main(), ["audit", "--calibrate", "--folds", "2"])
-    assert r.exit_code == 1 and "artificial groups" in r.output  # 3 pages: too few to calibrate
+    r = runner.invoke(cli_main(), ["audit", "--calibrate", "--folds", "3"])
+    # 3 pages with two albums form one album group; the 4 pages' tracks form 2 groups: too few
+    assert r.exit_code == 1 and "2 artificial groups from 4 trusted pages' tracks" in r.output
     r = runner.invoke(cli_main(), ["audit", "--threshold", str(THRESHOLD), "--json", "--all"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

@@ -73,8 +73,8 @@ from artdb.core.config import DEFAULT_LINKAGE, DEFAULT_METRIC, Paths
 from artdb.core.errors import CatalogError, ConfigError
 from artdb.core.executor import make_executor
 from artdb.core.progress import Progress, report as report_progress
-from artdb.core.vectors.index import open_level_index
-from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model
+from artdb.core.vectors.index import open_level_index, open_track_index
+from artdb.db.models import Album, ArtistPage, AuditFinding, AuditRun, Model, Track
 from artdb.db.session import Catalog
 
 log = logging.getLogger(__name__)
@@ -651,9 +651,35 @@ def _open_finding_pages(session) -> set[int]:
     return set(session.scalars(select(AuditFinding.page_id).where(AuditFinding.status == "open")))
 
 
+CALIBRATION_UNITS = ("auto", "album", "track")
+
+
+def _trusted_tracks(catalog: Catalog, paths: Paths, model: Model, seed: int) -> TrustedUnits:
+    """Like :func:`trusted_units`, with tracks as the units: every trusted page (no open finding)
+    with two embedded tracks, its tracks' vectors, grouped into artificial homonym groups of 2-4
+    pages — what ``artdb train`` fits its own threshold on, for catalogs where few artists have
+    two albums."""
+    index = open_track_index(catalog, paths, model)
+    ids = index.index_ids()
+    with catalog.session() as s:
+        flagged = _open_finding_pages(s)
+        page_of = dict(s.execute(select(Track.id, Album.page_id)
+                                 .join(Album, Track.album_id == Album.id)).all())
+    ids = np.array([t for t in ids if int(t) in page_of and page_of[int(t)] not in flagged], dtype=np.int64)
+    if len(ids) == 0:
+        raise CatalogError("no trusted pages with embedded tracks to calibrate on")
+    labels = np.array([page_of[int(t)] for t in ids], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    groups = make_homonym_groups(labels, rng, sizes=(2, 4), min_albums=2)
+    pages, counts = np.unique(labels, return_counts=True)
+    singles = [np.array([p]) for p, n in zip(pages, counts) if n >= 2]
+    # the units are tracks here: ``album_ids`` holds track ids
+    return TrustedUnits(ids, labels, index.reconstruct(ids), groups, singles, rng)
+
+
 def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int = 5,
                         seed: int = 0, *, linkage: str | None = None, metric: str | None = None,
-                        min_albums: int = 2, singles: bool = False,
+                        min_albums: int = 2, singles: bool = False, unit: str = "auto",
                         store: bool = True) -> dict[str, Any]:
     """Learn the audit threshold from the catalog by k-fold cross-validation over artificial groups.
 
@@ -665,15 +691,32 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
     is fitted on all groups and, with ``store``, written to ``model.config["audit"]`` with its CV
     ARI.
 
+    ``unit``: ``"album"`` clusters album vectors as above; ``"track"`` the tracks of every trusted
+    page with two tracks (as ``artdb train`` fits its threshold); ``"auto"``: albums, or tracks
+    when the album units form fewer than ``folds`` groups (a catalog of single-album artists —
+    most real ones at a small size) — the result's ``unit`` and ``source`` say which.
+
     Returns:
         ``{"threshold", "linkage", "metric", "cv_ari", "fold_ari", "fold_thresholds", "train_ari",
-        "groups", "pages", "folds", "seed", "source"}``.
+        "groups", "pages", "folds", "seed", "unit", "source"}``.
     """
     link, met = audit_method(model, linkage, metric)
     if folds < 2:
         raise ConfigError("folds must be >= 2")
-    vectors = album_vectors(catalog, paths, model)
-    units = trusted_units(catalog, vectors, min_albums, seed)
+    if unit not in CALIBRATION_UNITS:
+        raise ConfigError(f"unit must be one of {CALIBRATION_UNITS}, got {unit!r}")
+    units, used = None, unit
+    if unit in ("auto", "album"):
+        try:
+            units = trusted_units(catalog, album_vectors(catalog, paths, model), min_albums, seed)
+            used = "album"
+        except CatalogError:
+            if unit == "album":
+                raise
+        if unit == "auto" and (units is None or len(units.groups) < folds):
+            units, used = None, "track"
+    if units is None:
+        units = _trusted_tracks(catalog, paths, model, seed)
     labels, X, groups = units.labels, units.vectors, units.groups
     counts = {p: int((labels == p).sum()) for p in set(labels.tolist())}
     rng = units.rng
@@ -683,7 +726,7 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
         groups = groups + units.singles
     if len(groups) < folds:
         raise CatalogError(
-            f"only {len(groups)} artificial groups from {len(counts)} trusted pages: "
+            f"only {len(groups)} artificial groups from {len(counts)} trusted pages' {used}s: "
             f"need at least {folds} (use fewer --folds or a bigger catalog)")
     order = rng.permutation(len(groups))
     fold_of = np.empty(len(groups), dtype=np.int64)
@@ -701,9 +744,9 @@ def calibrate_threshold(catalog: Catalog, paths: Paths, model: Model, folds: int
         "threshold": float(t), "linkage": link, "metric": met, "cv_ari": cv,
         "fold_ari": [float(a) for a in fold_ari], "fold_thresholds": [float(x) for x in fold_t],
         "train_ari": float(train_ari), "groups": len(groups), "pages": len(set(labels.tolist())),
-        "folds": folds, "seed": seed, "singles": singles,
+        "folds": folds, "seed": seed, "singles": singles, "unit": used,
         "source": f"artdb audit --calibrate: {folds}-fold CV over {len(groups)} artificial groups "
-                  f"of {len(set(labels.tolist()))} catalog pages",
+                  f"of {len(set(labels.tolist()))} catalog pages' {used}s",
     }
     if store:
         with catalog.session() as s:
