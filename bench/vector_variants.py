@@ -27,6 +27,12 @@ with one change each; ``numpy, identity target`` (no change) checks that they st
 vectors as the second row. Features are computed once in
 ``--workdir`` (musicnn MSD and MTT, 20 patches per track, and the log-mel store's MFCC statistics).
 Writes PREFIX.json and PREFIX.md; prints each variant's paired difference to ``default``.
+
+``--linkage complete|ward`` clusters the groups another way (ward: euclidean distance on the unit
+vectors; thresholds fitted the same way); ``--peer FILE`` scores an embeddings file (the
+TensorFlow peer's, ``bench/peers/musicnn_embed.py``) as one more row on the same groups
+(``bench/results/vector-variants-realcat-linkage-*``, docs/training.md "Under complete and ward
+linkage").
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import torch
 
 from artdb.core.evaluation.dataset import open_catalog_dataset
 from artdb.core.evaluation.runner import EvalConfig, make_split, score_vectors
+from artdb.core.evaluation.systems import file_vectors
 from artdb.core.features.backbone import BackboneConfig
 from artdb.core.features.mfcc import stats_features
 from artdb.core.learn.adapt import fitted_on
@@ -58,8 +65,9 @@ LAYERS = ("penultimate", "mean_pool")  # the default's
 MODES = ("split", "second->first", "first->second")
 
 
-def load_features(catalog: str, workdir: str) -> dict:
-    """Per track (sorted by catalog id): MSD and MTT backbone features, raw MFCC stats, labels."""
+def load_features(catalog: str, workdir: str, peer: str | None = None) -> dict:
+    """Per track (sorted by catalog id): MSD and MTT backbone features, raw MFCC stats, labels, and
+    the peer's vectors from an embeddings file (``--peer``, matched as ``artdb evaluate`` does)."""
     out: dict = {}
     for tag, cfg in (("msd", BackboneConfig()), ("mtt", BackboneConfig(model="MTT_musicnn"))):
         with open_catalog_dataset(catalog, workdir=workdir, backbone=cfg) as (ds, _):
@@ -70,6 +78,8 @@ def load_features(catalog: str, workdir: str) -> dict:
                 for f in ("artists", "albums", "genres", "sources", "track_ids"):
                     out[f] = np.asarray(getattr(ds, f))[order]
                 out["stats"] = stats_features(np.asarray(ds.features)[order])[:, None, :]
+                if peer:
+                    out["peer"] = file_vectors(peer, ds)[order]
     return out
 
 
@@ -220,11 +230,16 @@ VARIANTS = {
     "genre damping 0.25": ("product", {"head": {"genre_damping": 0.25}}),
     "genre damping 1.0": ("product", {"head": {"genre_damping": 1.0}}),
     "genre damping on shuffled genre tags": ("product", {"genre_tags": "shuffled"}),
+    # eleventh session: the linkage check (--linkage), what the whitening adds under each linkage
+    "standardised only (no whitening, no damping)": ("product", {"head": {"whitening": 0.0}}),
 }
 
 
-def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=None) -> dict:
+def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=None,
+        linkage: str = "average") -> dict:
     variants = {name: VARIANTS[name] for name in (variants or VARIANTS)}
+    if "peer" in v.d:
+        variants["peer (--peer file)"] = ("peer", {})
     scores: dict = {name: {} for name in variants}
     n = len(v.art)
     for seed in seeds:
@@ -235,14 +250,19 @@ def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=
         labels = types.SimpleNamespace(artists=v.art[rows], albums=v.d["albums"][rows],
                                        genres=v.d["genres"][rows], sources=v.d["sources"][rows])
         cfg = EvalConfig(units=("track",), experiments=("unbalanced",), seeds=(seed,), group_draws=draws,
-                         train_pool=train_pool)
+                         train_pool=train_pool, linkage=linkage,
+                         metric="euclidean" if linkage == "ward" else "cosine")
         split = make_split(labels, cfg, seed)
         train_rows = (np.flatnonzero(np.isin(v.art, split.train_artists)) if mode == "split"
                       else np.setdiff1d(np.arange(n), rows))
         served = np.union1d(train_rows, rows)  # the scored catalog pooled with the training one
         for name, (kind, opts) in variants.items():
-            z = (v.product(train_rows, seed=seed, served_rows=served, **opts) if kind == "product"
-                 else v.numpy(train_rows, **opts))
+            if kind == "peer":  # L2-normalised: ward's euclidean then orders pairs as cosine does
+                z = v.d["peer"] / np.linalg.norm(v.d["peer"], axis=1, keepdims=True).clip(1e-12)
+            elif kind == "product":
+                z = v.product(train_rows, seed=seed, served_rows=served, **opts)
+            else:
+                z = v.numpy(train_rows, **opts)
             test = z[rows][split.test_rows]
             for (_, gname), gs in split.group_sets.items():
                 s = score_vectors(test, gs, cfg)
@@ -289,20 +309,26 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--variants", default=None,
                     help="';'-separated names of VARIANTS to run (default: all; 'default' is always run)")
+    ap.add_argument("--linkage", default="average", choices=("average", "complete", "ward"),
+                    help="how groups are clustered (ward: euclidean on the unit vectors, else cosine)")
+    ap.add_argument("--peer", default=None,
+                    help="an embeddings file (e.g. bench/peers/musicnn_embed.py's) scored as one more row")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    v = Variants(load_features(args.catalog, args.workdir))
+    v = Variants(load_features(args.catalog, args.workdir, args.peer))
     with open(args.second_manifest, newline="", encoding="utf-8") as f:
         second = np.isin(v.art, sorted({r["artist"] for r in csv.DictReader(f)}))
     result = {"what": __doc__.splitlines()[0], "date": time.strftime("%Y-%m-%d"),
               "catalog": args.catalog, "tracks": int(len(v.art)), "artists": int(len(np.unique(v.art))),
               "second_catalog_artists": int(len(np.unique(v.art[second]))), "seeds": args.seeds,
-              "group_draws": args.group_draws, "machine": platform.processor() or platform.machine(),
+              "group_draws": args.group_draws, "linkage": args.linkage, "peer": args.peer,
+              "machine": platform.processor() or platform.machine(),
               "modes": {}}
     for mode in args.modes.split(","):
         names = args.variants and ["default"] + [n for n in args.variants.split(";") if n != "default"]
-        result["modes"][mode] = summarise(run(v, second, mode, range(args.seeds), args.group_draws, names))
+        result["modes"][mode] = summarise(run(v, second, mode, range(args.seeds), args.group_draws, names,
+                                              args.linkage))
         for name, cells in result["modes"][mode].items():
             print(mode, name, " | ".join(f"{g} {c['ari']:.3f} ({c['minus_default']:+.3f}, "
                                          f"{c['seeds_above_default']}/{c['seeds']})"
