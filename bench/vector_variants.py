@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artdb.core.config import DEFAULT_METRIC
 from artdb.core.evaluation.dataset import open_catalog_dataset
 from artdb.core.evaluation.runner import EvalConfig, make_split, score_vectors
 from artdb.core.evaluation.systems import file_vectors
@@ -251,7 +252,7 @@ def run(v: Variants, second: np.ndarray, mode: str, seeds, draws: int, variants=
                                        genres=v.d["genres"][rows], sources=v.d["sources"][rows])
         cfg = EvalConfig(units=("track",), experiments=("unbalanced",), seeds=(seed,), group_draws=draws,
                          train_pool=train_pool, linkage=linkage,
-                         metric="euclidean" if linkage == "ward" else "cosine")
+                         metric="euclidean" if linkage == "ward" else DEFAULT_METRIC)
         split = make_split(labels, cfg, seed)
         train_rows = (np.flatnonzero(np.isin(v.art, split.train_artists)) if mode == "split"
                       else np.setdiff1d(np.arange(n), rows))
